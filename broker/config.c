@@ -1,0 +1,113 @@
+/*
+ * config.c - parsing cueqd's flags, with errors that say what to write
+ * instead.  Every flag takes "--flag VALUE" or "--flag=VALUE".
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "loop.h"
+#include "proto.h"
+
+static const char usage[] =
+	"usage: cueqd [--data DIR] [--listen URL]... [--fsync always|interval|never]\n"
+	"             [--fsync-interval D] [--retention D]\n"
+	"\n"
+	"The cueq broker: an at-least-once job queue with worker claim/lease.\n"
+	"\n"
+	"  --data DIR           where RocksDB keeps the queues (default ./cueq-data)\n"
+	"  --listen URL         tcp://HOST:PORT or ipc:///PATH; repeat for several\n"
+	"                       (default tcp://127.0.0.1:7700)\n"
+	"  --fsync POLICY       always: pushes and acks are answered after the fsync that\n"
+	"                       covers them (default; survives power loss);\n"
+	"                       interval: fsync every --fsync-interval (survives a crash\n"
+	"                       of cueqd, not of the machine); never: leave it to the OS\n"
+	"  --fsync-interval D   for --fsync interval (default 100ms)\n"
+	"  --retention D        keep finished executions this long (default 7d)\n"
+	"  --help               this text\n"
+	"  --version            print the version\n"
+	"\n"
+	"Durations: 250ms, 30s, 5m, 2h, 1d.  SIGTERM or SIGINT stops it cleanly.\n";
+
+static int bad(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "cueqd: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\nRun 'cueqd --help' for the flags.\n");
+	return -1;
+}
+
+static int duration(const char *flag, const char *v, int64_t min, int64_t *out)
+{
+	if (!proto_parse_duration(v, out) || *out < min) {
+		fprintf(stderr, "cueqd: %s '%s' is not a duration of at least %lldms; write e.g. 250ms, 30s, 5m, 2h or 1d\n",
+			flag, v, (long long)min);
+		return -1;
+	}
+	return 0;
+}
+
+int config_parse(struct config *c, int argc, char **argv)
+{
+	*c = (struct config){
+		.data_dir = "./cueq-data",
+		.fsync = FSYNC_ALWAYS,
+		.fsync_interval_ms = 100,
+		.retention_ms = 7 * 86400000ll,
+	};
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = NULL, *eq = strchr(a, '=');
+		char flag[32];
+		size_t fl = eq ? (size_t)(eq - a) : strlen(a);
+
+		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			fputs(usage, stdout);
+			return 1;
+		}
+		if (strcmp(a, "--version") == 0) {
+			printf("cueqd 0.1.0 (protocol %d)\n", PROTO_VERSION);
+			return 1;
+		}
+		if (strncmp(a, "--", 2) != 0 || fl >= sizeof(flag))
+			return bad("unexpected argument '%s'", a);
+		memcpy(flag, a, fl);
+		flag[fl] = '\0';
+		if (eq)
+			v = eq + 1;
+		else if (i + 1 < argc)
+			v = argv[++i];
+		else
+			return bad("%s needs a value", flag);
+
+		if (strcmp(flag, "--data") == 0) {
+			if (*v == '\0')
+				return bad("%s needs a directory", flag);
+			c->data_dir = v;
+		} else if (strcmp(flag, "--listen") == 0) {
+			if (c->n_listen == CONFIG_MAX_LISTEN)
+				return bad("too many --listen (the limit is 16): %s", v);
+			c->listen[c->n_listen++] = v;
+		} else if (strcmp(flag, "--fsync") == 0) {
+			if (strcmp(v, "always") == 0)
+				c->fsync = FSYNC_ALWAYS;
+			else if (strcmp(v, "interval") == 0)
+				c->fsync = FSYNC_INTERVAL;
+			else if (strcmp(v, "never") == 0)
+				c->fsync = FSYNC_NEVER;
+			else
+				return bad("--fsync '%s' is not a policy; use always, interval or never", v);
+		} else if (strcmp(flag, "--fsync-interval") == 0) {
+			if (duration(flag, v, 1, &c->fsync_interval_ms) != 0)
+				return -1;
+		} else if (strcmp(flag, "--retention") == 0) {
+			if (duration(flag, v, 1000, &c->retention_ms) != 0)
+				return -1;
+		} else {
+			return bad("unknown flag '%s'", flag);
+		}
+	}
+	if (c->n_listen == 0)
+		c->listen[c->n_listen++] = "tcp://127.0.0.1:7700";
+	return 0;
+}

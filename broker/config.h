@@ -1,0 +1,25 @@
+/*
+ * config.h - cueqd's command line.
+ */
+#ifndef CUEQ_CONFIG_H
+#define CUEQ_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_MAX_LISTEN 16
+
+struct config {
+	const char *data_dir;
+	const char *listen[CONFIG_MAX_LISTEN];
+	size_t n_listen;
+	int fsync; /* enum fsync_policy */
+	int64_t fsync_interval_ms;
+	int64_t retention_ms;
+};
+
+/* Parses argv.  Returns 0 to run, 1 when it printed help or version (exit
+ * 0), -1 after printing a usage error (exit 1). */
+int config_parse(struct config *c, int argc, char **argv);
+
+#endif /* CUEQ_CONFIG_H */

@@ -1,0 +1,429 @@
+/*
+ * embedded.c - the embedded engine: opening, recovery, the queue table,
+ * record helpers, commit and sync.
+ *
+ * Start-up reads the boot epoch, bumps it and syncs it before anything else,
+ * so IDs and lease tokens of this run can never repeat those of a run whose
+ * unsynced writes were lost.  Memory is then rebuilt from the active column
+ * family only: start-up time follows the unfinished work, not the history.
+ */
+#include "embedded.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+#define FORMAT_VERSION 1
+
+static const char META_EPOCH[] = "epoch";
+static const char META_FORMAT[] = "format";
+static const char META_COUNTS[] = "n:"; /* + queue: finished counts */
+
+void *emb_oom(void *p)
+{
+	if (p == NULL) {
+		log_error("out of memory in the core; stopping without committing this turn");
+		abort();
+	}
+	return p;
+}
+
+uint64_t emb_next_id(struct engine *e)
+{
+	if (++e->counter >= (1ull << ID_EPOCH_SHIFT)) {
+		log_error("ID space of this boot is used up; restart the broker");
+		abort();
+	}
+	return ((uint64_t)e->epoch << ID_EPOCH_SHIFT) | e->counter;
+}
+
+void emb_key(uint8_t k[8], uint64_t id)
+{
+	store_be64(k, id);
+}
+
+size_t emb_done_key(uint8_t *k, const char *queue, size_t qlen, int state, uint64_t id)
+{
+	memcpy(k, queue, qlen);
+	k[qlen] = 0;
+	k[qlen + 1] = (uint8_t)state;
+	store_be64(k + qlen + 2, id);
+	return qlen + 10;
+}
+
+/* ---- queues ---- */
+
+static uint32_t name_hash(const char *s, size_t n)
+{
+	return (uint32_t)record_hash(RECORD_HASH_INIT, s, n);
+}
+
+static void qslot_insert(struct engine *e, uint32_t idx)
+{
+	struct queue *q = e->queues[idx];
+	uint32_t mask = e->qslot_cap - 1, k = name_hash(q->name, q->len) & mask;
+	while (e->qslot[k])
+		k = (k + 1) & mask;
+	e->qslot[k] = idx + 1;
+}
+
+struct queue *emb_queue(struct engine *e, const char *name, size_t len, bool create)
+{
+	uint32_t mask = e->qslot_cap - 1, k = name_hash(name, len) & mask;
+	for (; e->qslot[k]; k = (k + 1) & mask) {
+		struct queue *q = e->queues[e->qslot[k] - 1];
+		if (q->len == len && memcmp(q->name, name, len) == 0)
+			return q;
+	}
+	if (!create)
+		return NULL;
+	if (e->nq == e->capq) {
+		e->capq = e->capq ? e->capq * 2 : 16;
+		e->queues = emb_oom(realloc(e->queues, e->capq * sizeof(*e->queues)));
+	}
+	struct queue *q = emb_oom(calloc(1, sizeof(*q)));
+	memcpy(q->name, name, len);
+	q->len = (uint8_t)len;
+	q->idx = e->nq;
+	heap_init(&q->ready, job_ready_before);
+	e->queues[e->nq++] = q;
+	if (e->nq * 2 > e->qslot_cap) {
+		free(e->qslot);
+		e->qslot_cap *= 2;
+		e->qslot = emb_oom(calloc(e->qslot_cap, sizeof(*e->qslot)));
+		for (uint32_t i = 0; i < e->nq; i++)
+			qslot_insert(e, i);
+	} else {
+		qslot_insert(e, e->nq - 1);
+	}
+	return q;
+}
+
+/* ---- states ---- */
+
+void emb_set_state(struct engine *e, struct job *j, int state)
+{
+	struct queue *q = e->queues[j->queue];
+	if (j->heap_pos != HEAP_NONE) {
+		if (j->state == CUEQ_READY)
+			heap_remove(&q->ready, j);
+		else
+			heap_remove(&e->timers, j);
+	}
+	if (j->state <= CUEQ_LEASED && q->count[j->state] > 0)
+		q->count[j->state]--;
+	j->state = (uint8_t)state;
+	q->count[state]++;
+	if (state >= CUEQ_SUCCEEDED)
+		q->counts_dirty = true;
+	if (state == CUEQ_READY)
+		emb_oom(heap_push(&q->ready, j) == 0 ? j : NULL);
+	else if (state == CUEQ_SCHEDULED || state == CUEQ_LEASED)
+		emb_oom(heap_push(&e->timers, j) == 0 ? j : NULL);
+}
+
+/* ---- records ---- */
+
+void emb_rec_from_job(struct engine *e, const struct job *j, struct exec_rec *rec)
+{
+	const struct queue *q = e->queues[j->queue];
+	*rec = (struct exec_rec){
+		.id = j->id,
+		.cue_id = j->id,
+		.queue = q->name,
+		.queue_len = q->len,
+		.priority = j->priority,
+		.max_attempts = j->max_attempts,
+		.lease_ms = j->lease_ms,
+		.attempt = j->attempt,
+		.expiries = j->expiries,
+		.failures = j->failures,
+		.hist_seq = j->hist_seq,
+		.state = j->state,
+		.created_at = j->created_at,
+		.run_at = j->run_at,
+		.deadline = j->state == CUEQ_LEASED ? j->deadline : 0,
+		.token = j->state == CUEQ_LEASED ? j->token : 0,
+		.error = j->error,
+		.error_len = j->error_len,
+	};
+}
+
+void emb_put_rec(struct engine *e, const struct exec_rec *rec)
+{
+	uint8_t k[8];
+	emb_key(k, rec->id);
+	msgpack_sbuffer_clear(&e->sbuf);
+	record_pack(&e->pk, rec);
+	store_put(e->st, CF_EXEC, k, 8, e->sbuf.data, e->sbuf.size);
+}
+
+void emb_history(struct engine *e, struct job *j, int event, uint32_t attempt, uint64_t token,
+		 const char *detail, size_t detail_len, int64_t now)
+{
+	uint8_t k[12];
+	struct hist_rec h = {
+		.at = now,
+		.event = (uint8_t)event,
+		.attempt = attempt,
+		.token = token,
+		.detail = detail,
+		.detail_len = detail_len,
+	};
+	emb_key(k, j->id);
+	store_be32(k + 8, j->hist_seq++);
+	msgpack_sbuffer_clear(&e->sbuf);
+	record_pack_event(&e->pk, &h);
+	store_put(e->st, CF_HIST, k, sizeof(k), e->sbuf.data, e->sbuf.size);
+}
+
+int emb_read_rec(struct engine *e, uint64_t id, struct exec_rec *rec, msgpack_unpacked *up,
+		 char **buf)
+{
+	uint8_t k[8];
+	size_t len;
+	int rc;
+
+	*buf = NULL;
+	msgpack_unpacked_init(up);
+	emb_key(k, id);
+	if (store_commit(e->st) != 0)
+		return -1;
+	rc = store_get(e->st, CF_EXEC, k, 8, buf, &len);
+	if (rc <= 0)
+		return rc;
+	msgpack_unpacked_destroy(up);
+	if (record_unpack(*buf, len, up, rec) != 0) {
+		log_error("execution record %016llx is corrupt or from a newer cueqd",
+			  (unsigned long long)id);
+		return -1;
+	}
+	return 1;
+}
+
+void emb_rec_release(msgpack_unpacked *up, char *buf)
+{
+	msgpack_unpacked_destroy(up);
+	store_free(buf);
+}
+
+/* ---- open, recovery, close ---- */
+
+static int load_meta(struct engine *e, char *err, size_t errlen)
+{
+	char *v = NULL;
+	size_t vl = 0;
+	uint8_t b[8];
+	int rc = store_get(e->st, CF_META, META_FORMAT, strlen(META_FORMAT), &v, &vl);
+	if (rc < 0)
+		goto io;
+	if (rc == 1) {
+		uint64_t f = vl == 8 ? store_get_be64((uint8_t *)v) : UINT64_MAX;
+		store_free(v);
+		if (f > FORMAT_VERSION) {
+			snprintf(err, errlen,
+				 "the data directory was written by a newer cueqd (format %llu, this one reads %d); use that version",
+				 (unsigned long long)f, FORMAT_VERSION);
+			return -1;
+		}
+	} else {
+		store_be64(b, FORMAT_VERSION);
+		if (store_put_now(e->st, CF_META, META_FORMAT, strlen(META_FORMAT), b, 8) != 0)
+			goto io;
+	}
+	rc = store_get(e->st, CF_META, META_EPOCH, strlen(META_EPOCH), &v, &vl);
+	if (rc < 0)
+		goto io;
+	uint64_t epoch = rc == 1 && vl == 8 ? store_get_be64((uint8_t *)v) : 0;
+	if (rc == 1)
+		store_free(v);
+	if (++epoch >= (1u << 24)) {
+		snprintf(err, errlen, "boot epoch exhausted after 16 million starts");
+		return -1;
+	}
+	e->epoch = (uint32_t)epoch;
+	store_be64(b, epoch);
+	/* synced before any ID of this boot can be handed out */
+	if (store_put_now(e->st, CF_META, META_EPOCH, strlen(META_EPOCH), b, 8) != 0)
+		goto io;
+	return 0;
+io:
+	snprintf(err, errlen, "cannot read or write the broker's metadata (see the log above)");
+	return -1;
+}
+
+static int load_counts(struct engine *e)
+{
+	struct store_iter *it = store_iter_new(e->st, CF_META, META_COUNTS, 2, "n;", 2);
+	if (it == NULL)
+		return -1;
+	for (; store_iter_valid(it); store_iter_next(it)) {
+		size_t kl, vl;
+		const char *k = store_iter_key(it, &kl), *v = store_iter_value(it, &vl);
+		if (kl <= 2 || kl - 2 > PROTO_MAX_QUEUE || vl != 24)
+			continue;
+		struct queue *q = emb_queue(e, k + 2, kl - 2, true);
+		for (int i = 0; i < 3; i++)
+			q->count[CUEQ_SUCCEEDED + i] = store_get_be64((const uint8_t *)v + 8 * i);
+	}
+	store_iter_free(it);
+	return 0;
+}
+
+static int recover(struct engine *e)
+{
+	uint8_t lo[8] = {0};
+	size_t n = 0;
+	struct store_iter *it = store_iter_new(e->st, CF_ACTIVE, lo, 8, NULL, 0);
+	if (it == NULL)
+		return -1;
+	for (; store_iter_valid(it); store_iter_next(it)) {
+		size_t kl;
+		const char *k = store_iter_key(it, &kl);
+		struct exec_rec r;
+		msgpack_unpacked up;
+		char *buf;
+		if (kl != 8)
+			continue;
+		uint64_t id = store_get_be64((const uint8_t *)k);
+		if (emb_read_rec(e, id, &r, &up, &buf) != 1 || r.state > CUEQ_LEASED) {
+			log_warn("active execution %016llx has no usable record; skipped",
+				 (unsigned long long)id);
+			emb_rec_release(&up, buf);
+			continue;
+		}
+		struct job *j = emb_oom(jobs_alloc(e->jobs));
+		struct queue *q = emb_queue(e, r.queue, r.queue_len, true);
+		j->id = id;
+		j->queue = q->idx;
+		j->priority = (int16_t)r.priority;
+		j->max_attempts = (uint16_t)r.max_attempts;
+		j->lease_ms = r.lease_ms;
+		j->attempt = (uint16_t)r.attempt;
+		j->expiries = (uint16_t)r.expiries;
+		j->failures = (uint16_t)r.failures;
+		j->hist_seq = r.hist_seq;
+		j->created_at = r.created_at;
+		j->run_at = r.run_at;
+		j->deadline = r.deadline;
+		j->token = r.token;
+		if (r.error) {
+			j->error = emb_oom(malloc(r.error_len + 1));
+			memcpy(j->error, r.error, r.error_len);
+			j->error_len = (uint32_t)r.error_len;
+		}
+		j->state = ST_NONE;
+		emb_oom(jobs_insert(e->jobs, j) == 0 ? j : NULL);
+		/* a scheduled job whose time came is made ready by the first tick */
+		emb_set_state(e, j, r.state == CUEQ_LEASED && r.token ? CUEQ_LEASED :
+				    r.state == CUEQ_SCHEDULED ? CUEQ_SCHEDULED : CUEQ_READY);
+		emb_rec_release(&up, buf);
+		n++;
+	}
+	store_iter_free(it);
+	log_info("recovered %zu unfinished executions", n);
+	return 0;
+}
+
+static void emb_close(struct engine *e);
+
+static int emb_open(const struct eng_config *cfg, struct engine **out, char *err, size_t errlen)
+{
+	struct engine *e = calloc(1, sizeof(*e));
+	*out = NULL;
+	if (e == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	msgpack_sbuffer_init(&e->sbuf);
+	msgpack_packer_init(&e->pk, &e->sbuf, msgpack_sbuffer_write);
+	heap_init(&e->timers, job_due_before);
+	e->retention_ms = cfg->retention_ms;
+	e->qslot_cap = 64;
+	e->qslot = calloc(e->qslot_cap, sizeof(*e->qslot));
+	e->jobs = jobs_new();
+	if (e->qslot == NULL || e->jobs == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (store_open(cfg->data_dir, &e->st, err, errlen) != 0)
+		goto fail;
+	if (load_meta(e, err, errlen) != 0)
+		goto fail;
+	if (load_counts(e) != 0 || recover(e) != 0) {
+		snprintf(err, errlen, "cannot read the unfinished executions (see the log above)");
+		goto fail;
+	}
+	*out = e;
+	return 0;
+fail:
+	emb_close(e);
+	return -1;
+}
+
+static void emb_close(struct engine *e)
+{
+	if (e == NULL)
+		return;
+	store_close(e->st);
+	for (uint32_t i = 0; i < e->nq; i++) {
+		heap_fini(&e->queues[i]->ready);
+		free(e->queues[i]);
+	}
+	free(e->queues);
+	free(e->qslot);
+	heap_fini(&e->timers);
+	jobs_free(e->jobs);
+	msgpack_sbuffer_destroy(&e->sbuf);
+	free(e);
+}
+
+static uint32_t emb_epoch(struct engine *e)
+{
+	return e->epoch;
+}
+
+static int emb_commit(struct engine *e, bool *durable_needed)
+{
+	for (uint32_t i = 0; i < e->nq; i++) {
+		struct queue *q = e->queues[i];
+		uint8_t k[2 + PROTO_MAX_QUEUE], v[24];
+		if (!q->counts_dirty)
+			continue;
+		q->counts_dirty = false;
+		memcpy(k, META_COUNTS, 2);
+		memcpy(k + 2, q->name, q->len);
+		for (int s = 0; s < 3; s++)
+			store_be64(v + 8 * s, q->count[CUEQ_SUCCEEDED + s]);
+		store_put(e->st, CF_META, k, 2 + (size_t)q->len, v, sizeof(v));
+	}
+	*durable_needed = e->durable;
+	e->durable = false;
+	return store_commit(e->st);
+}
+
+static int emb_sync(struct engine *e)
+{
+	return store_sync(e->st);
+}
+
+const struct engine_ops embedded_engine = {
+	.name = "embedded",
+	.open = emb_open,
+	.close = emb_close,
+	.epoch = emb_epoch,
+	.push = emb_push,
+	.claim = emb_claim,
+	.claimed_free = emb_claimed_free,
+	.has_ready = emb_has_ready,
+	.finish = emb_finish,
+	.extend = emb_extend,
+	.get = emb_get,
+	.list = emb_list,
+	.view_free = emb_view_free,
+	.stats = emb_stats,
+	.tick = emb_tick,
+	.commit = emb_commit,
+	.sync = emb_sync,
+};

@@ -1,0 +1,104 @@
+/*
+ * embedded.h - private parts of the embedded engine, shared by its files:
+ * embedded.c (open, recovery, queues, commit), lease.c (the state machine:
+ * push, claim, ack/nack, extend, timers), inspect.c (get, list, stats) and
+ * retention.c (deleting finished executions past the retention window).
+ *
+ * Memory holds only unfinished executions (index.h); RocksDB holds
+ * everything (store.h).  Running out of memory in the core is fatal: the
+ * process aborts before committing, so nothing half-applied reaches disk and
+ * nothing acknowledged is lost.
+ */
+#ifndef CUEQ_EMBEDDED_H
+#define CUEQ_EMBEDDED_H
+
+#include "engine.h"
+#include "index.h"
+#include "store.h"
+
+struct queue {
+	char name[PROTO_MAX_QUEUE + 1];
+	uint8_t len;
+	bool counts_dirty; /* finished counts changed this turn */
+	uint32_t idx;	   /* place in the queue table */
+	struct heap ready;   /* READY jobs: priority, then push order */
+	uint64_t count[6];   /* by cueq_state; finished ones = retained */
+};
+
+struct engine {
+	struct store *st;
+	struct jobs *jobs;
+	struct heap timers; /* SCHEDULED by run_at, LEASED by deadline */
+	struct queue **queues;
+	uint32_t nq, capq;
+	uint32_t *qslot; /* name hash -> queue index + 1 */
+	uint32_t qslot_cap;
+	uint32_t epoch;
+	uint64_t counter; /* low 40 bits of IDs and tokens */
+	int64_t retention_ms;
+	int64_t next_sweep;
+	uint8_t sweep_from[16]; /* expiry key to resume the sweep from */
+	msgpack_sbuffer sbuf;	/* scratch for packing records */
+	msgpack_packer pk;
+	bool durable; /* this turn holds writes that must be synced */
+};
+
+#define ID_EPOCH_SHIFT 40
+/* State of a job not yet placed in any state (for emb_set_state). */
+#define ST_NONE 0xff
+
+/* Aborts with a log line: out of memory in the core. */
+void *emb_oom(void *p);
+/* A new ID or lease token: boot epoch in the top bits, never reused. */
+uint64_t emb_next_id(struct engine *e);
+/* Finds a queue by name, creating it when create is set (else NULL). */
+struct queue *emb_queue(struct engine *e, const char *name, size_t len, bool create);
+static inline struct queue *emb_queue_at(struct engine *e, uint32_t i) { return e->queues[i]; }
+
+/* Fills rec from j (strings point into j and its queue). */
+void emb_rec_from_job(struct engine *e, const struct job *j, struct exec_rec *rec);
+/* Writes rec to the exec column family. */
+void emb_put_rec(struct engine *e, const struct exec_rec *rec);
+/* Appends a history event of j. */
+void emb_history(struct engine *e, struct job *j, int event, uint32_t attempt, uint64_t token,
+		 const char *detail, size_t detail_len, int64_t now);
+/* Reads and decodes the stored record of id: 1 found, 0 absent, -1 error.
+ * Strings in rec point into *up and *buf; free with emb_rec_release. */
+int emb_read_rec(struct engine *e, uint64_t id, struct exec_rec *rec, msgpack_unpacked *up,
+		 char **buf);
+void emb_rec_release(msgpack_unpacked *up, char *buf);
+
+void emb_key(uint8_t k[8], uint64_t id);
+/* Key of the done index: queue 0 state id. Returns its length. */
+size_t emb_done_key(uint8_t *k, const char *queue, size_t qlen, int state, uint64_t id);
+
+/* Moves a job between states, keeping heaps and counts right. */
+void emb_set_state(struct engine *e, struct job *j, int state);
+
+/* lease.c */
+int emb_push(struct engine *e, const struct eng_push *jobs, size_t n, struct eng_pushed *out,
+	     proto_error *err);
+int emb_claim(struct engine *e, const char *queue, size_t qlen, size_t max, uint32_t lease_ms,
+	      const char *worker, size_t wlen, struct eng_claimed *out, size_t *n, proto_error *err);
+void emb_claimed_free(struct engine *e, struct eng_claimed *c);
+bool emb_has_ready(struct engine *e, const char *queue, size_t qlen);
+void emb_finish(struct engine *e, struct eng_outcome *items, size_t n);
+void emb_extend(struct engine *e, struct eng_extend *items, size_t n);
+int64_t emb_tick(struct engine *e, int64_t now);
+
+/* inspect.c */
+int emb_get(struct engine *e, uint64_t id, struct eng_view *out, proto_error *err);
+int emb_list(struct engine *e, const char *queue, size_t qlen, int state, uint64_t after,
+	     size_t limit, struct eng_view *out, size_t *n, uint64_t *next, proto_error *err);
+void emb_view_free(struct engine *e, struct eng_view *v);
+int emb_stats(struct engine *e, const char *queue, size_t qlen, struct eng_stats **out, size_t *n,
+	      proto_error *err);
+
+/* retention.c: deletes what finished before now - retention; returns
+ * the time of the next sweep. */
+int64_t emb_sweep(struct engine *e, int64_t now);
+/* Records j's end in state (succeeded, dead or cancelled): indexes for
+ * list and retention, counts; removes and releases j. */
+void emb_retire(struct engine *e, struct job *j, int state, int64_t now);
+
+#endif /* CUEQ_EMBEDDED_H */

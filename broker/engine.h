@@ -1,0 +1,133 @@
+/*
+ * engine.h - the seam between the broker's server/protocol layer and the
+ * state of the queues.
+ *
+ * ops.c and loop.c speak only this interface; they never see RocksDB.  The
+ * embedded engine (memory indexes + RocksDB, embedded.c) is the default; an
+ * engine on another store (e.g. PostgreSQL) can sit behind the same table.
+ *
+ * Calls come from the core thread only, except sync.  Writes made by the
+ * calls of one loop turn are gathered and written by commit(); sync() makes
+ * them durable (see loop.c for the group commit).
+ */
+#ifndef CUEQ_ENGINE_H
+#define CUEQ_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto.h"
+#include "record.h"
+
+struct engine;
+
+struct eng_config {
+	const char *data_dir;
+	int64_t retention_ms; /* finished executions kept this long */
+};
+
+/* One job of a push, already validated by the protocol layer. */
+struct eng_push {
+	const char *queue;
+	size_t queue_len;
+	const char *payload;
+	size_t payload_len;
+	int32_t priority;
+	uint32_t max_attempts, lease_ms;
+	int64_t run_at; /* Unix ms; <= now: ready at once */
+};
+
+struct eng_pushed {
+	uint64_t id, cue_id;
+	int state;
+	int64_t run_at, created_at;
+};
+
+struct eng_claimed {
+	uint64_t id, cue_id, token;
+	uint32_t attempt;
+	int64_t deadline;
+	char *payload; /* release with ops->claimed_free */
+	size_t payload_len;
+};
+
+/* An ack or nack of one execution; the out fields are the answer. */
+struct eng_outcome {
+	uint64_t id, token;
+	int kind; /* OUT_ACK or OUT_NACK */
+	const char *text; /* result (ack) or error (nack); NULL: none */
+	size_t text_len;
+	int64_t retry_in_ms; /* nack: <0 the default backoff */
+	bool terminal;	     /* nack: dead at once */
+	proto_error err;     /* out: err.code CUEQ_OK or why refused */
+	int state;	     /* out: state after it */
+	int64_t run_at;	     /* out: when it runs again (nack) */
+};
+
+struct eng_extend {
+	uint64_t id, token;
+	uint32_t lease_ms;
+	proto_error err;  /* out */
+	int64_t deadline; /* out */
+};
+
+/* A read-only snapshot of one execution for get and list. */
+struct eng_view {
+	struct exec_rec rec;
+	const char *payload; /* get only */
+	size_t payload_len;
+	struct hist_rec *hist; /* get only */
+	size_t n_hist;
+	void *priv; /* the engine's storage behind the pointers */
+};
+
+struct eng_stats {
+	char queue[PROTO_MAX_QUEUE + 1];
+	uint64_t count[6]; /* by cueq_state */
+};
+
+struct engine_ops {
+	const char *name;
+	int (*open)(const struct eng_config *cfg, struct engine **out, char *err, size_t errlen);
+	void (*close)(struct engine *e);
+	uint32_t (*epoch)(struct engine *e);
+
+	/* Creates n executions; all or nothing. */
+	int (*push)(struct engine *e, const struct eng_push *jobs, size_t n, struct eng_pushed *out,
+		    proto_error *err);
+	/* Leases up to max ready executions of queue (lease_ms 0: each job's
+	 * own).  *n may be 0. */
+	int (*claim)(struct engine *e, const char *queue, size_t qlen, size_t max, uint32_t lease_ms,
+		     const char *worker, size_t wlen, struct eng_claimed *out, size_t *n,
+		     proto_error *err);
+	void (*claimed_free)(struct engine *e, struct eng_claimed *c);
+	bool (*has_ready)(struct engine *e, const char *queue, size_t qlen);
+	void (*finish)(struct engine *e, struct eng_outcome *items, size_t n);
+	void (*extend)(struct engine *e, struct eng_extend *items, size_t n);
+
+	int (*get)(struct engine *e, uint64_t id, struct eng_view *out, proto_error *err);
+	/* Lists up to limit executions of queue with state (-1: any) after
+	 * the ID after; *next is the ID to continue from, 0 at the end. */
+	int (*list)(struct engine *e, const char *queue, size_t qlen, int state, uint64_t after,
+		    size_t limit, struct eng_view *out, size_t *n, uint64_t *next, proto_error *err);
+	void (*view_free)(struct engine *e, struct eng_view *v);
+	/* Counts per queue (queue NULL: all); *out malloc'd, caller frees. */
+	int (*stats)(struct engine *e, const char *queue, size_t qlen, struct eng_stats **out,
+		     size_t *n, proto_error *err);
+
+	/* Time passes: due executions become ready, expired leases end,
+	 * finished executions past retention are deleted.  Returns the next
+	 * time (Unix ms) it has work, INT64_MAX for none. */
+	int64_t (*tick)(struct engine *e, int64_t now);
+	/* Writes this turn's changes (no sync).  *durable_needed says whether
+	 * any of them must be synced before answering.  0, or -1: storage
+	 * failed and the broker must stop. */
+	int (*commit)(struct engine *e, bool *durable_needed);
+	/* Syncs everything committed; any thread.  0 or -1. */
+	int (*sync)(struct engine *e);
+};
+
+extern const struct engine_ops embedded_engine;
+
+#endif /* CUEQ_ENGINE_H */

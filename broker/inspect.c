@@ -1,0 +1,186 @@
+/*
+ * inspect.c - read-only views of the embedded engine: get, list, stats.
+ *
+ * Views are deep copies, so the caller may hold them while the engine goes
+ * on.  list walks an index in ID order (creation order) and stops after
+ * LIST_SCAN keys even when it found fewer than asked, returning where to
+ * continue: one request never walks the whole history.
+ */
+#include "embedded.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define LIST_SCAN 20000
+#define HISTORY_MAX 1000
+
+static const char *dup(const char *s, size_t n)
+{
+	if (s == NULL)
+		return NULL;
+	char *d = emb_oom(malloc(n + 1));
+	memcpy(d, s, n);
+	d[n] = '\0';
+	return d;
+}
+
+/* Copies rec into v, overlaying the live state of an unfinished job. */
+static void view_of(struct engine *e, const struct exec_rec *rec, struct eng_view *v)
+{
+	*v = (struct eng_view){.rec = *rec};
+	v->rec.queue = dup(rec->queue, rec->queue_len);
+	v->rec.result = dup(rec->result, rec->result_len);
+	v->rec.error = dup(rec->error, rec->error_len);
+	struct job *j = jobs_find(e->jobs, rec->id);
+	if (j != NULL)
+		v->rec.state = j->state;
+}
+
+static int read_view(struct engine *e, uint64_t id, struct eng_view *v, proto_error *err)
+{
+	struct exec_rec rec;
+	msgpack_unpacked up;
+	char *buf, s[PROTO_ID_LEN + 1];
+	int rc = emb_read_rec(e, id, &rec, &up, &buf);
+
+	proto_id_fmt(id, s);
+	if (rc < 0)
+		return proto_fail(err, CUEQ_ERR_UNAVAILABLE, "the broker could not read execution %s", s);
+	if (rc == 0) {
+		emb_rec_release(&up, buf);
+		return proto_fail(err, CUEQ_ERR_NOT_FOUND,
+				  "no execution %s (never pushed, or deleted after the retention window)", s);
+	}
+	view_of(e, &rec, v);
+	emb_rec_release(&up, buf);
+	return CUEQ_OK;
+}
+
+int emb_get(struct engine *e, uint64_t id, struct eng_view *out, proto_error *err)
+{
+	uint8_t k[8], from[12] = {0}, to[12] = {0};
+	char *payload;
+	size_t plen, cap = 0;
+	int rc = read_view(e, id, out, err);
+
+	if (rc != CUEQ_OK)
+		return rc;
+	emb_key(k, id);
+	if (store_get(e->st, CF_PAYLOAD, k, 8, &payload, &plen) == 1) {
+		out->payload = dup(payload, plen);
+		out->payload_len = plen;
+		store_free(payload);
+	}
+	store_be64(from, id);
+	store_be64(to, id + 1);
+	struct store_iter *it = store_iter_new(e->st, CF_HIST, from, 12, to, 12);
+	for (; it && store_iter_valid(it) && out->n_hist < HISTORY_MAX; store_iter_next(it)) {
+		size_t vl;
+		const char *v = store_iter_value(it, &vl);
+		msgpack_unpacked up;
+		struct hist_rec h;
+		if (record_unpack_event(v, vl, &up, &h) == 0) {
+			if (out->n_hist == cap) {
+				cap = cap ? cap * 2 : 16;
+				out->hist = emb_oom(realloc(out->hist, cap * sizeof(*out->hist)));
+			}
+			h.detail = dup(h.detail, h.detail_len);
+			out->hist[out->n_hist++] = h;
+		}
+		msgpack_unpacked_destroy(&up);
+	}
+	store_iter_free(it);
+	return CUEQ_OK;
+}
+
+void emb_view_free(struct engine *e, struct eng_view *v)
+{
+	(void)e;
+	free((char *)v->rec.queue);
+	free((char *)v->rec.result);
+	free((char *)v->rec.error);
+	free((char *)v->payload);
+	for (size_t i = 0; i < v->n_hist; i++)
+		free((char *)v->hist[i].detail);
+	free(v->hist);
+	*v = (struct eng_view){0};
+}
+
+int emb_list(struct engine *e, const char *queue, size_t qlen, int state, uint64_t after,
+	     size_t limit, struct eng_view *out, size_t *n, uint64_t *next, proto_error *err)
+{
+	uint8_t lo[PROTO_MAX_QUEUE + 10], hi[PROTO_MAX_QUEUE + 10];
+	size_t lol, hil, idoff = 0, scanned = 0;
+	int cf;
+	uint64_t last = 0;
+
+	*n = 0;
+	*next = 0;
+	if (after == UINT64_MAX)
+		return CUEQ_OK;
+	if (state >= CUEQ_SUCCEEDED) {
+		/* the done index: queue 0 state id */
+		cf = CF_DONE;
+		lol = emb_done_key(lo, queue, qlen, state, after + 1);
+		hil = emb_done_key(hi, queue, qlen, state + 1, 0);
+		idoff = qlen + 2;
+	} else {
+		/* unfinished: the active index; any state: every record */
+		cf = state >= 0 ? CF_ACTIVE : CF_EXEC;
+		store_be64(lo, after + 1);
+		lol = 8;
+		memset(hi, 0xff, 8);
+		hil = 8;
+	}
+	struct store_iter *it = store_iter_new(e->st, cf, lo, lol, hi, hil);
+	if (it == NULL)
+		return proto_fail(err, CUEQ_ERR_UNAVAILABLE, "the broker could not read its index");
+	for (; store_iter_valid(it) && *n < limit; store_iter_next(it)) {
+		size_t kl;
+		const char *k = store_iter_key(it, &kl);
+		if (kl != idoff + 8)
+			continue;
+		if (scanned++ == LIST_SCAN)
+			break; /* this key is not examined: continue from the last one */
+		uint64_t id = store_get_be64((const uint8_t *)k + idoff);
+		last = id;
+		if (cf == CF_ACTIVE) {
+			struct job *j = jobs_find(e->jobs, id);
+			const struct queue *q = j ? emb_queue_at(e, j->queue) : NULL;
+			if (j == NULL || j->state != state || q->len != qlen ||
+			    memcmp(q->name, queue, qlen) != 0)
+				continue;
+		}
+		struct eng_view v;
+		if (read_view(e, id, &v, NULL) != CUEQ_OK)
+			continue;
+		if (cf == CF_EXEC && (v.rec.queue_len != qlen || memcmp(v.rec.queue, queue, qlen) != 0)) {
+			emb_view_free(e, &v);
+			continue;
+		}
+		out[(*n)++] = v;
+	}
+	/* more may follow when the page is full or the scan budget ran out */
+	if (store_iter_valid(it) && last != 0)
+		*next = *n == limit ? out[*n - 1].rec.id : last;
+	store_iter_free(it);
+	return CUEQ_OK;
+}
+
+int emb_stats(struct engine *e, const char *queue, size_t qlen, struct eng_stats **out, size_t *n,
+	      proto_error *err)
+{
+	(void)err;
+	*out = emb_oom(calloc(e->nq ? e->nq : 1, sizeof(**out)));
+	*n = 0;
+	for (uint32_t i = 0; i < e->nq; i++) {
+		const struct queue *q = e->queues[i];
+		if (queue && (q->len != qlen || memcmp(q->name, queue, qlen) != 0))
+			continue;
+		struct eng_stats *s = &(*out)[(*n)++];
+		memcpy(s->queue, q->name, q->len);
+		s->queue[q->len] = '\0';
+		memcpy(s->count, q->count, sizeof(s->count));
+	}
+	return CUEQ_OK;
+}

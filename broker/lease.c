@@ -1,0 +1,355 @@
+/*
+ * lease.c - the execution state machine of the embedded engine: push,
+ * claim, ack/nack, extend, and time (due jobs, expired leases).
+ *
+ *   scheduled --due--> ready --claim--> leased --ack--> succeeded
+ *                        ^                |--nack--> scheduled / ready / dead
+ *                        '--lease expired-'--(attempts used up)--> dead
+ *
+ * Every change rewrites the execution's record in the turn's batch; the
+ * payload is written once at push.  A lease token is checked on every
+ * worker write (fencing).  An ack/nack that arrives with a token that is no
+ * longer live is compared with the stored last outcome, so a resend after a
+ * lost reply gets the original answer instead of an error.
+ */
+#include "embedded.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+#define BACKOFF_BASE_MS 1000
+#define BACKOFF_MAX_MS 3600000
+/* Payload bytes in one claim reply: stays under the frame limit. */
+#define CLAIM_REPLY_BYTES (PROTO_MAX_FRAME - (64u << 10))
+
+static const char *state_name(int s)
+{
+	const char *n = proto_state_name(s);
+	return n ? n : "unknown";
+}
+
+int emb_push(struct engine *e, const struct eng_push *jobs, size_t n, struct eng_pushed *out,
+	     proto_error *err)
+{
+	int64_t now = proto_now_ms();
+	uint8_t k[8];
+	(void)err;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct eng_push *p = &jobs[i];
+		struct queue *q = emb_queue(e, p->queue, p->queue_len, true);
+		struct job *j = emb_oom(jobs_alloc(e->jobs));
+		struct exec_rec rec;
+
+		j->id = emb_next_id(e);
+		j->queue = q->idx;
+		j->priority = (int16_t)p->priority;
+		j->max_attempts = (uint16_t)p->max_attempts;
+		j->lease_ms = p->lease_ms;
+		j->created_at = now;
+		j->run_at = p->run_at > now ? p->run_at : now;
+		j->state = ST_NONE;
+		emb_oom(jobs_insert(e->jobs, j) == 0 ? j : NULL);
+		emb_set_state(e, j, j->run_at > now ? CUEQ_SCHEDULED : CUEQ_READY);
+
+		emb_key(k, j->id);
+		emb_rec_from_job(e, j, &rec);
+		emb_put_rec(e, &rec);
+		store_put(e->st, CF_PAYLOAD, k, 8, p->payload, p->payload_len);
+		store_put(e->st, CF_ACTIVE, k, 8, "", 0);
+		out[i] = (struct eng_pushed){
+			.id = j->id,
+			.cue_id = j->id,
+			.state = j->state,
+			.run_at = j->run_at,
+			.created_at = now,
+		};
+	}
+	e->durable = true;
+	return CUEQ_OK;
+}
+
+bool emb_has_ready(struct engine *e, const char *queue, size_t qlen)
+{
+	struct queue *q = emb_queue(e, queue, qlen, false);
+	return q != NULL && q->ready.n > 0;
+}
+
+int emb_claim(struct engine *e, const char *queue, size_t qlen, size_t max, uint32_t lease_ms,
+	      const char *worker, size_t wlen, struct eng_claimed *out, size_t *n, proto_error *err)
+{
+	struct queue *q = emb_queue(e, queue, qlen, false);
+	int64_t now = proto_now_ms();
+	struct job *j;
+	size_t bytes = 0;
+
+	*n = 0;
+	if (q == NULL || q->ready.n == 0)
+		return CUEQ_OK;
+	/* payloads pushed this turn must be readable */
+	if (store_commit(e->st) != 0)
+		return proto_fail(err, CUEQ_ERR_UNAVAILABLE, "the broker's storage failed; try again later");
+	while (*n < max && (j = heap_top(&q->ready)) != NULL) {
+		struct eng_claimed *c = &out[*n];
+		struct exec_rec rec;
+		uint8_t k[8];
+		int rc;
+
+		emb_key(k, j->id);
+		*c = (struct eng_claimed){0};
+		rc = store_get(e->st, CF_PAYLOAD, k, 8, &c->payload, &c->payload_len);
+		if (rc < 0) {
+			if (*n > 0)
+				break;
+			return proto_fail(err, CUEQ_ERR_UNAVAILABLE,
+					  "the broker could not read a payload; try again later");
+		}
+		if (*n > 0 && bytes + c->payload_len > CLAIM_REPLY_BYTES) {
+			store_free(c->payload); /* the reply is full: it stays ready */
+			break;
+		}
+		bytes += c->payload_len;
+		if (rc == 0)
+			log_error("execution %016llx has no stored payload; delivering it empty",
+				  (unsigned long long)j->id);
+		j->attempt++;
+		j->token = emb_next_id(e);
+		j->deadline = now + (lease_ms ? lease_ms : j->lease_ms);
+		emb_set_state(e, j, CUEQ_LEASED);
+		emb_history(e, j, EV_CLAIMED, j->attempt, j->token, wlen ? worker : NULL, wlen, now);
+		emb_rec_from_job(e, j, &rec);
+		emb_put_rec(e, &rec);
+		c->id = j->id;
+		c->cue_id = j->id;
+		c->token = j->token;
+		c->attempt = j->attempt;
+		c->deadline = j->deadline;
+		(*n)++;
+	}
+	return CUEQ_OK;
+}
+
+void emb_claimed_free(struct engine *e, struct eng_claimed *c)
+{
+	(void)e;
+	store_free(c->payload);
+	c->payload = NULL;
+}
+
+static uint64_t outcome_hash(const struct eng_outcome *o)
+{
+	uint64_t h = RECORD_HASH_INIT;
+	uint8_t kind = (uint8_t)o->kind, has = o->text != NULL, term = o->terminal;
+	int64_t retry = o->retry_in_ms < 0 ? -1 : o->retry_in_ms;
+
+	h = record_hash(h, &kind, 1);
+	h = record_hash(h, &has, 1);
+	if (o->text)
+		h = record_hash(h, o->text, o->text_len);
+	if (o->kind == OUT_NACK) {
+		h = record_hash(h, &retry, sizeof(retry));
+		h = record_hash(h, &term, 1);
+	}
+	return h;
+}
+
+/* Finishes j for good: record, history, indexes; j is released. */
+static void end(struct engine *e, struct job *j, const struct eng_outcome *o, int state,
+		const char *why, int64_t now)
+{
+	struct exec_rec rec;
+	if (why)
+		emb_history(e, j, EV_DEAD, j->attempt, 0, why, strlen(why), now);
+	else if (state == CUEQ_SUCCEEDED)
+		emb_history(e, j, EV_SUCCEEDED, j->attempt, o->token, NULL, 0, now);
+	emb_rec_from_job(e, j, &rec);
+	rec.state = (uint8_t)state;
+	rec.deadline = 0;
+	rec.token = 0;
+	rec.finished_at = now;
+	if (o != NULL) {
+		if (o->kind == OUT_ACK) {
+			rec.result = o->text;
+			rec.result_len = o->text_len;
+		}
+		rec.out_kind = (uint8_t)o->kind;
+		rec.out_state = (uint8_t)state;
+		rec.out_token = o->token;
+		rec.out_hash = outcome_hash(o);
+	}
+	emb_put_rec(e, &rec);
+	emb_retire(e, j, state, now);
+}
+
+static void set_error(struct job *j, const char *text, size_t len)
+{
+	free(j->error);
+	j->error = NULL;
+	j->error_len = 0;
+	if (text == NULL)
+		return;
+	j->error = emb_oom(malloc(len + 1));
+	memcpy(j->error, text, len);
+	j->error[len] = '\0';
+	j->error_len = (uint32_t)len;
+}
+
+static void apply_nack(struct engine *e, struct job *j, struct eng_outcome *o, int64_t now)
+{
+	struct exec_rec rec;
+	j->failures++;
+	set_error(j, o->text, o->text_len);
+	emb_history(e, j, EV_NACKED, j->attempt, o->token, o->text, o->text ? o->text_len : 0, now);
+	if (o->terminal || j->attempt >= j->max_attempts) {
+		char why[96];
+		if (o->terminal)
+			snprintf(why, sizeof(why), "failed terminally");
+		else
+			snprintf(why, sizeof(why), "attempts used up (%u of %u)", j->attempt,
+				 j->max_attempts);
+		o->state = CUEQ_DEAD;
+		o->run_at = 0;
+		end(e, j, o, CUEQ_DEAD, why, now);
+		return;
+	}
+	int64_t retry = o->retry_in_ms;
+	if (retry < 0) {
+		retry = BACKOFF_BASE_MS;
+		for (unsigned i = 1; i < j->failures && retry < BACKOFF_MAX_MS; i++)
+			retry *= 2;
+		if (retry > BACKOFF_MAX_MS)
+			retry = BACKOFF_MAX_MS;
+	}
+	j->run_at = now + retry;
+	j->token = 0;
+	emb_set_state(e, j, retry > 0 ? CUEQ_SCHEDULED : CUEQ_READY);
+	o->state = j->state;
+	o->run_at = j->run_at;
+	emb_rec_from_job(e, j, &rec);
+	rec.out_kind = OUT_NACK;
+	rec.out_state = j->state;
+	rec.out_token = o->token;
+	rec.out_hash = outcome_hash(o);
+	rec.out_run_at = j->run_at;
+	emb_put_rec(e, &rec);
+}
+
+/* The token is not the live lease: a resend of the outcome already applied
+ * gets the original answer; anything else is refused. */
+static void not_live(struct engine *e, struct eng_outcome *o)
+{
+	struct exec_rec r;
+	msgpack_unpacked up;
+	char *buf, id[PROTO_ID_LEN + 1], tk[PROTO_ID_LEN + 1];
+	int rc = emb_read_rec(e, o->id, &r, &up, &buf);
+
+	proto_id_fmt(o->id, id);
+	proto_id_fmt(o->token, tk);
+	if (rc < 0) {
+		proto_fail(&o->err, CUEQ_ERR_UNAVAILABLE, "the broker could not read execution %s; try again", id);
+	} else if (rc == 0) {
+		proto_fail(&o->err, CUEQ_ERR_NOT_FOUND,
+			   "no execution %s (never pushed, or deleted after the retention window)", id);
+	} else if (o->kind != OUT_NONE && r.out_kind != OUT_NONE && r.out_token == o->token) {
+		if (r.out_kind == o->kind && r.out_hash == outcome_hash(o)) {
+			o->state = r.out_state;
+			o->run_at = r.out_run_at;
+		} else if (r.state >= CUEQ_SUCCEEDED) {
+			proto_fail(&o->err, CUEQ_ERR_CONFLICT,
+				   "execution %s already finished as %s under lease %s; a different outcome is refused",
+				   id, state_name(r.state), tk);
+		} else {
+			proto_fail(&o->err, CUEQ_ERR_STALE_LEASE,
+				   "lease %s of execution %s was already ended by a %s; a different outcome is refused",
+				   tk, id, r.out_kind == OUT_ACK ? "ack" : "nack");
+		}
+	} else {
+		proto_fail(&o->err, CUEQ_ERR_STALE_LEASE,
+			   "lease token %s is not the live lease of execution %s (it is %s): your lease ended, so stop and do not retry its side effects",
+			   tk, id, state_name(r.state));
+	}
+	if (rc >= 0)
+		emb_rec_release(&up, buf);
+}
+
+void emb_finish(struct engine *e, struct eng_outcome *items, size_t n)
+{
+	int64_t now = proto_now_ms();
+	for (size_t i = 0; i < n; i++) {
+		struct eng_outcome *o = &items[i];
+		struct job *j = jobs_find(e->jobs, o->id);
+		o->err.code = CUEQ_OK;
+		o->err.msg[0] = '\0';
+		o->run_at = 0;
+		if (j == NULL || j->state != CUEQ_LEASED || j->token != o->token) {
+			not_live(e, o);
+			continue;
+		}
+		e->durable = true;
+		if (o->kind == OUT_ACK) {
+			o->state = CUEQ_SUCCEEDED;
+			end(e, j, o, CUEQ_SUCCEEDED, NULL, now);
+		} else {
+			apply_nack(e, j, o, now);
+		}
+	}
+}
+
+void emb_extend(struct engine *e, struct eng_extend *items, size_t n)
+{
+	int64_t now = proto_now_ms();
+	for (size_t i = 0; i < n; i++) {
+		struct eng_extend *x = &items[i];
+		struct job *j = jobs_find(e->jobs, x->id);
+		struct exec_rec rec;
+
+		x->err.code = CUEQ_OK;
+		x->err.msg[0] = '\0';
+		if (j == NULL || j->state != CUEQ_LEASED || j->token != x->token) {
+			/* kind OUT_NONE matches no stored outcome: always refused */
+			struct eng_outcome probe = {.id = x->id, .token = x->token, .kind = OUT_NONE};
+			not_live(e, &probe);
+			x->err = probe.err;
+			continue;
+		}
+		j->deadline = now + x->lease_ms;
+		heap_fix(&e->timers, j);
+		emb_history(e, j, EV_EXTENDED, j->attempt, j->token, NULL, 0, now);
+		emb_rec_from_job(e, j, &rec);
+		emb_put_rec(e, &rec);
+		x->deadline = j->deadline;
+	}
+}
+
+int64_t emb_tick(struct engine *e, int64_t now)
+{
+	struct job *j;
+	while ((j = heap_top(&e->timers)) != NULL && job_due(j) <= now) {
+		struct exec_rec rec;
+		uint64_t token = j->token;
+		if (j->state == CUEQ_SCHEDULED) {
+			/* not stored: start-up derives readiness from run_at */
+			emb_set_state(e, j, CUEQ_READY);
+			continue;
+		}
+		j->expiries++;
+		j->token = 0;
+		emb_history(e, j, EV_EXPIRED, j->attempt, token, NULL, 0, now);
+		if (j->attempt >= j->max_attempts) {
+			static const char why[] = "lease expired on the last attempt";
+			if (j->error == NULL)
+				set_error(j, why, sizeof(why) - 1);
+			end(e, j, NULL, CUEQ_DEAD, why, now);
+			continue;
+		}
+		j->run_at = now;
+		emb_set_state(e, j, CUEQ_READY);
+		emb_rec_from_job(e, j, &rec);
+		emb_put_rec(e, &rec);
+	}
+	int64_t next = j ? job_due(j) : INT64_MAX;
+	int64_t sweep = emb_sweep(e, now);
+	return next < sweep ? next : sweep;
+}

@@ -1,0 +1,39 @@
+/*
+ * loop.h - the core thread, which owns all state, and the syncer thread.
+ *
+ * One turn of the core: take every request that arrived, let time pass in
+ * the engine (due jobs, expired leases), run each request through the op
+ * table, serve parked long polls whose queue has work, write everything as
+ * one batch (no sync), and hand the turn's replies to the syncer.  Under
+ * --fsync always the syncer makes the writes durable with one fsync for
+ * however many turns are waiting, then sends their replies in order; the
+ * core meanwhile goes on with the next turn (group commit).  Turns that
+ * wrote nothing needing durability are answered at once when nothing is
+ * queued before them.
+ */
+#ifndef CUEQ_LOOP_H
+#define CUEQ_LOOP_H
+
+#include "engine.h"
+#include "server.h"
+
+enum fsync_policy { FSYNC_ALWAYS, FSYNC_INTERVAL, FSYNC_NEVER };
+
+struct loop;
+
+int loop_new(const struct engine_ops *eo, struct engine *e, int fsync, int64_t fsync_interval_ms,
+	     struct loop **out);
+/* The server to answer through; set before loop_run. */
+void loop_set_server(struct loop *l, struct server *s);
+/* server callbacks (any thread) */
+void loop_deliver(void *arg, struct request *r);
+void loop_pipe_gone(void *arg, uint32_t pipe);
+/* Runs the core on the calling thread until loop_stop; then answers parked
+ * claims, writes and syncs what is left.  0, or -1 if storage failed. */
+int loop_run(struct loop *l);
+/* Asks the loop to stop (any thread). */
+void loop_stop(struct loop *l);
+/* Requests still unanswered are dropped (their context freed by the server). */
+void loop_free(struct loop *l);
+
+#endif /* CUEQ_LOOP_H */

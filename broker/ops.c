@@ -1,0 +1,467 @@
+/*
+ * ops.c - decoding, checking and answering each protocol operation.
+ *
+ * Every limit of PROTOCOL.md is checked here before the engine sees a
+ * request; a request refused as a whole changes nothing.  Error messages
+ * name the field (and the index in a batch) and say what is allowed.
+ */
+#include "ops.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_MAX_ATTEMPTS 5
+#define DEFAULT_LEASE_MS 30000
+#define MAX_DELAY_MS (10ll * 365 * 86400000)
+#define DEFAULT_LIST 100
+
+/* Prefixes c->err's message with "jobs[3]: ". */
+static int at_index(struct opctx *c, const char *field, uint32_t i, int rc)
+{
+	char msg[sizeof(c->err.msg)];
+	int n = snprintf(msg, sizeof(msg), "%s[%u]: ", field, i);
+	if (n > 0 && (size_t)n < sizeof(msg)) {
+		size_t room = sizeof(msg) - (size_t)n - 1, len = strlen(c->err.msg);
+		memcpy(msg + n, c->err.msg, len < room ? len : room);
+		msg[n + (int)(len < room ? len : room)] = '\0';
+		memcpy(c->err.msg, msg, sizeof(msg));
+	}
+	return rc;
+}
+
+/* Copies at most 40 printable characters of s for an error message. */
+static const char *printable(const char *s, size_t n, char out[48])
+{
+	size_t i;
+	for (i = 0; i < n && i < 40; i++)
+		out[i] = (s[i] >= 0x20 && s[i] < 0x7f && s[i] != '\'') ? s[i] : '?';
+	if (n > 40)
+		out[i++] = '.', out[i++] = '.', out[i++] = '.';
+	out[i] = '\0';
+	return out;
+}
+
+static int queue_field(struct opctx *c, const msgpack_object *m, bool required, const char **q,
+		       size_t *n)
+{
+	char shown[48];
+	int rc = proto_str(m, "queue", required, SIZE_MAX, q, n, &c->err);
+	if (rc != CUEQ_OK || *q == NULL)
+		return rc;
+	if (!proto_queue_ok(*q, *n))
+		return proto_fail(&c->err, CUEQ_ERR_BAD_REQUEST,
+				  "queue name '%s' is invalid: use 1-%d characters of A-Z a-z 0-9 . _ : -",
+				  printable(*q, *n, shown), PROTO_MAX_QUEUE);
+	return CUEQ_OK;
+}
+
+static const char *durability(const struct opctx *c)
+{
+	return c->synced ? "synced" : "written";
+}
+
+/* ---- ping ---- */
+
+static int op_ping(struct opctx *c)
+{
+	proto_reply_begin(c->pk, c->rid, c->rid_len, c->rid_bin, 3);
+	proto_kv_int(c->pk, "time", proto_now_ms());
+	proto_kv_uint(c->pk, "epoch", c->eo->epoch(c->e));
+	proto_kv_cstr(c->pk, "version", "0.1.0");
+	return CUEQ_OK;
+}
+
+/* ---- push ---- */
+
+static int push_job(struct opctx *c, const msgpack_object *m, struct eng_push *p, int64_t now)
+{
+	uint64_t u;
+	int64_t pr = 0;
+	int rc;
+
+	if (m->type != MSGPACK_OBJECT_MAP)
+		return proto_fail(&c->err, CUEQ_ERR_BAD_REQUEST, "must be a map");
+	if ((rc = queue_field(c, m, true, &p->queue, &p->queue_len)) != CUEQ_OK)
+		return rc;
+	p->payload = "";
+	if ((rc = proto_bytes(m, "payload", false, CUEQ_MAX_PAYLOAD, &p->payload, &p->payload_len,
+			      &c->err)) != CUEQ_OK)
+		return rc;
+	if ((rc = proto_int(m, "priority", false, -PROTO_MAX_PRIORITY, PROTO_MAX_PRIORITY, &pr,
+			    &c->err)) != CUEQ_OK)
+		return rc;
+	p->priority = (int32_t)pr;
+	u = DEFAULT_MAX_ATTEMPTS;
+	if ((rc = proto_uint(m, "max_attempts", false, 1, PROTO_MAX_ATTEMPTS, &u, &c->err)) != CUEQ_OK)
+		return rc;
+	p->max_attempts = (uint32_t)u;
+	u = DEFAULT_LEASE_MS;
+	if ((rc = proto_uint(m, "lease_ms", false, PROTO_MIN_LEASE_MS, PROTO_MAX_LEASE_MS, &u,
+			     &c->err)) != CUEQ_OK)
+		return rc;
+	p->lease_ms = (uint32_t)u;
+	uint64_t delay = 0, run_at = 0;
+	if ((rc = proto_uint(m, "delay_ms", false, 0, MAX_DELAY_MS, &delay, &c->err)) != CUEQ_OK ||
+	    (rc = proto_uint(m, "run_at", false, 0, (uint64_t)now + MAX_DELAY_MS, &run_at, &c->err)) !=
+		    CUEQ_OK)
+		return rc;
+	if (delay && run_at)
+		return proto_fail(&c->err, CUEQ_ERR_BAD_REQUEST, "give delay_ms or run_at, not both");
+	p->run_at = run_at ? (int64_t)run_at : now + (int64_t)delay;
+	return CUEQ_OK;
+}
+
+static int op_push(struct opctx *c)
+{
+	const msgpack_object_array *jobs;
+	int64_t now = proto_now_ms();
+	int rc = proto_array(c->req, "jobs", true, 1, CUEQ_MAX_BATCH, &jobs, &c->err);
+	if (rc != CUEQ_OK)
+		return rc;
+	struct eng_push *in = calloc(jobs->size, sizeof(*in));
+	struct eng_pushed *out = calloc(jobs->size, sizeof(*out));
+	if (in == NULL || out == NULL) {
+		rc = proto_fail(&c->err, CUEQ_ERR_UNAVAILABLE, "the broker is out of memory; try again later");
+		goto done;
+	}
+	for (uint32_t i = 0; i < jobs->size; i++)
+		if ((rc = push_job(c, &jobs->ptr[i], &in[i], now)) != CUEQ_OK) {
+			at_index(c, "jobs", i, rc);
+			goto done;
+		}
+	if ((rc = c->eo->push(c->e, in, jobs->size, out, &c->err)) != CUEQ_OK)
+		goto done;
+	proto_reply_begin(c->pk, c->rid, c->rid_len, c->rid_bin, 2);
+	proto_key(c->pk, "results");
+	msgpack_pack_array(c->pk, jobs->size);
+	for (uint32_t i = 0; i < jobs->size; i++) {
+		msgpack_pack_map(c->pk, 6);
+		proto_kv_bool(c->pk, "ok", true);
+		proto_kv_id(c->pk, "execution_id", out[i].id);
+		proto_kv_id(c->pk, "cue_id", out[i].cue_id);
+		proto_kv_cstr(c->pk, "state", proto_state_name(out[i].state));
+		proto_kv_int(c->pk, "run_at", out[i].run_at);
+		proto_kv_int(c->pk, "created_at", out[i].created_at);
+	}
+	proto_kv_cstr(c->pk, "durability", durability(c));
+done:
+	free(in);
+	free(out);
+	return rc;
+}
+
+/* ---- claim ---- */
+
+int ops_claim(struct opctx *c, const struct claim_args *a, bool final)
+{
+	struct eng_claimed got[CUEQ_MAX_CLAIM];
+	size_t n = 0;
+	int rc = c->eo->claim(c->e, a->queue, a->qlen, a->max, a->lease_ms, a->worker, a->wlen, got,
+			      &n, &c->err);
+	if (rc != CUEQ_OK)
+		return rc;
+	if (n == 0 && !final)
+		return OP_PARKED;
+	proto_reply_begin(c->pk, c->rid, c->rid_len, c->rid_bin, 1);
+	proto_key(c->pk, "jobs");
+	msgpack_pack_array(c->pk, n);
+	for (size_t i = 0; i < n; i++) {
+		msgpack_pack_map(c->pk, 7);
+		proto_kv_id(c->pk, "execution_id", got[i].id);
+		proto_kv_id(c->pk, "cue_id", got[i].cue_id);
+		proto_kv_str(c->pk, "queue", a->queue, a->qlen);
+		proto_kv_uint(c->pk, "attempt", got[i].attempt);
+		proto_kv_id(c->pk, "lease_token", got[i].token);
+		proto_kv_int(c->pk, "lease_deadline", got[i].deadline);
+		proto_kv_bin(c->pk, "payload", got[i].payload, got[i].payload_len);
+		c->eo->claimed_free(c->e, &got[i]);
+	}
+	return CUEQ_OK;
+}
+
+static int op_claim(struct opctx *c)
+{
+	struct claim_args *a = &c->park;
+	const char *q, *w = NULL;
+	uint64_t max = 1, lease = 0, wait = 0;
+	int rc;
+
+	if ((rc = queue_field(c, c->req, true, &q, &a->qlen)) != CUEQ_OK ||
+	    (rc = proto_uint(c->req, "max", false, 1, CUEQ_MAX_CLAIM, &max, &c->err)) != CUEQ_OK ||
+	    (rc = proto_uint(c->req, "lease_ms", false, PROTO_MIN_LEASE_MS, PROTO_MAX_LEASE_MS,
+			     &lease, &c->err)) != CUEQ_OK ||
+	    (rc = proto_uint(c->req, "wait_ms", false, 0, PROTO_MAX_WAIT_MS, &wait, &c->err)) !=
+		    CUEQ_OK ||
+	    (rc = proto_str(c->req, "worker", false, PROTO_MAX_WORKER, &w, &a->wlen, &c->err)) !=
+		    CUEQ_OK)
+		return rc;
+	memcpy(a->queue, q, a->qlen);
+	a->queue[a->qlen] = '\0';
+	if (w)
+		memcpy(a->worker, w, a->wlen);
+	a->worker[a->wlen] = '\0';
+	a->max = (uint32_t)max;
+	a->lease_ms = (uint32_t)lease;
+	a->wait_ms = (int64_t)wait;
+	return ops_claim(c, a, wait == 0);
+}
+
+/* ---- ack, nack, extend ---- */
+
+static int ids(struct opctx *c, const msgpack_object *m, uint64_t *id, uint64_t *token)
+{
+	int rc;
+	if (m->type != MSGPACK_OBJECT_MAP)
+		return proto_fail(&c->err, CUEQ_ERR_BAD_REQUEST, "must be a map");
+	if ((rc = proto_id(m, "execution_id", true, id, &c->err)) != CUEQ_OK)
+		return rc;
+	return proto_id(m, "lease_token", true, token, &c->err);
+}
+
+static void pack_item_error(msgpack_packer *pk, const proto_error *err)
+{
+	msgpack_pack_map(pk, 3);
+	proto_kv_bool(pk, "ok", false);
+	proto_kv_cstr(pk, "err", proto_err_name(err->code) ? proto_err_name(err->code) : "INTERNAL");
+	proto_kv_cstr(pk, "msg", err->msg);
+}
+
+static int outcome(struct opctx *c, int kind)
+{
+	const msgpack_object_array *items;
+	int rc = proto_array(c->req, "items", true, 1, CUEQ_MAX_BATCH, &items, &c->err);
+	if (rc != CUEQ_OK)
+		return rc;
+	struct eng_outcome *o = calloc(items->size, sizeof(*o));
+	if (o == NULL)
+		return proto_fail(&c->err, CUEQ_ERR_UNAVAILABLE, "the broker is out of memory; try again later");
+	for (uint32_t i = 0; i < items->size; i++) {
+		const msgpack_object *m = &items->ptr[i];
+		uint64_t retry = UINT64_MAX;
+		o[i].kind = kind;
+		o[i].retry_in_ms = -1;
+		if ((rc = ids(c, m, &o[i].id, &o[i].token)) != CUEQ_OK ||
+		    (rc = proto_str(m, kind == OUT_ACK ? "result" : "error", false, CUEQ_MAX_TEXT,
+				    &o[i].text, &o[i].text_len, &c->err)) != CUEQ_OK ||
+		    (kind == OUT_NACK &&
+		     ((rc = proto_uint(m, "retry_in_ms", false, 0, MAX_DELAY_MS, &retry, &c->err)) !=
+			      CUEQ_OK ||
+		      (rc = proto_bool(m, "terminal", false, &o[i].terminal, &c->err)) != CUEQ_OK))) {
+			at_index(c, "items", i, rc);
+			free(o);
+			return rc;
+		}
+		if (retry != UINT64_MAX)
+			o[i].retry_in_ms = (int64_t)retry;
+	}
+	c->eo->finish(c->e, o, items->size);
+	proto_reply_begin(c->pk, c->rid, c->rid_len, c->rid_bin, 2);
+	proto_key(c->pk, "results");
+	msgpack_pack_array(c->pk, items->size);
+	for (uint32_t i = 0; i < items->size; i++) {
+		if (o[i].err.code != CUEQ_OK) {
+			pack_item_error(c->pk, &o[i].err);
+			continue;
+		}
+		bool again = kind == OUT_NACK && o[i].state != CUEQ_DEAD;
+		msgpack_pack_map(c->pk, 2 + again);
+		proto_kv_bool(c->pk, "ok", true);
+		proto_kv_cstr(c->pk, "state", proto_state_name(o[i].state));
+		if (again)
+			proto_kv_int(c->pk, "run_at", o[i].run_at);
+	}
+	proto_kv_cstr(c->pk, "durability", durability(c));
+	free(o);
+	return CUEQ_OK;
+}
+
+static int op_ack(struct opctx *c)
+{
+	return outcome(c, OUT_ACK);
+}
+
+static int op_nack(struct opctx *c)
+{
+	return outcome(c, OUT_NACK);
+}
+
+static int op_extend(struct opctx *c)
+{
+	const msgpack_object_array *items;
+	int rc = proto_array(c->req, "items", true, 1, CUEQ_MAX_BATCH, &items, &c->err);
+	if (rc != CUEQ_OK)
+		return rc;
+	struct eng_extend *x = calloc(items->size, sizeof(*x));
+	if (x == NULL)
+		return proto_fail(&c->err, CUEQ_ERR_UNAVAILABLE, "the broker is out of memory; try again later");
+	for (uint32_t i = 0; i < items->size; i++) {
+		uint64_t lease = 0;
+		if ((rc = ids(c, &items->ptr[i], &x[i].id, &x[i].token)) != CUEQ_OK ||
+		    (rc = proto_uint(&items->ptr[i], "lease_ms", true, PROTO_MIN_LEASE_MS,
+				     PROTO_MAX_LEASE_MS, &lease, &c->err)) != CUEQ_OK) {
+			at_index(c, "items", i, rc);
+			free(x);
+			return rc;
+		}
+		x[i].lease_ms = (uint32_t)lease;
+	}
+	c->eo->extend(c->e, x, items->size);
+	proto_reply_begin(c->pk, c->rid, c->rid_len, c->rid_bin, 1);
+	proto_key(c->pk, "results");
+	msgpack_pack_array(c->pk, items->size);
+	for (uint32_t i = 0; i < items->size; i++) {
+		if (x[i].err.code != CUEQ_OK) {
+			pack_item_error(c->pk, &x[i].err);
+			continue;
+		}
+		msgpack_pack_map(c->pk, 2);
+		proto_kv_bool(c->pk, "ok", true);
+		proto_kv_int(c->pk, "lease_deadline", x[i].deadline);
+	}
+	free(x);
+	return CUEQ_OK;
+}
+
+/* ---- get, list, stats ---- */
+
+static void pack_exec(msgpack_packer *pk, const struct eng_view *v, bool detail)
+{
+	const struct exec_rec *r = &v->rec;
+	bool leased = r->state == CUEQ_LEASED && r->token != 0;
+	size_t n = 12 + 2 * leased + (r->finished_at != 0) + (r->result != NULL) +
+		   (r->error != NULL) + 2 * detail;
+
+	msgpack_pack_map(pk, n);
+	proto_kv_id(pk, "execution_id", r->id);
+	proto_kv_id(pk, "cue_id", r->cue_id);
+	proto_kv_str(pk, "queue", r->queue, r->queue_len);
+	proto_kv_cstr(pk, "state", proto_state_name(r->state) ? proto_state_name(r->state) : "unknown");
+	proto_kv_int(pk, "priority", r->priority);
+	proto_kv_uint(pk, "attempt", r->attempt);
+	proto_kv_uint(pk, "max_attempts", r->max_attempts);
+	proto_kv_uint(pk, "expiries", r->expiries);
+	proto_kv_uint(pk, "failures", r->failures);
+	proto_kv_uint(pk, "lease_ms", r->lease_ms);
+	proto_kv_int(pk, "created_at", r->created_at);
+	proto_kv_int(pk, "run_at", r->run_at);
+	if (leased) {
+		proto_kv_int(pk, "lease_deadline", r->deadline);
+		proto_kv_id(pk, "lease_token", r->token);
+	}
+	if (r->finished_at != 0)
+		proto_kv_int(pk, "finished_at", r->finished_at);
+	if (r->result != NULL)
+		proto_kv_str(pk, "result", r->result, r->result_len);
+	if (r->error != NULL)
+		proto_kv_str(pk, "error", r->error, r->error_len);
+	if (!detail)
+		return;
+	proto_kv_bin(pk, "payload", v->payload ? v->payload : "", v->payload_len);
+	proto_key(pk, "history");
+	msgpack_pack_array(pk, v->n_hist);
+	for (size_t i = 0; i < v->n_hist; i++) {
+		const struct hist_rec *h = &v->hist[i];
+		msgpack_pack_map(pk, 2 + (h->attempt != 0) + (h->token != 0) + (h->detail != NULL));
+		proto_kv_int(pk, "at", h->at);
+		proto_kv_cstr(pk, "event", record_event_name(h->event));
+		if (h->attempt != 0)
+			proto_kv_uint(pk, "attempt", h->attempt);
+		if (h->token != 0)
+			proto_kv_id(pk, "lease_token", h->token);
+		if (h->detail != NULL)
+			proto_kv_str(pk, "detail", h->detail, h->detail_len);
+	}
+}
+
+static int op_get(struct opctx *c)
+{
+	struct eng_view v;
+	uint64_t id;
+	int rc = proto_id(c->req, "execution_id", true, &id, &c->err);
+	if (rc != CUEQ_OK || (rc = c->eo->get(c->e, id, &v, &c->err)) != CUEQ_OK)
+		return rc;
+	proto_reply_begin(c->pk, c->rid, c->rid_len, c->rid_bin, 1);
+	proto_key(c->pk, "execution");
+	pack_exec(c->pk, &v, true);
+	c->eo->view_free(c->e, &v);
+	return CUEQ_OK;
+}
+
+static int op_list(struct opctx *c)
+{
+	const char *q, *st = NULL;
+	size_t qlen, stlen = 0, n = 0;
+	uint64_t limit = DEFAULT_LIST, after = 0, next = 0;
+	int state = -1, rc;
+
+	if ((rc = queue_field(c, c->req, true, &q, &qlen)) != CUEQ_OK ||
+	    (rc = proto_str(c->req, "state", false, 16, &st, &stlen, &c->err)) != CUEQ_OK ||
+	    (rc = proto_uint(c->req, "limit", false, 1, CUEQ_MAX_BATCH, &limit, &c->err)) != CUEQ_OK ||
+	    (rc = proto_id(c->req, "after", false, &after, &c->err)) != CUEQ_OK)
+		return rc;
+	if (st && (state = proto_state_parse(st, stlen)) < 0)
+		return proto_fail(&c->err, CUEQ_ERR_BAD_REQUEST,
+				  "unknown state; use scheduled, ready, leased, succeeded, dead or cancelled");
+	struct eng_view *v = calloc(limit, sizeof(*v));
+	if (v == NULL)
+		return proto_fail(&c->err, CUEQ_ERR_UNAVAILABLE, "the broker is out of memory; try again later");
+	rc = c->eo->list(c->e, q, qlen, state, after, limit, v, &n, &next, &c->err);
+	if (rc == CUEQ_OK) {
+		proto_reply_begin(c->pk, c->rid, c->rid_len, c->rid_bin, 2);
+		proto_key(c->pk, "executions");
+		msgpack_pack_array(c->pk, n);
+		for (size_t i = 0; i < n; i++)
+			pack_exec(c->pk, &v[i], false);
+		if (next)
+			proto_kv_id(c->pk, "next", next);
+		else
+			proto_key(c->pk, "next"), msgpack_pack_nil(c->pk);
+	}
+	for (size_t i = 0; i < n; i++)
+		c->eo->view_free(c->e, &v[i]);
+	free(v);
+	return rc;
+}
+
+static int op_stats(struct opctx *c)
+{
+	static const char *const names[] = {"scheduled", "ready", "leased", "succeeded", "dead",
+					    "cancelled"};
+	const char *q = NULL;
+	size_t qlen = 0, n = 0;
+	struct eng_stats *s = NULL;
+	int rc = queue_field(c, c->req, false, &q, &qlen);
+	if (rc != CUEQ_OK || (rc = c->eo->stats(c->e, q, qlen, &s, &n, &c->err)) != CUEQ_OK)
+		return rc;
+	proto_reply_begin(c->pk, c->rid, c->rid_len, c->rid_bin, 1);
+	proto_key(c->pk, "queues");
+	msgpack_pack_array(c->pk, n);
+	for (size_t i = 0; i < n; i++) {
+		msgpack_pack_map(c->pk, 7);
+		proto_kv_cstr(c->pk, "queue", s[i].queue);
+		for (int k = 0; k < 6; k++)
+			proto_kv_uint(c->pk, names[k], s[i].count[k]);
+	}
+	free(s);
+	return CUEQ_OK;
+}
+
+static const struct op op_table[] = {
+	{"ping", 0, op_ping},	       {"push", OP_WRITE, op_push},   {"claim", OP_WRITE, op_claim},
+	{"ack", OP_WRITE, op_ack},     {"nack", OP_WRITE, op_nack},   {"extend", OP_WRITE, op_extend},
+	{"get", 0, op_get},	       {"list", 0, op_list},	      {"stats", 0, op_stats},
+};
+
+const struct op *ops_find(const char *name, size_t len)
+{
+	for (size_t i = 0; i < sizeof(op_table) / sizeof(op_table[0]); i++)
+		if (strlen(op_table[i].name) == len && memcmp(op_table[i].name, name, len) == 0)
+			return &op_table[i];
+	return NULL;
+}
+
+const char *ops_names(void)
+{
+	return "ping, push, claim, ack, nack, extend, get, list, stats";
+}

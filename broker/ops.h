@@ -1,0 +1,56 @@
+/*
+ * ops.h - the protocol's operations: one table {name, flags, handler}.
+ *
+ * A handler reads its fields from the decoded request map (argument checks
+ * live here, in one place), calls the engine, and packs the reply fields.
+ * It packs nothing before it knows it succeeds, so a failure becomes a clean
+ * error reply.  The loop (loop.c) owns everything around a handler: request
+ * IDs, parking long polls, group commit.
+ */
+#ifndef CUEQ_OPS_H
+#define CUEQ_OPS_H
+
+#include "engine.h"
+
+#define OP_WRITE 1	/* changes state: answered once per request ID */
+#define OP_PARKED (-1) /* claim found nothing and waits: no reply yet */
+
+/* A claim, as parked by the loop until something is ready or the wait ends. */
+struct claim_args {
+	char queue[PROTO_MAX_QUEUE + 1];
+	size_t qlen;
+	uint32_t max;
+	uint32_t lease_ms; /* 0: each job's own */
+	int64_t wait_ms;
+	char worker[PROTO_MAX_WORKER + 1];
+	size_t wlen;
+};
+
+struct opctx {
+	const struct engine_ops *eo;
+	struct engine *e;
+	const msgpack_object *req; /* the request map */
+	msgpack_packer *pk;	   /* the reply, positioned at its start */
+	const void *rid;
+	size_t rid_len;
+	bool rid_bin;
+	bool synced;	      /* writes are synced before replies (fsync always) */
+	proto_error err;      /* set when a handler fails */
+	struct claim_args park; /* filled when a claim parks */
+};
+
+struct op {
+	const char *name;
+	int flags;
+	int (*fn)(struct opctx *c); /* CUEQ_OK (reply packed), OP_PARKED or an error */
+};
+
+/* The op of that name, or NULL. */
+const struct op *ops_find(const char *name, size_t len);
+/* Comma-separated names of every op, for error messages. */
+const char *ops_names(void);
+/* Runs a (parked) claim again.  With final set it always replies, with an
+ * empty list when nothing is ready; otherwise it returns OP_PARKED then. */
+int ops_claim(struct opctx *c, const struct claim_args *a, bool final);
+
+#endif /* CUEQ_OPS_H */

@@ -1,0 +1,74 @@
+/*
+ * record.h - the stored forms of an execution and of its history events.
+ *
+ * Both are msgpack maps with short keys and a format version "v".  Bump
+ * RECORD_VERSION when a field changes meaning; a new optional field does not
+ * need a bump (readers ignore unknown keys and default missing ones).  A
+ * broker refuses to start on records newer than it knows (store meta
+ * "format"), so an old binary never misreads new data.
+ */
+#ifndef CUEQ_RECORD_H
+#define CUEQ_RECORD_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define RECORD_VERSION 1
+
+enum outcome_kind { OUT_NONE = 0, OUT_ACK = 1, OUT_NACK = 2 };
+
+struct exec_rec {
+	uint64_t id, cue_id;
+	const char *queue;
+	size_t queue_len;
+	int32_t priority;
+	uint32_t max_attempts, lease_ms;
+	uint32_t attempt, expiries, failures;
+	uint32_t hist_seq; /* next history sequence number */
+	uint8_t state;	   /* cueq_state */
+	int64_t created_at, run_at, deadline, finished_at; /* Unix ms; 0 none */
+	uint64_t token;					   /* live lease token; 0 none */
+	const char *result, *error;			   /* NULL: none */
+	size_t result_len, error_len;
+	/* The last ack/nack applied, so that a resend gets the same answer. */
+	uint8_t out_kind, out_state;
+	uint64_t out_token, out_hash;
+	int64_t out_run_at;
+};
+
+/* Packs r into pk. */
+void record_pack(msgpack_packer *pk, const struct exec_rec *r);
+/* Decodes a stored record into r; strings point into up, which the caller
+ * keeps alive and destroys.  Returns 0, or -1 on a corrupt or newer record. */
+int record_unpack(const char *buf, size_t len, msgpack_unpacked *up, struct exec_rec *r);
+
+enum hist_event {
+	EV_PUSHED = 1,
+	EV_CLAIMED,
+	EV_EXTENDED,
+	EV_EXPIRED,
+	EV_NACKED,
+	EV_SUCCEEDED,
+	EV_DEAD,
+};
+
+struct hist_rec {
+	int64_t at;
+	uint8_t event;
+	uint32_t attempt;
+	uint64_t token; /* 0: none */
+	const char *detail;
+	size_t detail_len;
+};
+
+const char *record_event_name(int event);
+void record_pack_event(msgpack_packer *pk, const struct hist_rec *h);
+int record_unpack_event(const char *buf, size_t len, msgpack_unpacked *up, struct hist_rec *h);
+
+/* FNV-1a over the bytes; used to compare outcome bodies. */
+uint64_t record_hash(uint64_t h, const void *p, size_t n);
+#define RECORD_HASH_INIT 0xcbf29ce484222325ull
+
+#endif /* CUEQ_RECORD_H */

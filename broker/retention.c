@@ -1,0 +1,90 @@
+/*
+ * retention.c - the end of an execution's life: retiring finished ones
+ * from memory into the done/expiry indexes, and deleting them for good once
+ * the retention window has passed.
+ *
+ * The expiry column family is ordered by finish time, so the sweep reads
+ * only what is due and resumes from the last key it deleted (seeking past
+ * the tombstones of earlier sweeps instead of over them).  It deletes at
+ * most SWEEP_BATCH executions per turn so a backlog never stalls the loop.
+ */
+#include "embedded.h"
+
+#include <string.h>
+
+#define SWEEP_BATCH 1000
+#define SWEEP_EVERY_MS 1000
+
+void emb_retire(struct engine *e, struct job *j, int state, int64_t now)
+{
+	struct queue *q = emb_queue_at(e, j->queue);
+	uint8_t k[8], done[PROTO_MAX_QUEUE + 10], exp[16], val[PROTO_MAX_QUEUE + 2];
+	size_t dl;
+
+	emb_key(k, j->id);
+	store_del(e->st, CF_ACTIVE, k, 8);
+	dl = emb_done_key(done, q->name, q->len, state, j->id);
+	store_put(e->st, CF_DONE, done, dl, "", 0);
+	store_be64(exp, (uint64_t)now);
+	store_be64(exp + 8, j->id);
+	memcpy(val, q->name, q->len);
+	val[q->len] = 0;
+	val[q->len + 1] = (uint8_t)state;
+	store_put(e->st, CF_EXPIRY, exp, 16, val, (size_t)q->len + 2);
+	emb_set_state(e, j, state);
+	jobs_remove(e->jobs, j);
+	jobs_release(e->jobs, j);
+}
+
+/* Deletes everything of one execution. */
+static void forget(struct engine *e, uint64_t id, const uint8_t *val, size_t vl)
+{
+	uint8_t k[8], from[12] = {0}, to[12] = {0}, done[PROTO_MAX_QUEUE + 10];
+	const uint8_t *nul = memchr(val, 0, vl);
+
+	emb_key(k, id);
+	store_del(e->st, CF_EXEC, k, 8);
+	store_del(e->st, CF_PAYLOAD, k, 8);
+	store_be64(from, id);
+	store_be64(to, id + 1);
+	store_del_range(e->st, CF_HIST, from, 12, to, 12);
+	if (nul == NULL || nul + 2 != val + vl)
+		return;
+	size_t qlen = (size_t)(nul - val);
+	int state = nul[1];
+	store_del(e->st, CF_DONE, done, emb_done_key(done, (const char *)val, qlen, state, id));
+	struct queue *q = emb_queue(e, (const char *)val, qlen, false);
+	if (q != NULL && state >= CUEQ_SUCCEEDED && state <= CUEQ_CANCELLED && q->count[state] > 0) {
+		q->count[state]--;
+		q->counts_dirty = true;
+	}
+}
+
+int64_t emb_sweep(struct engine *e, int64_t now)
+{
+	uint8_t hi[8];
+	size_t n = 0;
+
+	if (now < e->next_sweep)
+		return e->next_sweep;
+	e->next_sweep = now + SWEEP_EVERY_MS;
+	if (now - e->retention_ms <= 0)
+		return e->next_sweep;
+	store_be64(hi, (uint64_t)(now - e->retention_ms));
+	struct store_iter *it = store_iter_new(e->st, CF_EXPIRY, e->sweep_from, 16, hi, 8);
+	if (it == NULL)
+		return e->next_sweep;
+	for (; n < SWEEP_BATCH && store_iter_valid(it); store_iter_next(it), n++) {
+		size_t kl, vl;
+		const char *k = store_iter_key(it, &kl), *v = store_iter_value(it, &vl);
+		if (kl != 16)
+			continue;
+		forget(e, store_get_be64((const uint8_t *)k + 8), (const uint8_t *)v, vl);
+		store_del(e->st, CF_EXPIRY, k, kl);
+		memcpy(e->sweep_from, k, 16);
+	}
+	store_iter_free(it);
+	if (n == SWEEP_BATCH)
+		e->next_sweep = now; /* more is due: go on next turn */
+	return e->next_sweep;
+}

@@ -1,0 +1,51 @@
+/*
+ * ridcache.h - remembered answers by request ID, so that a request sent
+ * again (a REQ resend, an SDK retry after a lost reply) is answered and never
+ * applied twice.
+ *
+ * An entry is pending while its request is being worked on (a parked claim,
+ * a write waiting for its sync); repeats that arrive meanwhile wait on it.
+ * Done entries hold a copy of the reply.  The cache keeps every reply for
+ * RID_KEEP_MS, then forgets the oldest first, and also when it holds more
+ * than RID_MAX_ENTRIES or RID_MAX_BYTES.  Core thread only.
+ */
+#ifndef CUEQ_RIDCACHE_H
+#define CUEQ_RIDCACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "server.h"
+
+#define RID_KEEP_MS (10 * 60 * 1000)
+#define RID_MAX_ENTRIES 200000
+#define RID_MAX_BYTES (64u << 20)
+
+struct rid_entry {
+	uint8_t rid[64];
+	uint8_t len;
+	bool done;
+	int64_t at; /* monotonic ms */
+	void *reply; /* done: the reply bytes */
+	size_t reply_len;
+	struct request *waiters; /* pending: repeats to answer with it */
+	struct rid_entry *hnext, *older, *newer;
+};
+
+struct ridcache;
+
+struct ridcache *ridcache_new(void);
+void ridcache_free(struct ridcache *rc);
+struct rid_entry *ridcache_find(struct ridcache *rc, const void *rid, size_t len);
+/* A new pending entry; NULL when out of memory. */
+struct rid_entry *ridcache_add(struct ridcache *rc, const void *rid, size_t len, int64_t now);
+/* Stores the reply (copied) and makes the entry done; false on no memory
+ * (the entry is then removed). */
+bool ridcache_done(struct ridcache *rc, struct rid_entry *e, const void *reply, size_t len);
+/* Removes a pending entry (its request gave no answer worth keeping). */
+void ridcache_remove(struct ridcache *rc, struct rid_entry *e);
+/* Forgets what is too old or over the limits. */
+void ridcache_trim(struct ridcache *rc, int64_t now);
+
+#endif /* CUEQ_RIDCACHE_H */

@@ -1,0 +1,250 @@
+/*
+ * server.c - REP contexts in a recv -> (core) -> send -> recv cycle.
+ *
+ * Each context owns one aio.  Its callback runs on an nng thread: after a
+ * receive it hands the request to the core; after a send it listens again.
+ * Replies are sent with nng_ctx_send from the core or syncer thread, which
+ * nng allows from any thread.
+ */
+#include "server.h"
+
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/supplemental/util/platform.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "log.h"
+#include "proto.h"
+
+#define POOL_START 64
+#define POOL_GROW 64
+#define POOL_LOW 16
+#define POOL_MAX 16384
+
+enum { S_RECV, S_WAIT, S_SEND };
+
+struct sctx {
+	struct server *s;
+	nng_ctx ctx;
+	nng_aio *aio;
+	int state;
+	struct request req;
+	struct sctx *next;
+};
+
+struct server {
+	nng_socket sock;
+	nng_listener *listeners;
+	size_t n_listeners;
+	server_deliver_fn deliver;
+	server_pipe_fn gone;
+	void *arg;
+	pthread_mutex_t mu;
+	struct sctx *all;
+	size_t total, listening, sending;
+	bool stopping;
+};
+
+static void ctx_cb(void *arg);
+
+/* Opens one more context and starts it listening; call with mu held. */
+static int add_ctx(struct server *s)
+{
+	struct sctx *c = calloc(1, sizeof(*c));
+	int rv;
+	if (c == NULL)
+		return NNG_ENOMEM;
+	c->s = s;
+	c->req.ctx = c;
+	if ((rv = nng_aio_alloc(&c->aio, ctx_cb, c)) != 0) {
+		free(c);
+		return rv;
+	}
+	if ((rv = nng_ctx_open(&c->ctx, s->sock)) != 0) {
+		nng_aio_free(c->aio);
+		free(c);
+		return rv;
+	}
+	c->next = s->all;
+	s->all = c;
+	s->total++;
+	s->listening++;
+	c->state = S_RECV;
+	nng_ctx_recv(c->ctx, c->aio);
+	return 0;
+}
+
+static void listen_again(struct sctx *c)
+{
+	struct server *s = c->s;
+	pthread_mutex_lock(&s->mu);
+	c->state = S_RECV;
+	s->listening++;
+	pthread_mutex_unlock(&s->mu);
+	nng_ctx_recv(c->ctx, c->aio);
+}
+
+static void ctx_cb(void *arg)
+{
+	struct sctx *c = arg;
+	struct server *s = c->s;
+	int rv = nng_aio_result(c->aio);
+
+	if (c->state == S_SEND) {
+		if (rv != 0)
+			nng_msg_free(nng_aio_get_msg(c->aio)); /* peer gone: reply dropped */
+		pthread_mutex_lock(&s->mu);
+		s->sending--;
+		pthread_mutex_unlock(&s->mu);
+		listen_again(c);
+		return;
+	}
+	if (rv != 0) {
+		if (rv != NNG_ECLOSED && rv != NNG_ECANCELED)
+			log_warn("receive failed: %s", nng_strerror(rv));
+		if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+			return;
+		nng_ctx_recv(c->ctx, c->aio);
+		return;
+	}
+	c->req.msg = nng_aio_get_msg(c->aio);
+	c->req.pipe = nng_pipe_id(nng_msg_get_pipe(c->req.msg));
+	c->req.next = NULL;
+	pthread_mutex_lock(&s->mu);
+	c->state = S_WAIT;
+	s->listening--;
+	while (!s->stopping && s->listening < POOL_LOW && s->total < POOL_MAX)
+		for (int i = 0; i < POOL_GROW && add_ctx(s) == 0; i++)
+			;
+	pthread_mutex_unlock(&s->mu);
+	s->deliver(s->arg, &c->req);
+}
+
+static void pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	struct server *s = arg;
+	if (ev == NNG_PIPE_EV_REM_POST)
+		s->gone(s->arg, nng_pipe_id(p));
+}
+
+int server_start(const char *const *urls, size_t n, server_deliver_fn deliver, server_pipe_fn gone,
+		 void *arg, struct server **out, char *err, size_t errlen)
+{
+	struct server *s = calloc(1, sizeof(*s));
+	int rv;
+
+	*out = NULL;
+	if (s == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	pthread_mutex_init(&s->mu, NULL);
+	s->deliver = deliver, s->gone = gone, s->arg = arg;
+	if ((rv = nng_rep0_open(&s->sock)) != 0) {
+		snprintf(err, errlen, "cannot open the REP socket: %s", nng_strerror(rv));
+		free(s);
+		return -1;
+	}
+	nng_pipe_notify(s->sock, NNG_PIPE_EV_REM_POST, pipe_cb, s);
+	s->listeners = calloc(n, sizeof(*s->listeners));
+	if (s->listeners == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	for (size_t i = 0; i < n; i++) {
+		nng_listener l;
+		if ((rv = nng_listener_create(&l, s->sock, urls[i])) != 0) {
+			snprintf(err, errlen, "cannot listen on %s: %s (is the URL tcp://HOST:PORT or ipc:///PATH?)",
+				 urls[i], nng_strerror(rv));
+			goto fail;
+		}
+		/* bigger messages close the connection; PROTO_MAX_FRAME..this
+		 * gets a TOO_LARGE answer */
+		nng_listener_set_size(l, NNG_OPT_RECVMAXSZ, PROTO_TRANSPORT_MAX);
+		if ((rv = nng_listener_start(l, 0)) != 0) {
+			snprintf(err, errlen, "cannot listen on %s: %s%s", urls[i], nng_strerror(rv),
+				 rv == NNG_EADDRINUSE ? " (another cueqd already running there?)" : "");
+			nng_listener_close(l);
+			goto fail;
+		}
+		s->listeners[s->n_listeners++] = l;
+	}
+	pthread_mutex_lock(&s->mu);
+	for (int i = 0; i < POOL_START; i++)
+		if ((rv = add_ctx(s)) != 0)
+			break;
+	pthread_mutex_unlock(&s->mu);
+	if (rv != 0) {
+		snprintf(err, errlen, "cannot open REP contexts: %s", nng_strerror(rv));
+		goto fail;
+	}
+	*out = s;
+	return 0;
+fail:
+	server_close(s);
+	return -1;
+}
+
+void server_reply(struct server *s, struct request *r, nng_msg *reply)
+{
+	struct sctx *c = r->ctx;
+	nng_msg_free(r->msg);
+	r->msg = NULL;
+	pthread_mutex_lock(&s->mu);
+	s->sending++;
+	pthread_mutex_unlock(&s->mu);
+	c->state = S_SEND;
+	nng_aio_set_msg(c->aio, reply);
+	nng_ctx_send(c->ctx, c->aio);
+}
+
+void server_drop(struct server *s, struct request *r)
+{
+	(void)s;
+	nng_msg_free(r->msg);
+	r->msg = NULL;
+	listen_again(r->ctx);
+}
+
+void server_stop(struct server *s)
+{
+	pthread_mutex_lock(&s->mu);
+	s->stopping = true;
+	pthread_mutex_unlock(&s->mu);
+	for (size_t i = 0; i < s->n_listeners; i++)
+		nng_listener_close(s->listeners[i]);
+	s->n_listeners = 0;
+}
+
+void server_close(struct server *s)
+{
+	if (s == NULL)
+		return;
+	server_stop(s);
+	/* let replies already handed to nng leave (up to 2 s) */
+	for (int i = 0; i < 400; i++) {
+		pthread_mutex_lock(&s->mu);
+		size_t sending = s->sending;
+		pthread_mutex_unlock(&s->mu);
+		if (sending == 0)
+			break;
+		nng_msleep(5);
+	}
+	/* stop every aio first: callbacks may still run until then */
+	for (struct sctx *c = s->all; c; c = c->next)
+		nng_aio_stop(c->aio);
+	nng_close(s->sock);
+	while (s->all) {
+		struct sctx *c = s->all;
+		s->all = c->next;
+		if (c->state == S_WAIT && c->req.msg)
+			nng_msg_free(c->req.msg);
+		nng_aio_free(c->aio);
+		free(c);
+	}
+	free(s->listeners);
+	pthread_mutex_destroy(&s->mu);
+	free(s);
+}

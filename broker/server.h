@@ -1,0 +1,43 @@
+/*
+ * server.h - the nng side of the broker: a REP socket with a growing pool
+ * of contexts, each holding at most one request.
+ *
+ * Received requests are handed to the core (loop.c) and answered later from
+ * any thread with server_reply().  A parked long poll keeps its context, so
+ * the pool grows whenever few contexts are left listening: parked claims
+ * never starve other clients.  nng callbacks never block.
+ */
+#ifndef CUEQ_SERVER_H
+#define CUEQ_SERVER_H
+
+#include <nng/nng.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct server;
+
+/* One received request: owned by the core until answered or dropped. */
+struct request {
+	nng_msg *msg;
+	uint32_t pipe; /* connection it came on */
+	struct request *next;
+	void *ctx; /* the server's context */
+};
+
+typedef void (*server_deliver_fn)(void *arg, struct request *r);
+typedef void (*server_pipe_fn)(void *arg, uint32_t pipe);
+
+/* Listens on every URL.  deliver gets each request (from nng's threads);
+ * gone is told when a connection closes.  -1 with a sentence in err. */
+int server_start(const char *const *urls, size_t n, server_deliver_fn deliver, server_pipe_fn gone,
+		 void *arg, struct server **out, char *err, size_t errlen);
+/* Sends reply (ownership passes) for r; r is finished.  Any thread. */
+void server_reply(struct server *s, struct request *r, nng_msg *reply);
+/* Finishes r without an answer. */
+void server_drop(struct server *s, struct request *r);
+/* Stops accepting connections and requests. */
+void server_stop(struct server *s);
+/* Closes the socket and frees everything; no request may be outstanding. */
+void server_close(struct server *s);
+
+#endif /* CUEQ_SERVER_H */

@@ -1,0 +1,81 @@
+/*
+ * store.h - the broker's RocksDB storage, and nothing else knows RocksDB.
+ *
+ * Column families (keys are big-endian so they sort by number):
+ *   exec     id(8)                  -> execution record (record.h)
+ *   payload  id(8)                  -> payload bytes, written once
+ *   active   id(8)                  -> "" while the execution is unfinished;
+ *                                      start-up rebuilds memory from this only
+ *   hist     id(8) seq(4)           -> history event (record.h)
+ *   done     queue 0 state(1) id(8) -> "" for finished executions (list by state)
+ *   expiry   finished_at(8) id(8)   -> queue 0 state(1): the retention sweep
+ *   meta     name                   -> boot epoch, format version, counters
+ *
+ * Writes of the core thread gather in one pending WriteBatch per loop turn;
+ * store_commit() writes it without sync, store_sync() (any thread) makes
+ * everything written so far durable with one WAL fsync.  That split is the
+ * group commit: the core keeps working while the sync runs.
+ */
+#ifndef CUEQ_STORE_H
+#define CUEQ_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum store_cf {
+	CF_DEFAULT,
+	CF_EXEC,
+	CF_PAYLOAD,
+	CF_ACTIVE,
+	CF_HIST,
+	CF_DONE,
+	CF_EXPIRY,
+	CF_META,
+	CF_COUNT
+};
+
+struct store;
+struct store_iter;
+
+/* Opens (creating) the database in dir.  On failure returns -1 with a
+ * sentence in err. */
+int store_open(const char *dir, struct store **out, char *err, size_t errlen);
+/* Closes; a pending batch is discarded (commit first). */
+void store_close(struct store *s);
+
+/* Add to the pending batch (core thread only). */
+void store_put(struct store *s, int cf, const void *k, size_t kl, const void *v, size_t vl);
+void store_del(struct store *s, int cf, const void *k, size_t kl);
+void store_del_range(struct store *s, int cf, const void *from, size_t fl, const void *to, size_t tl);
+/* True when the pending batch holds anything. */
+bool store_dirty(const struct store *s);
+/* Writes the pending batch (no sync).  0, or -1 after logging why. */
+int store_commit(struct store *s);
+/* Syncs the WAL: everything committed before the call is durable after it.
+ * Thread-safe.  0, or -1 after logging why. */
+int store_sync(struct store *s);
+/* Writes k=v synced, at once (start-up only). */
+int store_put_now(struct store *s, int cf, const void *k, size_t kl, const void *v, size_t vl);
+
+/* Reads k from what is committed: store_commit() first to see this turn's
+ * writes.  Returns 1 found (*v malloc'd, free with store_free), 0 absent, -1 error. */
+int store_get(struct store *s, int cf, const void *k, size_t kl, char **v, size_t *vl);
+void store_free(void *p);
+
+/* Iterates cf over keys in [from, to) (to may be NULL: no upper bound).
+ * The bounds are copied.  Commits the pending batch first. */
+struct store_iter *store_iter_new(struct store *s, int cf, const void *from, size_t fl,
+				  const void *to, size_t tl);
+bool store_iter_valid(struct store_iter *it);
+void store_iter_next(struct store_iter *it);
+const char *store_iter_key(struct store_iter *it, size_t *kl);
+const char *store_iter_value(struct store_iter *it, size_t *vl);
+void store_iter_free(struct store_iter *it);
+
+/* Big-endian helpers for keys. */
+void store_be64(uint8_t *p, uint64_t v);
+uint64_t store_get_be64(const uint8_t *p);
+void store_be32(uint8_t *p, uint32_t v);
+
+#endif /* CUEQ_STORE_H */

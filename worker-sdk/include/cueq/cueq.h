@@ -1,0 +1,321 @@
+/*
+ * cueq.h - the public C API of libcueq, the cueq client SDK.
+ *
+ * Producers push jobs, workers claim executions under a lease and finish
+ * them with ack or nack, operators inspect.  Everything is an opaque handle;
+ * the library keeps no global state.  A cueq_client is thread-safe: any
+ * number of threads may call into one client at once, each call uses its own
+ * request context on the shared connection.  Every request carries a
+ * client-generated request ID; the SDK retries a request whose answer was
+ * lost with the same ID, and the broker answers a repeated ID without
+ * applying it twice.
+ *
+ * Errors: every call returns CUEQ_OK (0) or a cueq_err.  cueq_last_error()
+ * gives the human sentence for the last failure on the calling thread.
+ */
+#ifndef CUEQ_H
+#define CUEQ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(CUEQ_BUILDING) && defined(__GNUC__)
+#define CUEQ_API __attribute__((visibility("default")))
+#else
+#define CUEQ_API
+#endif
+
+#define CUEQ_VERSION_MAJOR 0
+#define CUEQ_VERSION_MINOR 1
+#define CUEQ_VERSION_PATCH 0
+
+/* Sizes of the fixed text fields below, terminating NUL included. */
+#define CUEQ_ID_SIZE 33     /* execution, cue IDs and lease tokens */
+#define CUEQ_QUEUE_SIZE 129 /* queue names: 1-128 bytes of [A-Za-z0-9._:-] */
+
+/* Limits the broker enforces; the SDK checks them before sending. */
+#define CUEQ_MAX_PAYLOAD (1u << 20) /* bytes of one job's payload */
+#define CUEQ_MAX_TEXT 65536u        /* bytes of a result or error text */
+#define CUEQ_MAX_BATCH 1000u        /* jobs or items in one request */
+#define CUEQ_MAX_CLAIM 256u         /* executions in one claim */
+
+/* One error enum for the broker's answers and the SDK's own failures. */
+typedef enum cueq_err {
+	CUEQ_OK = 0,
+	/* Answers of the broker (the wire names are the same without CUEQ_ERR_). */
+	CUEQ_ERR_BAD_REQUEST = 1,	   /* malformed or invalid request */
+	CUEQ_ERR_UNAUTHORIZED = 2,	   /* missing or wrong auth token */
+	CUEQ_ERR_NOT_FOUND = 3,		   /* no such execution */
+	CUEQ_ERR_CONFLICT = 4,		   /* state does not allow it */
+	CUEQ_ERR_STALE_LEASE = 5,	   /* lease token is not the live one */
+	CUEQ_ERR_IDEMPOTENCY_MISMATCH = 6, /* key reused with another request */
+	CUEQ_ERR_TOO_LARGE = 7,		   /* request or field over its limit */
+	CUEQ_ERR_UNAVAILABLE = 8,	   /* broker shutting down or storage failing */
+	CUEQ_ERR_INTERNAL = 9,		   /* a broker bug: please report it */
+	/* Failures of the SDK itself. */
+	CUEQ_ERR_EMPTY = 20,	   /* claim: nothing was ready within the wait */
+	CUEQ_ERR_UNREACHABLE = 21, /* no answer from the broker in time */
+	CUEQ_ERR_INVALID = 22,	   /* bad argument to an SDK call */
+	CUEQ_ERR_NOMEM = 23,	   /* out of memory */
+	CUEQ_ERR_PROTOCOL = 24,	   /* the broker's answer made no sense */
+	CUEQ_ERR_CLOSED = 25,	   /* the client or worker is closing */
+	CUEQ_ERR_LEASE_LOST = 26,  /* the handler's lease was lost */
+} cueq_err;
+
+/* States of an execution; cueq_state_name() gives the wire/CLI name. */
+typedef enum cueq_state {
+	CUEQ_SCHEDULED = 0,
+	CUEQ_READY = 1,
+	CUEQ_LEASED = 2,
+	CUEQ_SUCCEEDED = 3,
+	CUEQ_DEAD = 4,
+	CUEQ_CANCELLED = 5,
+} cueq_state;
+
+/* Static English text for an error code; never NULL. */
+CUEQ_API const char *cueq_strerror(int err);
+/* The detailed message of the last failed call on this thread ("" if none).
+ * Valid until the next call on this thread. */
+CUEQ_API const char *cueq_last_error(void);
+/* "scheduled", "ready", ...; NULL for an unknown value. */
+CUEQ_API const char *cueq_state_name(int state);
+/* Parses a state name; returns -1 when unknown. */
+CUEQ_API int cueq_state_parse(const char *name);
+/* Parses a duration: a number and a unit, "250ms", "30s", "5m", "2h", "1d".
+ * Returns CUEQ_OK or CUEQ_ERR_INVALID. */
+CUEQ_API int cueq_parse_duration(const char *s, int64_t *ms);
+/* Runtime version, "MAJOR.MINOR.PATCH". */
+CUEQ_API const char *cueq_version(void);
+
+/* ---- connection ------------------------------------------------------- */
+
+typedef struct cueq_client cueq_client;
+
+typedef struct cueq_client_opts {
+	int64_t connect_timeout_ms; /* 0: 5000. Wait for the first connection. */
+	int64_t request_timeout_ms; /* 0: 10000. One attempt, beyond any long poll. */
+	int64_t retry_deadline_ms;  /* 0: 30000. Total time a call retries. */
+	const char *auth;	    /* optional auth token; copied */
+} cueq_client_opts;
+
+/* Connects to a broker at url (tcp://host:port or ipc:///path); opts may be
+ * NULL.  Returns CUEQ_ERR_UNREACHABLE when nothing answers within the
+ * connect timeout.  Free with cueq_close(). */
+CUEQ_API int cueq_connect(const char *url, const cueq_client_opts *opts, cueq_client **out);
+/* Closes the connection; no call may be in progress or follow. */
+CUEQ_API void cueq_close(cueq_client *c);
+/* Round trip to the broker; server_time_ms (may be NULL) gets its clock. */
+CUEQ_API int cueq_ping(cueq_client *c, int64_t *server_time_ms);
+
+/* ---- producing -------------------------------------------------------- */
+
+typedef struct cueq_push_opts {
+	int32_t priority;      /* higher first; -1000..1000; default 0 */
+	uint32_t max_attempts; /* 0: broker default (5) */
+	int64_t lease_ms;      /* 0: broker default (30 s) */
+	int64_t delay_ms;      /* run no sooner than this from now */
+	int64_t run_at_ms;     /* or at this Unix time in ms (0: now) */
+} cueq_push_opts;
+
+typedef struct cueq_job_spec {
+	const char *queue;
+	const void *payload;
+	size_t payload_len;
+	cueq_push_opts opts;
+} cueq_job_spec;
+
+typedef struct cueq_push_result {
+	int err; /* CUEQ_OK, or why this job was refused */
+	char execution_id[CUEQ_ID_SIZE];
+	char cue_id[CUEQ_ID_SIZE];
+	int state;	   /* CUEQ_SCHEDULED or CUEQ_READY */
+	int64_t run_at_ms; /* when it becomes ready */
+	bool synced;	   /* true: on disk and fsynced; false: written, not yet synced */
+} cueq_push_result;
+
+/* Pushes one job; opts may be NULL.  out (may be NULL) gets the IDs. */
+CUEQ_API int cueq_push(cueq_client *c, const char *queue, const void *payload, size_t len,
+		       const cueq_push_opts *opts, cueq_push_result *out);
+/* Pushes n (1..CUEQ_MAX_BATCH) jobs in one request, all or nothing on a
+ * request error; out[n] gets one result per job. */
+CUEQ_API int cueq_push_many(cueq_client *c, const cueq_job_spec *jobs, size_t n,
+			    cueq_push_result *out);
+
+/* The batching producer: jobs added are sent in batches, several requests
+ * in flight, from a background thread.  Each job's result is reported to
+ * on_result (from that thread).  add() copies the job and returns at once,
+ * or waits while the pipeline is full. */
+typedef struct cueq_pusher cueq_pusher;
+typedef void (*cueq_push_cb)(void *arg, void *tag, const cueq_push_result *res);
+typedef struct cueq_pusher_opts {
+	size_t batch;	   /* 0: 128 jobs per request */
+	int64_t linger_ms; /* 0: 2 ms; wait this long to fill a batch */
+	unsigned inflight; /* 0: 4 requests in flight */
+	cueq_push_cb on_result; /* may be NULL */
+	void *arg;
+} cueq_pusher_opts;
+
+CUEQ_API int cueq_pusher_new(cueq_client *c, const cueq_pusher_opts *opts, cueq_pusher **out);
+CUEQ_API int cueq_pusher_add(cueq_pusher *p, const char *queue, const void *payload, size_t len,
+			     const cueq_push_opts *opts, void *tag);
+/* Waits until every added job has its answer; returns the first error seen
+ * since the last flush (CUEQ_OK when all were accepted). */
+CUEQ_API int cueq_pusher_flush(cueq_pusher *p);
+/* Flushes, then frees. */
+CUEQ_API void cueq_pusher_free(cueq_pusher *p);
+
+/* ---- claiming and finishing ------------------------------------------ */
+
+/* A claimed execution.  Owned by the caller of cueq_claim (free with
+ * cueq_job_free) or, inside a worker handler, by the worker. */
+typedef struct cueq_job cueq_job;
+
+CUEQ_API const char *cueq_job_id(const cueq_job *j);    /* execution ID */
+CUEQ_API const char *cueq_job_cue_id(const cueq_job *j);
+CUEQ_API const char *cueq_job_queue(const cueq_job *j);
+CUEQ_API const char *cueq_job_token(const cueq_job *j); /* lease token */
+CUEQ_API uint32_t cueq_job_attempt(const cueq_job *j);  /* 1 on first delivery */
+CUEQ_API const void *cueq_job_payload(const cueq_job *j, size_t *len);
+CUEQ_API int64_t cueq_job_lease_deadline(const cueq_job *j); /* Unix ms */
+CUEQ_API void cueq_job_free(cueq_job *j);
+
+/* Claims up to max (1..CUEQ_MAX_CLAIM) executions of queue, waiting up to
+ * wait_ms for one to be ready (long poll).  lease_ms 0 keeps each job's own
+ * lease length.  jobs[max] receives *n executions; CUEQ_ERR_EMPTY when none. */
+CUEQ_API int cueq_claim(cueq_client *c, const char *queue, size_t max, int64_t lease_ms,
+			int64_t wait_ms, cueq_job **jobs, size_t *n);
+
+typedef struct cueq_ack_item {
+	const char *execution_id;
+	const char *lease_token;
+	const char *result; /* may be NULL */
+	int err;	    /* out: CUEQ_OK, STALE_LEASE, CONFLICT, NOT_FOUND... */
+} cueq_ack_item;
+
+typedef struct cueq_nack_item {
+	const char *execution_id;
+	const char *lease_token;
+	const char *error;   /* may be NULL */
+	int64_t retry_in_ms; /* <0: the broker's backoff */
+	bool terminal;	     /* true: dead now, no more attempts */
+	int err;	     /* out */
+	int state;	     /* out: CUEQ_SCHEDULED, CUEQ_READY or CUEQ_DEAD */
+} cueq_nack_item;
+
+typedef struct cueq_extend_item {
+	const char *execution_id;
+	const char *lease_token;
+	int64_t lease_ms;	    /* new lease length from now */
+	int err;		    /* out */
+	int64_t lease_deadline_ms; /* out */
+} cueq_extend_item;
+
+/* Batch forms: the call fails only when the request as a whole failed; each
+ * item's own answer is in its err.  n is 1..CUEQ_MAX_BATCH. */
+CUEQ_API int cueq_ack_many(cueq_client *c, cueq_ack_item *items, size_t n);
+CUEQ_API int cueq_nack_many(cueq_client *c, cueq_nack_item *items, size_t n);
+CUEQ_API int cueq_extend_many(cueq_client *c, cueq_extend_item *items, size_t n);
+
+/* Single forms: return the item's own answer. */
+CUEQ_API int cueq_ack(cueq_client *c, const char *id, const char *token, const char *result);
+CUEQ_API int cueq_nack(cueq_client *c, const char *id, const char *token, const char *error,
+		       int64_t retry_in_ms, bool terminal, int *state_out);
+CUEQ_API int cueq_extend(cueq_client *c, const char *id, const char *token, int64_t lease_ms,
+			 int64_t *deadline_ms_out);
+
+/* ---- inspecting ------------------------------------------------------- */
+
+typedef struct cueq_event {
+	int64_t at_ms;
+	char *event;	   /* pushed, claimed, extended, expired, nacked, succeeded, dead */
+	uint32_t attempt;  /* delivery it belongs to, 0 if none */
+	char *lease_token; /* may be NULL */
+	char *detail;	   /* worker name, error text...; may be NULL */
+} cueq_event;
+
+typedef struct cueq_execution {
+	char execution_id[CUEQ_ID_SIZE];
+	char cue_id[CUEQ_ID_SIZE];
+	char queue[CUEQ_QUEUE_SIZE];
+	int state;
+	int32_t priority;
+	uint32_t attempt; /* deliveries so far */
+	uint32_t max_attempts;
+	uint32_t expiries, failures;
+	int64_t lease_ms;
+	int64_t created_at_ms, run_at_ms, lease_deadline_ms, finished_at_ms; /* 0: none */
+	char lease_token[CUEQ_ID_SIZE]; /* live lease, "" if none */
+	void *payload;			/* NULL in list results */
+	size_t payload_len;
+	char *result, *error; /* may be NULL */
+	cueq_event *history;  /* only from cueq_get */
+	size_t history_len;
+} cueq_execution;
+
+CUEQ_API int cueq_get(cueq_client *c, const char *id, cueq_execution **out);
+CUEQ_API void cueq_execution_free(cueq_execution *e);
+
+/* Lists executions of queue, oldest first; state -1 means every state.
+ * after: an execution ID to continue after (NULL to start).  *out is an
+ * array of *n executions; free it with cueq_list_free. */
+CUEQ_API int cueq_list(cueq_client *c, const char *queue, int state, size_t limit,
+		       const char *after, cueq_execution **out, size_t *n);
+CUEQ_API void cueq_list_free(cueq_execution *list, size_t n);
+
+typedef struct cueq_queue_stats {
+	char queue[CUEQ_QUEUE_SIZE];
+	uint64_t scheduled, ready, leased, succeeded, dead, cancelled;
+} cueq_queue_stats;
+
+/* Counts per queue; queue NULL for every queue.  free() *out. */
+CUEQ_API int cueq_stats(cueq_client *c, const char *queue, cueq_queue_stats **out, size_t *n);
+
+/* ---- the worker loop -------------------------------------------------- */
+
+/* Runs for each claimed execution on one of the worker's threads.  Return
+ * CUEQ_OK to ack (with the result set by cueq_job_set_result, if any);
+ * any other value nacks (with the error set by cueq_job_fail, if any). */
+typedef int (*cueq_handler)(cueq_job *job, void *arg);
+
+/* Inside a handler: the text stored with the ack. */
+CUEQ_API void cueq_job_set_result(cueq_job *j, const char *result);
+/* Inside a handler: how to nack.  retry_in_ms <0 uses the broker's backoff. */
+CUEQ_API void cueq_job_fail(cueq_job *j, const char *error, int64_t retry_in_ms, bool terminal);
+/* True once the worker learned that this job's lease is gone (an extension
+ * was refused or its deadline passed): stop side effects and return. */
+CUEQ_API bool cueq_job_lease_lost(const cueq_job *j);
+
+typedef struct cueq_worker cueq_worker;
+typedef struct cueq_worker_opts {
+	unsigned concurrency;	/* 0: 1 handler thread */
+	unsigned prefetch;	/* 0: as many as concurrency; claimed ahead */
+	int64_t lease_ms;	/* 0: each job's own lease length */
+	int64_t wait_ms;	/* 0: 1000; long poll of each claim */
+	int64_t ack_linger_ms;	/* 0: 1 ms; acks wait this long to share a request */
+	uint64_t max_jobs;	/* 0: run until stopped; else stop after this many */
+} cueq_worker_opts;
+
+typedef struct cueq_worker_counts {
+	uint64_t succeeded; /* acked */
+	uint64_t failed;    /* nacked */
+	uint64_t lost;	    /* lease lost before the outcome was accepted */
+} cueq_worker_counts;
+
+CUEQ_API int cueq_worker_new(cueq_client *c, const char *queue, cueq_handler h, void *arg,
+			     const cueq_worker_opts *opts, cueq_worker **out);
+/* Runs until cueq_worker_stop() or max_jobs; finishes the jobs in hand. */
+CUEQ_API int cueq_worker_run(cueq_worker *w);
+/* Asks the worker to stop; async-signal-safe, callable from any thread. */
+CUEQ_API void cueq_worker_stop(cueq_worker *w);
+CUEQ_API void cueq_worker_get_counts(const cueq_worker *w, cueq_worker_counts *out);
+CUEQ_API void cueq_worker_free(cueq_worker *w);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CUEQ_H */
