@@ -69,7 +69,7 @@ int proto_scan(const void *buf, size_t len, unsigned max_depth, proto_error *e)
 	const uint8_t *p = buf, *end = p + len;
 	uint64_t stack[PROTO_MAX_DEPTH + 1];
 	unsigned depth = 0;
-	uint64_t remaining = 1;
+	uint64_t remaining = 1, objects = 0;
 
 	if (max_depth > PROTO_MAX_DEPTH)
 		max_depth = PROTO_MAX_DEPTH;
@@ -83,6 +83,9 @@ int proto_scan(const void *buf, size_t len, unsigned max_depth, proto_error *e)
 			continue;
 		}
 		remaining--;
+		if (++objects > PROTO_MAX_OBJECTS)
+			return proto_fail(e, CUEQ_ERR_BAD_REQUEST,
+					  "message holds more than %u msgpack values", PROTO_MAX_OBJECTS);
 		if (p >= end)
 			return proto_fail(e, CUEQ_ERR_BAD_REQUEST, "truncated msgpack: the message ends inside a value");
 		uint8_t b = *p++;

@@ -24,6 +24,8 @@
 #define PROTO_MAX_FRAME (4u << 20)	  /* a request over this is TOO_LARGE */
 #define PROTO_TRANSPORT_MAX (8u << 20) /* NNG_OPT_RECVMAXSZ: closes the pipe */
 #define PROTO_MAX_DEPTH 8
+/* Values in one frame: bounds what msgpack-c allocates (24 bytes each). */
+#define PROTO_MAX_OBJECTS (256u << 10)
 #define PROTO_MAX_RID 64
 #define PROTO_MAX_QUEUE 128
 #define PROTO_MAX_WORKER 128
@@ -49,8 +51,8 @@ const char *proto_err_name(int code);
 int proto_err_code(const char *name, size_t len);
 
 /* Walks raw bytes: exactly one well-formed msgpack object, nesting at most
- * max_depth, no container count larger than the bytes left, no str/bin/ext
- * past the end.  Returns CUEQ_OK or CUEQ_ERR_BAD_REQUEST with e set. */
+ * max_depth, at most PROTO_MAX_OBJECTS values, no container count larger
+ * than the bytes left, no str/bin/ext past the end.  Returns CUEQ_OK or CUEQ_ERR_BAD_REQUEST with e set. */
 int proto_scan(const void *buf, size_t len, unsigned max_depth, proto_error *e);
 
 /* Scans, then unpacks buf into up (initialised here; the caller destroys it
