@@ -8,15 +8,15 @@
 
 #include "proto.h"
 
+/* Event 1 was "pushed" in early drafts; numbers stay stable on disk. */
 static const char *const event_names[] = {
-	[EV_PUSHED] = "pushed",	  [EV_CLAIMED] = "claimed", [EV_EXTENDED] = "extended",
-	[EV_EXPIRED] = "expired", [EV_NACKED] = "nacked",   [EV_SUCCEEDED] = "succeeded",
-	[EV_DEAD] = "dead",
+	[EV_CLAIMED] = "claimed", [EV_EXTENDED] = "extended",   [EV_EXPIRED] = "expired",
+	[EV_NACKED] = "nacked",	  [EV_SUCCEEDED] = "succeeded", [EV_DEAD] = "dead",
 };
 
 const char *record_event_name(int event)
 {
-	if (event <= 0 || event > EV_DEAD)
+	if (event < EV_CLAIMED || event > EV_DEAD)
 		return "unknown";
 	return event_names[event];
 }

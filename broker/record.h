@@ -45,8 +45,7 @@ void record_pack(msgpack_packer *pk, const struct exec_rec *r);
 int record_unpack(const char *buf, size_t len, msgpack_unpacked *up, struct exec_rec *r);
 
 enum hist_event {
-	EV_PUSHED = 1,
-	EV_CLAIMED,
+	EV_CLAIMED = 2,
 	EV_EXTENDED,
 	EV_EXPIRED,
 	EV_NACKED,

@@ -232,7 +232,7 @@ CUEQ_API int cueq_extend(cueq_client *c, const char *id, const char *token, int6
 
 typedef struct cueq_event {
 	int64_t at_ms;
-	char *event;	   /* pushed, claimed, extended, expired, nacked, succeeded, dead */
+	char *event;	   /* claimed, extended, expired, nacked, succeeded, dead */
 	uint32_t attempt;  /* delivery it belongs to, 0 if none */
 	char *lease_token; /* may be NULL */
 	char *detail;	   /* worker name, error text...; may be NULL */
