@@ -47,6 +47,7 @@ struct eng_pushed {
 struct eng_claimed {
 	uint64_t id, cue_id, token;
 	uint32_t attempt;
+	uint32_t lease_ms; /* length of this lease */
 	int64_t deadline;
 	char *payload; /* release with ops->claimed_free */
 	size_t payload_len;

@@ -26,6 +26,7 @@ struct jobs {
 	struct chunk *chunks;
 	struct job **freelist; /* stack of free jobs */
 	size_t nfree, freecap;
+	size_t allocated; /* jobs in all chunks */
 };
 
 static uint64_t mix(uint64_t x)
@@ -75,9 +76,10 @@ struct job *jobs_alloc(struct jobs *t)
 		struct chunk *c = malloc(sizeof(*c));
 		if (c == NULL)
 			return NULL;
-		if (t->freecap < t->nfree + CHUNK) {
+		/* room to hold every job ever allocated, all released at once */
+		if (t->freecap < t->allocated + CHUNK) {
 			size_t cap = t->freecap ? t->freecap * 2 : CHUNK;
-			while (cap < t->nfree + CHUNK)
+			while (cap < t->allocated + CHUNK)
 				cap *= 2;
 			struct job **fl = realloc(t->freelist, cap * sizeof(*fl));
 			if (fl == NULL) {
@@ -88,6 +90,7 @@ struct job *jobs_alloc(struct jobs *t)
 		}
 		c->next = t->chunks;
 		t->chunks = c;
+		t->allocated += CHUNK;
 		for (size_t i = CHUNK; i > 0; i--)
 			t->freelist[t->nfree++] = &c->jobs[i - 1];
 	}
@@ -101,7 +104,7 @@ void jobs_release(struct jobs *t, struct job *j)
 {
 	free(j->error);
 	j->error = NULL;
-	/* freecap always covers every job ever allocated */
+	/* freecap covers every job ever allocated (see jobs_alloc) */
 	t->freelist[t->nfree++] = j;
 }
 

@@ -116,7 +116,8 @@ int emb_claim(struct engine *e, const char *queue, size_t qlen, size_t max, uint
 				  (unsigned long long)j->id);
 		j->attempt++;
 		j->token = emb_next_id(e);
-		j->deadline = now + (lease_ms ? lease_ms : j->lease_ms);
+		c->lease_ms = lease_ms ? lease_ms : j->lease_ms;
+		j->deadline = now + c->lease_ms;
 		emb_set_state(e, j, CUEQ_LEASED);
 		emb_history(e, j, EV_CLAIMED, j->attempt, j->token, wlen ? worker : NULL, wlen, now);
 		emb_rec_from_job(e, j, &rec);

@@ -167,13 +167,14 @@ int ops_claim(struct opctx *c, const struct claim_args *a, bool final)
 	proto_key(c->pk, "jobs");
 	msgpack_pack_array(c->pk, n);
 	for (size_t i = 0; i < n; i++) {
-		msgpack_pack_map(c->pk, 7);
+		msgpack_pack_map(c->pk, 8);
 		proto_kv_id(c->pk, "execution_id", got[i].id);
 		proto_kv_id(c->pk, "cue_id", got[i].cue_id);
 		proto_kv_str(c->pk, "queue", a->queue, a->qlen);
 		proto_kv_uint(c->pk, "attempt", got[i].attempt);
 		proto_kv_id(c->pk, "lease_token", got[i].token);
 		proto_kv_int(c->pk, "lease_deadline", got[i].deadline);
+		proto_kv_uint(c->pk, "lease_ms", got[i].lease_ms);
 		proto_kv_bin(c->pk, "payload", got[i].payload, got[i].payload_len);
 		c->eo->claimed_free(c->e, &got[i]);
 	}

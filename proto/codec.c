@@ -402,22 +402,31 @@ bool proto_parse_duration(const char *s, int64_t *ms)
 		const char *unit;
 		int64_t ms;
 	} units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
-	int64_t v = 0;
-	const char *p = s;
+	int64_t total = 0;
 
-	if (s == NULL || *p < '0' || *p > '9')
+	if (s == NULL || *s == '\0')
 		return false;
-	for (; *p >= '0' && *p <= '9'; p++) {
-		if (v > (INT64_MAX - 9) / 10)
-			return false;
-		v = v * 10 + (*p - '0');
-	}
-	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
-		if (strcmp(p, units[i].unit) == 0) {
-			if (v > INT64_MAX / units[i].ms)
+	while (*s != '\0') { /* one or more NUMBER UNIT terms: "1h30m" */
+		int64_t v = 0, f = 0;
+		size_t digits = 0, ulen = 0;
+		for (; s[digits] >= '0' && s[digits] <= '9'; digits++) {
+			if (v > (INT64_MAX - 9) / 10)
 				return false;
-			*ms = v * units[i].ms;
-			return true;
+			v = v * 10 + (s[digits] - '0');
 		}
-	return false;
+		if (digits == 0)
+			return false;
+		s += digits;
+		while (s[ulen] >= 'a' && s[ulen] <= 'z')
+			ulen++;
+		for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+			if (strlen(units[i].unit) == ulen && strncmp(units[i].unit, s, ulen) == 0)
+				f = units[i].ms;
+		if (f == 0 || v > (INT64_MAX - total) / f)
+			return false;
+		total += v * f;
+		s += ulen;
+	}
+	*ms = total;
+	return true;
 }

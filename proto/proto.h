@@ -125,8 +125,8 @@ void proto_reply_error(msgpack_packer *pk, const void *rid, size_t rid_len, bool
 void proto_request_begin(msgpack_packer *pk, const char *op, const void *rid, size_t rid_len,
 			 const char *auth, size_t n_fields);
 
-/* Parses a duration "250ms", "30s", "5m", "2h", "1d" (a number and a unit)
- * into milliseconds.  Returns false when s is not one. */
+/* Parses a duration "250ms", "30s", "5m", "2h", "1d" (numbers with units,
+ * also summed: "1h30m") into milliseconds.  Returns false when s is not one. */
 bool proto_parse_duration(const char *s, int64_t *ms);
 
 /* Unix time in milliseconds, and a monotonic clock in milliseconds. */

@@ -1,0 +1,179 @@
+/*
+ * cli.h - what the files of the cueq command-line client share.
+ *
+ * The client links only the public SDK (cueq/cueq.h).  main.c owns the
+ * command table and the connection; each command handler parses its own
+ * flags with cli_parse() (args.c), calls the SDK, and prints either text for
+ * people or one JSON object per line (json.c, output.c).  Handlers return
+ * the process exit code, so the mapping from SDK errors to exit codes
+ * (cli_fail) lives in one place.
+ */
+#ifndef CUEQ_CLI_H
+#define CUEQ_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <cueq/cueq.h>
+
+/* Exit codes of the command-line contract (shared/DESIGN.md). */
+enum {
+	CLI_EXIT_OK = 0,
+	CLI_EXIT_ERROR = 1,	  /* usage or any other error */
+	CLI_EXIT_EMPTY = 3,	  /* nothing to claim */
+	CLI_EXIT_CONFLICT = 4,	  /* stale lease, conflict, idempotency mismatch */
+	CLI_EXIT_NOT_FOUND = 5,	  /* no such execution */
+	CLI_EXIT_UNREACHABLE = 6, /* broker unreachable */
+};
+
+#define CLI_DEFAULT_URL "tcp://127.0.0.1:7700"
+
+struct cli_command;
+
+/* The state of one run of the program. */
+struct cli {
+	const char *url;		/* --url, $CUEQ_URL or the default */
+	bool json;			/* --json: machine output */
+	int64_t timeout_ms;		/* --timeout; 0: the SDK's defaults */
+	const struct cli_command *cmd;	/* the command being run */
+	cueq_client *client;		/* set by cli_connect, closed by main */
+};
+
+typedef int (*cli_handler)(struct cli *cli, int argc, char **argv);
+
+/* One row of the command table in main.c. */
+struct cli_command {
+	const char *name;
+	cli_handler run;
+	const char *usage; /* "push QUEUE [PAYLOAD|-] [flags]" */
+	const char *brief; /* one line for `cueq --help` */
+	const char *help;  /* the flags, for `cueq CMD --help` */
+};
+
+/* ---- main.c ----------------------------------------------------------- */
+
+/* Connects cli->client to cli->url; on failure prints the error and
+ * returns its exit code. */
+int cli_connect(struct cli *cli);
+/* Prints "cueq: <doing>: <the SDK's message>; <what to do>" for err and
+ * returns the exit code that belongs to err. */
+int cli_fail(const struct cli *cli, int err, const char *doing, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Prints "cueq: <message>; see 'cueq CMD --help'" and returns 1. */
+int cli_usage_error(const struct cli *cli, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Prints "cueq: <message>" and returns 1. */
+int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The exit code for an SDK error code. */
+int cli_exit_code(int err);
+
+/* ---- args.c ----------------------------------------------------------- */
+
+enum { OPT_FLAG, OPT_VALUE };
+
+/* A command's flag.  cli_parse fills value and seen. */
+struct cli_opt {
+	const char *name;  /* long name without the dashes */
+	int kind;	   /* OPT_FLAG or OPT_VALUE */
+	const char *value; /* out: the last value given */
+	bool seen;	   /* out: given at least once */
+	bool later;	   /* refused: a feature this version does not have */
+};
+
+#define CLI_PARSE_HELP (-1)
+
+/*
+ * Parses argv[1..argc) (argv[0] is the command name): the command's opts,
+ * the global flags (--url, --json, --timeout, --help/-h) and positional
+ * arguments, which are moved to the front of argv + 1; *npos gets their
+ * number.  "--" ends the flags; *dashdash gets the index among the
+ * positionals of the first one after it (-1 without "--").  Returns 0,
+ * CLI_PARSE_HELP after printing the command's help, or 1 after printing a
+ * usage error.
+ */
+int cli_parse(struct cli *cli, int argc, char **argv, struct cli_opt *opts, size_t nopts,
+	      int *npos, int *dashdash);
+/* RFC 3339 ("2026-11-25T12:00:00Z", fractions and offsets allowed) or
+ * "@UNIXSECONDS" -> Unix ms.  Returns false for anything else. */
+bool cli_parse_time(const char *s, int64_t *ms);
+/* A decimal integer within [min, max]. */
+bool cli_parse_int(const char *s, int64_t min, int64_t max, int64_t *out);
+/* Parses the duration flag o (if given) into *ms, checking [min, max].
+ * Returns 0 or 1 after printing a usage error. */
+int cli_duration_opt(const struct cli *cli, const struct cli_opt *o, int64_t min, int64_t max,
+		     int64_t *ms);
+/* The same for an integer flag. */
+int cli_int_opt(const struct cli *cli, const struct cli_opt *o, int64_t min, int64_t max,
+		int64_t *out);
+
+/* ---- json.c ----------------------------------------------------------- */
+
+#define JW_MAX_DEPTH 8
+
+/* Writes one JSON object per line.  Values take a key, NULL inside arrays. */
+struct jw {
+	FILE *f;
+	int depth;
+	bool first[JW_MAX_DEPTH];
+};
+
+void jw_begin(struct jw *w, FILE *f); /* '{' */
+void jw_end(struct jw *w);	      /* "}\n" */
+void jw_object_begin(struct jw *w, const char *key);
+void jw_object_end(struct jw *w);
+void jw_array_begin(struct jw *w, const char *key);
+void jw_array_end(struct jw *w);
+/* s NULL writes null; invalid UTF-8 becomes U+FFFD. */
+void jw_str(struct jw *w, const char *key, const char *s);
+void jw_strn(struct jw *w, const char *key, const char *s, size_t len);
+void jw_int(struct jw *w, const char *key, int64_t v);
+void jw_uint(struct jw *w, const char *key, uint64_t v);
+void jw_bool(struct jw *w, const char *key, bool v);
+void jw_null(struct jw *w, const char *key);
+/* Unix ms as "2026-11-25T11:00:00.123Z"; 0 writes null. */
+void jw_time(struct jw *w, const char *key, int64_t ms);
+/* "payload": text when p is valid UTF-8, else "payload_base64". */
+void jw_payload(struct jw *w, const void *p, size_t len);
+
+/* Writes the len bytes at p in base64 (RFC 4648, with padding). */
+void cli_base64(FILE *f, const void *p, size_t len);
+/* True when the len bytes at p are valid UTF-8. */
+bool cli_utf8_valid(const void *p, size_t len);
+/* Length of the longest prefix of s, at most max bytes, that does not end
+ * inside a UTF-8 sequence. */
+size_t cli_utf8_cut(const char *s, size_t len, size_t max);
+
+/* ---- output.c --------------------------------------------------------- */
+
+/* Unix ms as RFC 3339 UTC with milliseconds into buf (at least 32 bytes);
+ * "-" for 0.  Returns buf. */
+const char *cli_time_str(int64_t ms, char *buf, size_t size);
+/* A duration for people: "30s", "1500ms", "2h". */
+const char *cli_duration_str(int64_t ms, char *buf, size_t size);
+/* The name of a state, "unknown" for an unexpected value. */
+const char *cli_state_str(int state);
+/* All fields of an execution (get): text or one JSON object. */
+void cli_print_execution(const struct cli *cli, const cueq_execution *e);
+/* The fields of an execution without payload and history (list). */
+void cli_print_execution_brief_json(const cueq_execution *e);
+/* Writes payload bytes as they are, with a newline if they lack one. */
+void cli_print_payload_raw(const void *p, size_t len);
+/* Flushes stdout; returns 0 or 1 after reporting a write error. */
+int cli_flush(void);
+
+/* ---- command handlers ------------------------------------------------- */
+
+int cmd_ping(struct cli *cli, int argc, char **argv);
+int cmd_push(struct cli *cli, int argc, char **argv);
+int cmd_claim(struct cli *cli, int argc, char **argv);
+int cmd_ack(struct cli *cli, int argc, char **argv);
+int cmd_nack(struct cli *cli, int argc, char **argv);
+int cmd_extend(struct cli *cli, int argc, char **argv);
+int cmd_get(struct cli *cli, int argc, char **argv);
+int cmd_list(struct cli *cli, int argc, char **argv);
+int cmd_stats(struct cli *cli, int argc, char **argv);
+int cmd_work(struct cli *cli, int argc, char **argv);
+
+#endif /* CUEQ_CLI_H */

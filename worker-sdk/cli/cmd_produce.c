@@ -1,0 +1,193 @@
+/*
+ * cmd_produce.c - `cueq ping` and `cueq push`.
+ *
+ * push takes its payload from the argument, or from standard input with "-"
+ * or when the argument is left out and standard input is not a terminal
+ * (so `echo x | cueq push q` works and a bare `cueq push q` at a prompt does
+ * not hang).  Standard input is read up to CUEQ_MAX_PAYLOAD + 1 bytes only,
+ * to refuse an oversized payload without reading all of it.  Flags of
+ * features that are planned but not built (idempotency and unique keys,
+ * recurring cues) are refused by name, never ignored.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int cmd_ping(struct cli *cli, int argc, char **argv)
+{
+	int64_t now = 0;
+	int npos, dd, rc, err;
+	char buf[40];
+
+	rc = cli_parse(cli, argc, argv, NULL, 0, &npos, &dd);
+	if (rc != 0)
+		return rc == CLI_PARSE_HELP ? CLI_EXIT_OK : rc;
+	if (npos != 0)
+		return cli_usage_error(cli, "ping takes no arguments");
+	rc = cli_connect(cli);
+	if (rc != 0)
+		return rc;
+	err = cueq_ping(cli->client, &now);
+	if (err != CUEQ_OK)
+		return cli_fail(cli, err, "ping %s", cli->url);
+	if (cli->json) {
+		struct jw w;
+		jw_begin(&w, stdout);
+		jw_bool(&w, "ok", true);
+		jw_str(&w, "url", cli->url);
+		jw_time(&w, "time", now);
+		jw_end(&w);
+	} else {
+		printf("ok: broker %s answered, its clock says %s\n", cli->url,
+		       cli_time_str(now, buf, sizeof(buf)));
+	}
+	return CLI_EXIT_OK;
+}
+
+/* Reads all of standard input, at most CUEQ_MAX_PAYLOAD bytes. */
+static int read_stdin(char **out, size_t *len)
+{
+	size_t cap = 4096, n = 0;
+	char *buf = malloc(cap);
+
+	if (buf == NULL)
+		return cli_error("out of memory reading standard input");
+	for (;;) {
+		ssize_t r;
+
+		if (n == cap) {
+			char *nb;
+			if (cap > CUEQ_MAX_PAYLOAD) {
+				free(buf);
+				return cli_error("the payload on standard input is larger than %u "
+						 "bytes; store big data elsewhere and push a "
+						 "reference to it", CUEQ_MAX_PAYLOAD);
+			}
+			cap *= 2;
+			if (cap > CUEQ_MAX_PAYLOAD + 1)
+				cap = CUEQ_MAX_PAYLOAD + 1;
+			nb = realloc(buf, cap);
+			if (nb == NULL) {
+				free(buf);
+				return cli_error("out of memory reading standard input");
+			}
+			buf = nb;
+		}
+		r = read(STDIN_FILENO, buf + n, cap - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && errno == EBADF && n == 0)
+			break; /* no standard input at all: an empty payload */
+		if (r < 0) {
+			int e = errno;
+			free(buf);
+			return cli_error("cannot read standard input: %s", strerror(e));
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	if (n > CUEQ_MAX_PAYLOAD) {
+		free(buf);
+		return cli_error("the payload on standard input is larger than %u bytes; store "
+				 "big data elsewhere and push a reference to it", CUEQ_MAX_PAYLOAD);
+	}
+	*out = buf;
+	*len = n;
+	return 0;
+}
+
+enum { P_PRIORITY, P_MAX_ATTEMPTS, P_LEASE, P_DELAY, P_AT, P_KEY, P_UNIQUE, P_EVERY, P_CRON };
+
+static void print_push(const struct cli *cli, const char *queue, const cueq_push_result *r)
+{
+	struct jw w;
+
+	if (!cli->json) {
+		printf("%s\n", r->execution_id);
+		return;
+	}
+	jw_begin(&w, stdout);
+	jw_str(&w, "execution_id", r->execution_id);
+	jw_str(&w, "cue_id", r->cue_id);
+	jw_str(&w, "queue", queue);
+	jw_str(&w, "state", cli_state_str(r->state));
+	jw_time(&w, "run_at", r->run_at_ms);
+	jw_bool(&w, "duplicate", false);
+	jw_str(&w, "durability", r->synced ? "synced" : "written");
+	jw_end(&w);
+}
+
+int cmd_push(struct cli *cli, int argc, char **argv)
+{
+	struct cli_opt o[] = {
+		[P_PRIORITY] = { .name = "priority", .kind = OPT_VALUE },
+		[P_MAX_ATTEMPTS] = { .name = "max-attempts", .kind = OPT_VALUE },
+		[P_LEASE] = { .name = "lease", .kind = OPT_VALUE },
+		[P_DELAY] = { .name = "delay", .kind = OPT_VALUE },
+		[P_AT] = { .name = "at", .kind = OPT_VALUE },
+		[P_KEY] = { .name = "key", .kind = OPT_VALUE, .later = true },
+		[P_UNIQUE] = { .name = "unique", .kind = OPT_VALUE, .later = true },
+		[P_EVERY] = { .name = "every", .kind = OPT_VALUE, .later = true },
+		[P_CRON] = { .name = "cron", .kind = OPT_VALUE, .later = true },
+	};
+	cueq_push_opts po = { 0 };
+	cueq_push_result res = { 0 };
+	const char *queue, *payload = "";
+	char *owned = NULL;
+	size_t len = 0;
+	int64_t v = 0;
+	int npos, dd, rc, err;
+
+	rc = cli_parse(cli, argc, argv, o, sizeof(o) / sizeof(o[0]), &npos, &dd);
+	if (rc != 0)
+		return rc == CLI_PARSE_HELP ? CLI_EXIT_OK : rc;
+	if (npos < 1)
+		return cli_usage_error(cli, "push needs a QUEUE");
+	if (npos > 2)
+		return cli_usage_error(cli, "push takes QUEUE and one PAYLOAD; quote a payload "
+				       "with spaces");
+	queue = argv[1];
+	if (cli_int_opt(cli, &o[P_PRIORITY], -1000, 1000, &v) != 0)
+		return CLI_EXIT_ERROR;
+	po.priority = (int32_t)v;
+	v = 0;
+	if (cli_int_opt(cli, &o[P_MAX_ATTEMPTS], 1, 1000, &v) != 0)
+		return CLI_EXIT_ERROR;
+	po.max_attempts = (uint32_t)v;
+	if (cli_duration_opt(cli, &o[P_LEASE], 100, 86400000, &po.lease_ms) != 0 ||
+	    cli_duration_opt(cli, &o[P_DELAY], 0, INT64_MAX / 2, &po.delay_ms) != 0)
+		return CLI_EXIT_ERROR;
+	if (o[P_AT].seen) {
+		if (o[P_DELAY].seen)
+			return cli_usage_error(cli, "give --delay or --at, not both");
+		if (!cli_parse_time(o[P_AT].value, &po.run_at_ms))
+			return cli_usage_error(cli, "bad time '%s' for --at: write RFC 3339 UTC "
+					       "such as 2026-11-25T12:00:00Z, or @UNIXSECONDS",
+					       o[P_AT].value);
+	}
+	if (npos == 2 && strcmp(argv[2], "-") != 0) {
+		payload = argv[2];
+		len = strlen(payload);
+		if (len > CUEQ_MAX_PAYLOAD)
+			return cli_error("the payload is larger than %u bytes; store big data "
+					 "elsewhere and push a reference to it", CUEQ_MAX_PAYLOAD);
+	} else if (npos == 2 || !isatty(STDIN_FILENO)) {
+		if (read_stdin(&owned, &len) != 0)
+			return CLI_EXIT_ERROR;
+		payload = owned;
+	}
+	rc = cli_connect(cli);
+	if (rc == 0) {
+		err = cueq_push(cli->client, queue, payload, len, &po, &res);
+		if (err != CUEQ_OK)
+			rc = cli_fail(cli, err, "push to queue '%s' failed", queue);
+		else
+			print_push(cli, queue, &res);
+	}
+	free(owned);
+	return rc;
+}

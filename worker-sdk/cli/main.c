@@ -1,0 +1,299 @@
+/*
+ * main.c - the cueq command-line client: command table and dispatch.
+ *
+ * Every command is one row of the table below {name, handler, usage, brief,
+ * help}; `cueq --help` and `cueq CMD --help` are printed from it, so the
+ * list of commands and their usage cannot drift apart.  Global flags may come
+ * before the command (here) or after it (cli_parse).  The handler returns the
+ * exit code; the connection it opened is closed here.  Errors are reported
+ * in one line on stderr by cli_fail, which also maps SDK errors to the exit
+ * codes of the contract (0 ok, 1 error, 3 empty, 4 conflict, 5 not found,
+ * 6 unreachable).
+ */
+#include "cli.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct cli_command commands[] = {
+	{ "ping", cmd_ping, "ping", "exit 0 when the broker answers",
+	  "Prints the broker's version and clock.\n" },
+	{ "push", cmd_push, "push QUEUE [PAYLOAD|-] [flags]",
+	  "push a job; prints its execution ID",
+	  "The payload is PAYLOAD, or standard input with '-' or when PAYLOAD is\n"
+	  "left out and standard input is not a terminal (at most 1 MiB).\n"
+	  "  --priority N      higher runs first, -1000..1000 (default 0)\n"
+	  "  --max-attempts N  deliveries before it is dead, 1..1000 (default 5)\n"
+	  "  --lease D         lease length of each claim (default 30s)\n"
+	  "  --delay D         run no sooner than D from now\n"
+	  "  --at TIME         run at TIME: 2026-11-25T12:00:00Z or @UNIXSECONDS\n"
+	  "  --key, --unique, --every, --cron: not supported yet by this version\n" },
+	{ "claim", cmd_claim, "claim QUEUE [--lease D] [--wait D]",
+	  "claim one execution: ID, lease token, attempt, payload",
+	  "  --lease D   lease length (default: the job's own)\n"
+	  "  --wait D    wait up to D for a job to be ready (default 0, at most 5m)\n"
+	  "Exit status 3 when nothing was ready.\n" },
+	{ "ack", cmd_ack, "ack ID --token T [--result R]", "finish an execution as succeeded",
+	  "  --token T   the lease token from the claim (required)\n"
+	  "  --result R  text stored with the outcome\n" },
+	{ "nack", cmd_nack, "nack ID --token T [--error M] [--retry-in D] [--terminal]",
+	  "fail an execution: retried later, or dead",
+	  "  --token T     the lease token from the claim (required)\n"
+	  "  --error M     why it failed\n"
+	  "  --retry-in D  retry after D (default: the broker's backoff)\n"
+	  "  --terminal    no more attempts: dead now\n" },
+	{ "extend", cmd_extend, "extend ID --token T --lease D", "extend a lease",
+	  "  --token T   the lease token from the claim (required)\n"
+	  "  --lease D   new lease length from now (required)\n" },
+	{ "get", cmd_get, "get ID", "show an execution with its history", "" },
+	{ "list", cmd_list, "list QUEUE [--state S] [--limit N]", "list executions of a queue",
+	  "  --state S   scheduled, ready, leased, succeeded, dead or cancelled\n"
+	  "  --limit N   at most N executions (default 100)\n" },
+	{ "stats", cmd_stats, "stats [QUEUE]", "counts per state of each queue", "" },
+	{ "work", cmd_work, "work QUEUE [flags] -- CMD ARGS...",
+	  "run CMD for each execution of QUEUE",
+	  "Each execution runs CMD with the payload on standard input and\n"
+	  "CUEQ_EXECUTION_ID, CUEQ_ATTEMPT, CUEQ_LEASE_TOKEN, CUEQ_QUEUE, CUEQ_URL\n"
+	  "in its environment; the lease is extended while it runs.  Exit 0 acks\n"
+	  "(the result is its standard output), anything else nacks (the error is\n"
+	  "its exit status and last line of standard error).  SIGINT or SIGTERM\n"
+	  "stops claiming and waits for running commands; a second one\n"
+	  "terminates them.\n"
+	  "  --concurrency N  commands run at once (default 1)\n"
+	  "  --lease D        lease length (default: each job's own)\n"
+	  "  --max-jobs N     stop after N executions\n" },
+};
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static const char global_help[] =
+	"Global flags:\n"
+	"  --url URL    broker address (default $CUEQ_URL, else " CLI_DEFAULT_URL ")\n"
+	"  --json       machine output: one JSON object per line\n"
+	"  --timeout D  give up on the broker after D (e.g. 5s)\n"
+	"  -h, --help   help; `cueq CMD --help` for one command\n"
+	"Durations: 250ms, 30s, 5m, 2h, 1d.  Exit status: 0 ok, 1 error,\n"
+	"3 nothing to claim, 4 conflict or stale lease, 5 not found,\n"
+	"6 broker unreachable.\n";
+
+static void print_usage(FILE *f)
+{
+	fprintf(f, "usage: cueq [--url URL] [--json] COMMAND [ARGS]\n\nCommands:\n");
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		fprintf(f, "  %-58s %s\n", commands[i].usage, commands[i].brief);
+	fprintf(f, "\n%s", global_help);
+}
+
+static const struct cli_command *find_command(const char *name)
+{
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+int cli_exit_code(int err)
+{
+	switch (err) {
+	case CUEQ_OK:
+		return CLI_EXIT_OK;
+	case CUEQ_ERR_EMPTY:
+		return CLI_EXIT_EMPTY;
+	case CUEQ_ERR_STALE_LEASE:
+	case CUEQ_ERR_CONFLICT:
+	case CUEQ_ERR_IDEMPOTENCY_MISMATCH:
+		return CLI_EXIT_CONFLICT;
+	case CUEQ_ERR_NOT_FOUND:
+		return CLI_EXIT_NOT_FOUND;
+	case CUEQ_ERR_UNREACHABLE:
+		return CLI_EXIT_UNREACHABLE;
+	default:
+		return CLI_EXIT_ERROR;
+	}
+}
+
+/* What to do about an error, from the command line.  The broker's and the
+ * SDK's messages say what was wrong (often with advice of their own), so
+ * these only add the next command to try; errors whose message is advice
+ * enough (unreachable aside, see cli_fail) get none. */
+static const char *hint(int err)
+{
+	switch (err) {
+	case CUEQ_ERR_UNAUTHORIZED:
+		return "the broker wants a valid auth token";
+	case CUEQ_ERR_NOT_FOUND:
+		return "find the IDs with `cueq list QUEUE`";
+	case CUEQ_ERR_CONFLICT:
+		return "see its state with `cueq get ID`";
+	case CUEQ_ERR_STALE_LEASE:
+		return "claim it again for a live token";
+	case CUEQ_ERR_IDEMPOTENCY_MISMATCH:
+		return "use a new key for a different request";
+	case CUEQ_ERR_TOO_LARGE:
+		return "make it smaller (payload 1 MiB, texts 64 KiB)";
+	case CUEQ_ERR_UNAVAILABLE:
+		return "try again later";
+	case CUEQ_ERR_INTERNAL:
+		return "this is a broker bug; please report it";
+	case CUEQ_ERR_UNREACHABLE:
+		return "start cueqd there, or point --url or CUEQ_URL at it";
+	default:
+		return NULL;
+	}
+}
+
+int cli_fail(const struct cli *cli, int err, const char *doing, ...)
+{
+	const char *msg = cueq_last_error(), *h = hint(err);
+	bool asks;
+	size_t len;
+	va_list ap;
+
+	if (msg == NULL || *msg == '\0')
+		msg = cueq_strerror(err);
+	len = strlen(msg);
+	while (len > 0 && (msg[len - 1] == '.' || msg[len - 1] == ' ' || msg[len - 1] == '\n'))
+		len--;
+	/* The SDK's unreachable message names the URL and asks whether cueqd
+	 * runs; only the way to point elsewhere is added. */
+	asks = len > 0 && msg[len - 1] == '?';
+	if (err == CUEQ_ERR_UNREACHABLE && asks)
+		h = "If it runs elsewhere, set --url or CUEQ_URL";
+	fputs("cueq: ", stderr);
+	va_start(ap, doing);
+	vfprintf(stderr, doing, ap);
+	va_end(ap);
+	if (err == CUEQ_ERR_BAD_REQUEST && cli->cmd != NULL)
+		fprintf(stderr, ": %.*s; see 'cueq %s --help'\n", (int)len, msg, cli->cmd->name);
+	else if (h != NULL)
+		fprintf(stderr, ": %.*s%s %s\n", (int)len, msg, asks ? "" : ";", h);
+	else
+		fprintf(stderr, ": %.*s\n", (int)len, msg);
+	return cli_exit_code(err);
+}
+
+int cli_usage_error(const struct cli *cli, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("cueq: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	if (cli != NULL && cli->cmd != NULL)
+		fprintf(stderr, "; see 'cueq %s --help'\n", cli->cmd->name);
+	else
+		fputs("; see 'cueq --help'\n", stderr);
+	return CLI_EXIT_ERROR;
+}
+
+int cli_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("cueq: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return CLI_EXIT_ERROR;
+}
+
+int cli_connect(struct cli *cli)
+{
+	cueq_client_opts o = { 0 };
+	int err;
+
+	if (cli->timeout_ms > 0) {
+		o.connect_timeout_ms = cli->timeout_ms;
+		o.request_timeout_ms = cli->timeout_ms;
+		o.retry_deadline_ms = cli->timeout_ms;
+	}
+	err = cueq_connect(cli->url, &o, &cli->client);
+	if (err != CUEQ_OK) {
+		cli->client = NULL;
+		return cli_fail(cli, err, "cannot connect");
+	}
+	return CLI_EXIT_OK;
+}
+
+/* Global flags before the command; returns the index of the command, or
+ * -1 with *rc set when the program is done. */
+static int parse_globals(struct cli *cli, int argc, char **argv, int *rc)
+{
+	int i;
+
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = NULL;
+		size_t n;
+
+		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0 || strcmp(a, "help") == 0) {
+			const struct cli_command *c = i + 1 < argc ? find_command(argv[i + 1]) : NULL;
+			if (c != NULL) {
+				printf("usage: cueq %s\n%s", c->usage, c->help);
+			} else {
+				print_usage(stdout);
+			}
+			*rc = cli_flush();
+			return -1;
+		}
+		if (strcmp(a, "--version") == 0) {
+			printf("cueq %s\n", cueq_version());
+			*rc = cli_flush();
+			return -1;
+		}
+		if (strcmp(a, "--json") == 0) {
+			cli->json = true;
+			continue;
+		}
+		if (strncmp(a, "--", 2) != 0 || a[2] == '\0')
+			break;
+		n = strcspn(a + 2, "=");
+		if (a[2 + n] == '=')
+			v = a + 3 + n;
+		if ((n != 3 || strncmp(a + 2, "url", 3) != 0) &&
+		    (n != 7 || strncmp(a + 2, "timeout", 7) != 0)) {
+			*rc = cli_usage_error(NULL, "unknown flag '%s' before the command", a);
+			return -1;
+		}
+		if (v == NULL) {
+			if (i + 1 >= argc) {
+				*rc = cli_usage_error(NULL, "%s needs a value", a);
+				return -1;
+			}
+			v = argv[++i];
+		}
+		if (a[2] == 'u') {
+			cli->url = v;
+		} else if (cueq_parse_duration(v, &cli->timeout_ms) != CUEQ_OK || cli->timeout_ms <= 0) {
+			*rc = cli_usage_error(NULL, "bad --timeout '%s': use a duration such as 5s", v);
+			return -1;
+		}
+	}
+	return i;
+}
+
+int main(int argc, char **argv)
+{
+	struct cli cli = { 0 };
+	const char *env = getenv("CUEQ_URL");
+	int rc = CLI_EXIT_OK, at;
+
+	cli.url = env != NULL && *env != '\0' ? env : CLI_DEFAULT_URL;
+	at = parse_globals(&cli, argc, argv, &rc);
+	if (at < 0)
+		return rc;
+	if (at >= argc) {
+		print_usage(stderr);
+		return CLI_EXIT_ERROR;
+	}
+	cli.cmd = find_command(argv[at]);
+	if (cli.cmd == NULL)
+		return cli_usage_error(NULL, "unknown command '%s'", argv[at]);
+	rc = cli.cmd->run(&cli, argc - at, argv + at);
+	if (cli.client != NULL)
+		cueq_close(cli.client);
+	if (cli_flush() != 0 && rc == CLI_EXIT_OK)
+		rc = CLI_EXIT_ERROR;
+	return rc;
+}

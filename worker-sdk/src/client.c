@@ -1,0 +1,398 @@
+/*
+ * client.c - the connection to a broker and the request engine.
+ *
+ * One nng REQ socket per client, with nng's own resend turned off: a long
+ * poll would otherwise be resent every minute.  Each call borrows a request
+ * context (nng_ctx + nng_aio) from a small pool, so calls from many threads
+ * run at once on one connection.  A request gets a random 16-byte request ID
+ * and, when its answer does not come in time or the broker says UNAVAILABLE,
+ * the very same bytes are sent again until the retry deadline: the broker
+ * answers a repeated ID with its first answer and applies nothing twice.
+ * (When a connection drops, nng itself resends the pending request on the
+ * next connection, again the same bytes.)
+ */
+#include "sdk.h"
+
+#include <nng/protocol/reqrep0/req.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_AUTH 4096
+
+static void on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	cueq_client *c = arg;
+
+	(void)p;
+	if (ev != NNG_PIPE_EV_ADD_POST)
+		return;
+	pthread_mutex_lock(&c->mu);
+	c->pipes_added++;
+	pthread_cond_broadcast(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+}
+
+static char *dup_str(const char *s)
+{
+	size_t n = strlen(s) + 1;
+	char *d = malloc(n);
+	if (d != NULL)
+		memcpy(d, s, n);
+	return d;
+}
+
+static void slot_free(struct ctx_slot *s)
+{
+	if (s == NULL)
+		return;
+	if (s->aio != NULL)
+		nng_aio_free(s->aio);
+	nng_ctx_close(s->ctx);
+	free(s);
+}
+
+/* Takes an idle request context, or opens one. */
+static int slot_get(cueq_client *c, struct ctx_slot **out)
+{
+	struct ctx_slot *s = NULL;
+	int rv;
+
+	pthread_mutex_lock(&c->mu);
+	if (c->n_pool > 0)
+		s = c->pool[--c->n_pool];
+	pthread_mutex_unlock(&c->mu);
+	if (s != NULL) {
+		*out = s;
+		return CUEQ_OK;
+	}
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return sdk_fail(CUEQ_ERR_NOMEM, "out of memory opening a request context");
+	if ((rv = nng_ctx_open(&s->ctx, c->sock)) != 0) {
+		free(s);
+		if (rv == NNG_ECLOSED)
+			return sdk_fail(CUEQ_ERR_CLOSED, "the client is closed");
+		return sdk_fail(CUEQ_ERR_NOMEM, "cannot open a request context: %s",
+				nng_strerror(rv));
+	}
+	nng_ctx_set_ms(s->ctx, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+	if ((rv = nng_aio_alloc(&s->aio, NULL, NULL)) != 0) {
+		slot_free(s);
+		return sdk_fail(CUEQ_ERR_NOMEM, "cannot allocate an nng aio: %s", nng_strerror(rv));
+	}
+	*out = s;
+	return CUEQ_OK;
+}
+
+static void slot_put(cueq_client *c, struct ctx_slot *s)
+{
+	pthread_mutex_lock(&c->mu);
+	if (c->n_pool < SDK_POOL_MAX) {
+		c->pool[c->n_pool++] = s;
+		s = NULL;
+	}
+	pthread_mutex_unlock(&c->mu);
+	slot_free(s);
+}
+
+static nng_duration duration(int64_t ms)
+{
+	if (ms < 1)
+		return 1;
+	if (ms > INT32_MAX)
+		return INT32_MAX;
+	return (nng_duration)ms;
+}
+
+/* One send and receive on s within timeout_ms; returns an nng error. */
+static int attempt(struct ctx_slot *s, nng_msg *req, int64_t timeout_ms, nng_msg **rep)
+{
+	int64_t end = proto_mono_ms() + timeout_ms;
+	nng_msg *m;
+	int rv;
+
+	if ((rv = nng_msg_dup(&m, req)) != 0)
+		return rv;
+	nng_aio_set_msg(s->aio, m);
+	nng_aio_set_timeout(s->aio, duration(timeout_ms));
+	nng_ctx_send(s->ctx, s->aio);
+	nng_aio_wait(s->aio);
+	if ((rv = nng_aio_result(s->aio)) != 0) {
+		if ((m = nng_aio_get_msg(s->aio)) != NULL)
+			nng_msg_free(m);
+		nng_aio_set_msg(s->aio, NULL);
+		return rv;
+	}
+	nng_aio_set_timeout(s->aio, duration(end - proto_mono_ms()));
+	nng_ctx_recv(s->ctx, s->aio);
+	nng_aio_wait(s->aio);
+	if ((rv = nng_aio_result(s->aio)) != 0)
+		return rv;
+	*rep = nng_aio_get_msg(s->aio);
+	nng_aio_set_msg(s->aio, NULL);
+	return *rep != NULL ? 0 : NNG_EPROTO;
+}
+
+/* Decodes a reply to rq into rp: CUEQ_OK for a good one, the broker's
+ * error code (last error = its sentence), or PROTOCOL. */
+static int read_reply(struct sdk_request *rq, nng_msg *msg, struct sdk_reply *rp)
+{
+	const char *rid = NULL, *name = NULL, *text = NULL;
+	size_t rid_n = 0, name_n = 0, text_n = 0;
+	uint64_t v = 0;
+	proto_error e = { 0 };
+	bool ok = false;
+	int code;
+
+	rp->msg = msg;
+	rp->up_init = true;
+	if (proto_decode(nng_msg_body(msg), nng_msg_len(msg), &rp->up, &e) != CUEQ_OK)
+		return sdk_bad_reply(rq->op, &e);
+	rp->root = &rp->up.data;
+	if (proto_uint(rp->root, "v", true, 0, UINT32_MAX, &v, &e) != CUEQ_OK ||
+	    proto_bytes(rp->root, "rid", false, PROTO_MAX_RID, &rid, &rid_n, &e) != CUEQ_OK ||
+	    proto_bool(rp->root, "ok", true, &ok, &e) != CUEQ_OK)
+		return sdk_bad_reply(rq->op, &e);
+	if (v != PROTO_VERSION)
+		return sdk_fail(CUEQ_ERR_PROTOCOL,
+				"the broker speaks protocol version %llu, this client %d: upgrade "
+				"the older side",
+				(unsigned long long)v, PROTO_VERSION);
+	if (rid != NULL && (rid_n != SDK_RID_LEN || memcmp(rid, rq->rid, SDK_RID_LEN) != 0)) {
+		proto_fail(&e, CUEQ_ERR_BAD_REQUEST, "it answers another request ID");
+		return sdk_bad_reply(rq->op, &e);
+	}
+	if (ok)
+		return CUEQ_OK;
+	if (proto_str(rp->root, "err", true, 64, &name, &name_n, &e) != CUEQ_OK ||
+	    proto_str(rp->root, "msg", false, CUEQ_MAX_TEXT, &text, &text_n, &e) != CUEQ_OK)
+		return sdk_bad_reply(rq->op, &e);
+	code = proto_err_code(name, name_n);
+	if (code == CUEQ_ERR_PROTOCOL)
+		return sdk_fail(code, "the broker answered %s with unknown error '%.*s': %.*s", rq->op,
+				(int)(name_n > 64 ? 64 : name_n), name,
+				(int)(text_n > 800 ? 800 : text_n), text ? text : "");
+	if (text != NULL && text_n > 0)
+		return sdk_fail(code, "%.*s", (int)(text_n > 900 ? 900 : text_n), text);
+	return sdk_fail(code, "the broker refused %s with %s", rq->op, name);
+}
+
+void sdk_reply_free(struct sdk_reply *rp)
+{
+	if (rp->up_init)
+		msgpack_unpacked_destroy(&rp->up);
+	if (rp->msg != NULL)
+		nng_msg_free(rp->msg);
+	memset(rp, 0, sizeof(*rp));
+}
+
+int sdk_request_begin(cueq_client *c, struct sdk_request *rq, const char *op, size_t n_fields)
+{
+	memset(rq, 0, sizeof(*rq));
+	rq->op = op;
+	if (nng_msg_alloc(&rq->msg, 0) != 0)
+		return sdk_fail(CUEQ_ERR_NOMEM, "out of memory building a %s request", op);
+	sdk_random(rq->rid, sizeof(rq->rid));
+	proto_writer_init(&rq->w, rq->msg);
+	proto_request_begin(&rq->w.pk, op, rq->rid, sizeof(rq->rid), c->auth, n_fields);
+	return CUEQ_OK;
+}
+
+int sdk_call(cueq_client *c, struct sdk_request *rq, int64_t extra_ms, int64_t deadline,
+	     struct sdk_reply *rp)
+{
+	int64_t start = proto_mono_ms(), end, backoff = 50;
+	struct ctx_slot *s = NULL;
+	size_t len = nng_msg_len(rq->msg);
+	int rc, rv = 0;
+	bool unavailable = false;
+
+	memset(rp, 0, sizeof(*rp));
+	if (rq->w.failed) {
+		rc = sdk_fail(CUEQ_ERR_NOMEM, "out of memory building a %s request", rq->op);
+		goto out;
+	}
+	if (len > PROTO_MAX_FRAME) {
+		rc = sdk_fail(CUEQ_ERR_TOO_LARGE,
+			      "the %s request is %zu bytes; the limit is %u (4 MiB): send fewer or "
+			      "smaller items per request",
+			      rq->op, len, PROTO_MAX_FRAME);
+		goto out;
+	}
+	if ((rc = slot_get(c, &s)) != CUEQ_OK)
+		goto out;
+	end = start + c->retry_deadline_ms + extra_ms;
+	if (deadline > 0 && deadline < end)
+		end = deadline;
+	for (;;) {
+		int64_t now = proto_mono_ms(), per = c->request_timeout_ms + extra_ms;
+		nng_msg *msg = NULL;
+
+		if (now >= end)
+			break;
+		if (per > end - now)
+			per = end - now;
+		rv = attempt(s, rq->msg, per, &msg);
+		if (rv == 0) {
+			rc = read_reply(rq, msg, rp);
+			if (rc != CUEQ_ERR_UNAVAILABLE)
+				goto out;
+			/* The broker is busy or starting: back off, same rid. */
+			sdk_reply_free(rp);
+			unavailable = true;
+			now = proto_mono_ms();
+			sdk_sleep_ms(backoff < end - now ? backoff : end - now);
+			backoff = backoff * 2 > 1000 ? 1000 : backoff * 2;
+		} else if (rv == NNG_ECLOSED) {
+			rc = sdk_fail(CUEQ_ERR_CLOSED, "the client was closed during %s", rq->op);
+			goto out;
+		} else if (rv == NNG_ENOMEM) {
+			rc = sdk_fail(CUEQ_ERR_NOMEM, "out of memory sending %s", rq->op);
+			goto out;
+		} else if (rv != NNG_ETIMEDOUT) {
+			/* Anything else (cancelled, refused): pause, then resend. */
+			now = proto_mono_ms();
+			sdk_sleep_ms(50 < end - now ? 50 : end - now);
+		}
+	}
+	if (unavailable)
+		rc = CUEQ_ERR_UNAVAILABLE; /* its sentence is already the last error */
+	else
+		rc = sdk_fail(CUEQ_ERR_UNREACHABLE,
+			      "no answer from the broker at %s within %lld ms: is cueqd running?",
+			      c->url, (long long)(proto_mono_ms() - start));
+out:
+	if (rc != CUEQ_OK)
+		sdk_reply_free(rp);
+	if (s != NULL)
+		slot_put(c, s);
+	nng_msg_free(rq->msg);
+	rq->msg = NULL;
+	return rc;
+}
+
+static int64_t or_default(int64_t v, int64_t def)
+{
+	return v == 0 ? def : v;
+}
+
+int cueq_connect(const char *url, const cueq_client_opts *opts, cueq_client **out)
+{
+	cueq_client_opts o = { 0 };
+	cueq_client *c;
+	char host[64];
+	int64_t deadline;
+	int rv, rc;
+
+	if (out == NULL)
+		return sdk_fail(CUEQ_ERR_INVALID, "cueq_connect needs somewhere to put the client");
+	*out = NULL;
+	if (url == NULL || *url == '\0')
+		return sdk_fail(CUEQ_ERR_INVALID, "no broker URL given: use tcp://host:port");
+	if (opts != NULL)
+		o = *opts;
+	if (o.connect_timeout_ms < 0 || o.request_timeout_ms < 0 || o.retry_deadline_ms < 0)
+		return sdk_fail(CUEQ_ERR_INVALID, "client timeouts must not be negative");
+	if (o.auth != NULL && strlen(o.auth) > MAX_AUTH)
+		return sdk_fail(CUEQ_ERR_INVALID, "the auth token is longer than %d bytes", MAX_AUTH);
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return sdk_fail(CUEQ_ERR_NOMEM, "out of memory creating a client");
+	c->connect_timeout_ms = or_default(o.connect_timeout_ms, 5000);
+	c->request_timeout_ms = or_default(o.request_timeout_ms, 10000);
+	c->retry_deadline_ms = or_default(o.retry_deadline_ms, 30000);
+	if ((c->url = dup_str(url)) == NULL || (o.auth != NULL && (c->auth = dup_str(o.auth)) == NULL)) {
+		rc = sdk_fail(CUEQ_ERR_NOMEM, "out of memory creating a client");
+		goto fail;
+	}
+	if (gethostname(host, sizeof(host)) != 0)
+		strcpy(host, "unknown");
+	host[sizeof(host) - 1] = '\0';
+	snprintf(c->worker_name, sizeof(c->worker_name), "%s:%ld", host, (long)getpid());
+	if (pthread_mutex_init(&c->mu, NULL) != 0) {
+		rc = sdk_fail(CUEQ_ERR_NOMEM, "cannot create a mutex");
+		goto fail;
+	}
+	if (sdk_cond_init(&c->cv) != 0) {
+		pthread_mutex_destroy(&c->mu);
+		rc = sdk_fail(CUEQ_ERR_NOMEM, "cannot create a condition variable");
+		goto fail;
+	}
+	c->mu_init = true;
+	if ((rv = nng_req0_open(&c->sock)) != 0) {
+		rc = sdk_fail(CUEQ_ERR_NOMEM, "cannot open an nng REQ socket: %s", nng_strerror(rv));
+		goto fail;
+	}
+	c->sock_open = true;
+	nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+	nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, PROTO_TRANSPORT_MAX);
+	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, 50);
+	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 1000);
+	nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_POST, on_pipe, c);
+	if ((rv = nng_dial(c->sock, url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
+		rc = sdk_fail(CUEQ_ERR_INVALID,
+			      "cannot dial '%s' (%s): use tcp://host:port or ipc:///path", url,
+			      nng_strerror(rv));
+		goto fail;
+	}
+	deadline = proto_mono_ms() + c->connect_timeout_ms;
+	pthread_mutex_lock(&c->mu);
+	while (c->pipes_added == 0 && proto_mono_ms() < deadline)
+		sdk_cond_wait_until(&c->cv, &c->mu, deadline);
+	rv = c->pipes_added > 0;
+	pthread_mutex_unlock(&c->mu);
+	if (!rv) {
+		long long waited = (long long)c->connect_timeout_ms;
+		cueq_close(c);
+		return sdk_fail(CUEQ_ERR_UNREACHABLE,
+				"no answer from the broker at %s within %lld ms: is cueqd running?",
+				url, waited);
+	}
+	*out = c;
+	return CUEQ_OK;
+fail:
+	cueq_close(c);
+	return rc;
+}
+
+void cueq_close(cueq_client *c)
+{
+	if (c == NULL)
+		return;
+	if (c->mu_init) {
+		for (size_t i = 0; i < c->n_pool; i++)
+			slot_free(c->pool[i]);
+		c->n_pool = 0;
+	}
+	if (c->sock_open)
+		nng_close(c->sock);
+	if (c->mu_init) {
+		pthread_cond_destroy(&c->cv);
+		pthread_mutex_destroy(&c->mu);
+	}
+	free(c->url);
+	free(c->auth);
+	free(c);
+}
+
+int cueq_ping(cueq_client *c, int64_t *server_time_ms)
+{
+	struct sdk_request rq;
+	struct sdk_reply rp;
+	proto_error e = { 0 };
+	uint64_t t = 0;
+	int rc;
+
+	if (c == NULL)
+		return sdk_fail(CUEQ_ERR_INVALID, "cueq_ping needs a client");
+	if ((rc = sdk_request_begin(c, &rq, "ping", 0)) != CUEQ_OK)
+		return rc;
+	if ((rc = sdk_call(c, &rq, 0, 0, &rp)) != CUEQ_OK)
+		return rc;
+	if (proto_uint(rp.root, "time", false, 0, INT64_MAX, &t, &e) != CUEQ_OK)
+		rc = sdk_bad_reply("ping", &e);
+	else if (server_time_ms != NULL)
+		*server_time_ms = (int64_t)t;
+	sdk_reply_free(&rp);
+	return rc;
+}

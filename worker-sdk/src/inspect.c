@@ -1,0 +1,315 @@
+/*
+ * inspect.c - get, list and stats, and freeing what they return.
+ *
+ * The broker describes an execution the same way in get and list (list
+ * leaves out payload and history), so one reader fills a cueq_execution
+ * from either.  Every string is copied out of the reply; what the reader
+ * half-filled before finding a flaw is freed by the same function that
+ * frees a good one.
+ */
+#include "job.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void execution_clear(cueq_execution *x)
+{
+	free(x->payload);
+	free(x->result);
+	free(x->error);
+	for (size_t i = 0; i < x->history_len; i++) {
+		free(x->history[i].event);
+		free(x->history[i].lease_token);
+		free(x->history[i].detail);
+	}
+	free(x->history);
+	memset(x, 0, sizeof(*x));
+}
+
+static int get_u32(const msgpack_object *m, const char *key, uint32_t *out, proto_error *e)
+{
+	uint64_t v = 0;
+	int rc = proto_uint(m, key, false, 0, UINT32_MAX, &v, e);
+	if (rc == CUEQ_OK)
+		*out = (uint32_t)v;
+	return rc;
+}
+
+static int get_ms(const msgpack_object *m, const char *key, int64_t *out, proto_error *e)
+{
+	uint64_t v = 0;
+	int rc = proto_uint(m, key, false, 0, INT64_MAX, &v, e);
+	if (rc == CUEQ_OK)
+		*out = (int64_t)v;
+	return rc;
+}
+
+static int read_event(const msgpack_object *m, cueq_event *ev, proto_error *e)
+{
+	int rc;
+
+	if (m->type != MSGPACK_OBJECT_MAP)
+		return proto_fail(e, CUEQ_ERR_BAD_REQUEST, "a history entry is not a map");
+	if ((rc = get_ms(m, "at", &ev->at_ms, e)) != CUEQ_OK ||
+	    (rc = get_u32(m, "attempt", &ev->attempt, e)) != CUEQ_OK ||
+	    (rc = sdk_get_text(m, "event", 64, &ev->event, e)) != CUEQ_OK ||
+	    (rc = sdk_get_text(m, "lease_token", 64, &ev->lease_token, e)) != CUEQ_OK ||
+	    (rc = sdk_get_text(m, "detail", CUEQ_MAX_TEXT, &ev->detail, e)) != CUEQ_OK)
+		return rc;
+	if (ev->event == NULL)
+		return proto_fail(e, CUEQ_ERR_BAD_REQUEST, "a history entry has no 'event'");
+	return CUEQ_OK;
+}
+
+static int read_history(const msgpack_object *m, cueq_execution *x, proto_error *e)
+{
+	const msgpack_object_array *arr = NULL;
+	int rc = proto_array(m, "history", false, 0, SIZE_MAX, &arr, e);
+
+	if (rc != CUEQ_OK || arr == NULL || arr->size == 0)
+		return rc;
+	if ((x->history = calloc(arr->size, sizeof(*x->history))) == NULL)
+		return proto_fail(e, CUEQ_ERR_NOMEM, "out of memory copying a history");
+	for (uint32_t i = 0; i < arr->size; i++) {
+		x->history_len = i + 1; /* so a failure frees this entry too */
+		if ((rc = read_event(&arr->ptr[i], &x->history[i], e)) != CUEQ_OK)
+			return rc;
+	}
+	return CUEQ_OK;
+}
+
+/* Fills x from map m; payload and history only when detail is set. */
+static int read_execution(const msgpack_object *m, bool detail, cueq_execution *x, proto_error *e)
+{
+	const char *q = NULL, *payload = NULL;
+	size_t qn = 0, len = 0;
+	int64_t prio = 0;
+	int rc;
+
+	memset(x, 0, sizeof(*x));
+	if (m->type != MSGPACK_OBJECT_MAP)
+		return proto_fail(e, CUEQ_ERR_BAD_REQUEST, "an execution is not a map");
+	if ((rc = sdk_get_id(m, "execution_id", true, x->execution_id, e)) != CUEQ_OK ||
+	    (rc = sdk_get_id(m, "cue_id", false, x->cue_id, e)) != CUEQ_OK ||
+	    (rc = sdk_get_id(m, "lease_token", false, x->lease_token, e)) != CUEQ_OK ||
+	    (rc = proto_str(m, "queue", true, PROTO_MAX_QUEUE, &q, &qn, e)) != CUEQ_OK ||
+	    (rc = sdk_get_state(m, "state", true, &x->state, e)) != CUEQ_OK ||
+	    (rc = proto_int(m, "priority", false, -PROTO_MAX_PRIORITY, PROTO_MAX_PRIORITY, &prio, e)) !=
+		    CUEQ_OK ||
+	    (rc = get_u32(m, "attempt", &x->attempt, e)) != CUEQ_OK ||
+	    (rc = get_u32(m, "max_attempts", &x->max_attempts, e)) != CUEQ_OK ||
+	    (rc = get_u32(m, "expiries", &x->expiries, e)) != CUEQ_OK ||
+	    (rc = get_u32(m, "failures", &x->failures, e)) != CUEQ_OK ||
+	    (rc = get_ms(m, "lease_ms", &x->lease_ms, e)) != CUEQ_OK ||
+	    (rc = get_ms(m, "created_at", &x->created_at_ms, e)) != CUEQ_OK ||
+	    (rc = get_ms(m, "run_at", &x->run_at_ms, e)) != CUEQ_OK ||
+	    (rc = get_ms(m, "lease_deadline", &x->lease_deadline_ms, e)) != CUEQ_OK ||
+	    (rc = get_ms(m, "finished_at", &x->finished_at_ms, e)) != CUEQ_OK ||
+	    (rc = sdk_get_text(m, "result", CUEQ_MAX_TEXT, &x->result, e)) != CUEQ_OK ||
+	    (rc = sdk_get_text(m, "error", CUEQ_MAX_TEXT, &x->error, e)) != CUEQ_OK)
+		return rc;
+	memcpy(x->queue, q, qn);
+	x->queue[qn] = '\0';
+	x->priority = (int32_t)prio;
+	if (!detail)
+		return CUEQ_OK;
+	if ((rc = proto_bytes(m, "payload", false, CUEQ_MAX_PAYLOAD, &payload, &len, e)) != CUEQ_OK)
+		return rc;
+	if ((x->payload = malloc(len + 1)) == NULL)
+		return proto_fail(e, CUEQ_ERR_NOMEM, "out of memory copying a payload");
+	if (len > 0)
+		memcpy(x->payload, payload, len);
+	((char *)x->payload)[len] = '\0';
+	x->payload_len = len;
+	return read_history(m, x, e);
+}
+
+static int reply_flaw(const char *op, const proto_error *e)
+{
+	if (e->code == CUEQ_ERR_NOMEM)
+		return sdk_fail(CUEQ_ERR_NOMEM, "%s", e->msg);
+	return sdk_bad_reply(op, e);
+}
+
+int cueq_get(cueq_client *c, const char *id, cueq_execution **out)
+{
+	struct sdk_request rq;
+	struct sdk_reply rp;
+	const msgpack_object *m;
+	proto_error e = { 0 };
+	cueq_execution *x;
+	int rc;
+
+	if (c == NULL || out == NULL)
+		return sdk_fail(CUEQ_ERR_INVALID, "cueq_get needs a client and somewhere to put it");
+	*out = NULL;
+	if ((rc = sdk_check_id("execution ID", id)) != CUEQ_OK)
+		return rc;
+	if ((x = calloc(1, sizeof(*x))) == NULL)
+		return sdk_fail(CUEQ_ERR_NOMEM, "out of memory");
+	if ((rc = sdk_request_begin(c, &rq, "get", 1)) != CUEQ_OK) {
+		free(x);
+		return rc;
+	}
+	proto_kv_cstr(sdk_pk(&rq), "execution_id", id);
+	if ((rc = sdk_call(c, &rq, 0, 0, &rp)) != CUEQ_OK) {
+		free(x);
+		return rc;
+	}
+	m = proto_get(rp.root, "execution");
+	if (m == NULL) {
+		proto_fail(&e, CUEQ_ERR_BAD_REQUEST, "missing field 'execution'");
+		rc = reply_flaw("get", &e);
+	} else if (read_execution(m, true, x, &e) != CUEQ_OK) {
+		rc = reply_flaw("get", &e);
+	}
+	sdk_reply_free(&rp);
+	if (rc != CUEQ_OK) {
+		cueq_execution_free(x);
+		return rc;
+	}
+	*out = x;
+	return CUEQ_OK;
+}
+
+void cueq_execution_free(cueq_execution *x)
+{
+	if (x == NULL)
+		return;
+	execution_clear(x);
+	free(x);
+}
+
+int cueq_list(cueq_client *c, const char *queue, int state, size_t limit, const char *after,
+	      cueq_execution **out, size_t *n)
+{
+	struct sdk_request rq;
+	struct sdk_reply rp;
+	const msgpack_object_array *arr;
+	proto_error e = { 0 };
+	cueq_execution *list = NULL;
+	size_t got = 0;
+	int rc;
+
+	if (c == NULL || out == NULL || n == NULL)
+		return sdk_fail(CUEQ_ERR_INVALID, "cueq_list needs a client, a list and a count");
+	*out = NULL;
+	*n = 0;
+	if ((rc = sdk_check_queue(queue)) != CUEQ_OK)
+		return rc;
+	if (state != -1 && cueq_state_name(state) == NULL)
+		return sdk_fail(CUEQ_ERR_INVALID, "state %d is not a state", state);
+	if (limit > CUEQ_MAX_BATCH)
+		return sdk_fail(CUEQ_ERR_INVALID, "list at most %u executions at a time, not %zu",
+				CUEQ_MAX_BATCH, limit);
+	if (after != NULL && (rc = sdk_check_id("execution ID to list after", after)) != CUEQ_OK)
+		return rc;
+	rc = sdk_request_begin(c, &rq, "list", 1 + (state != -1) + (limit > 0) + (after != NULL));
+	if (rc != CUEQ_OK)
+		return rc;
+	proto_kv_cstr(sdk_pk(&rq), "queue", queue);
+	if (state != -1)
+		proto_kv_cstr(sdk_pk(&rq), "state", cueq_state_name(state));
+	if (limit > 0)
+		proto_kv_uint(sdk_pk(&rq), "limit", limit);
+	if (after != NULL)
+		proto_kv_cstr(sdk_pk(&rq), "after", after);
+	if ((rc = sdk_call(c, &rq, 0, 0, &rp)) != CUEQ_OK)
+		return rc;
+	if (proto_array(rp.root, "executions", true, 0, limit > 0 ? limit : CUEQ_MAX_BATCH, &arr,
+			&e) != CUEQ_OK) {
+		rc = reply_flaw("list", &e);
+		goto out;
+	}
+	if (arr->size > 0 && (list = calloc(arr->size, sizeof(*list))) == NULL) {
+		rc = sdk_fail(CUEQ_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	for (got = 0; got < arr->size; got++) {
+		if (read_execution(&arr->ptr[got], false, &list[got], &e) != CUEQ_OK) {
+			rc = reply_flaw("list", &e);
+			cueq_list_free(list, got + 1);
+			list = NULL;
+			got = 0;
+			goto out;
+		}
+	}
+	*out = list;
+	*n = got;
+out:
+	sdk_reply_free(&rp);
+	return rc;
+}
+
+void cueq_list_free(cueq_execution *list, size_t n)
+{
+	if (list == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		execution_clear(&list[i]);
+	free(list);
+}
+
+static int read_stats(const msgpack_object *m, cueq_queue_stats *s, proto_error *e)
+{
+	const char *q = NULL;
+	size_t qn = 0;
+	int rc;
+
+	if (m->type != MSGPACK_OBJECT_MAP)
+		return proto_fail(e, CUEQ_ERR_BAD_REQUEST, "a queue's stats are not a map");
+	if ((rc = proto_str(m, "queue", true, PROTO_MAX_QUEUE, &q, &qn, e)) != CUEQ_OK ||
+	    (rc = proto_uint(m, "scheduled", false, 0, UINT64_MAX, &s->scheduled, e)) != CUEQ_OK ||
+	    (rc = proto_uint(m, "ready", false, 0, UINT64_MAX, &s->ready, e)) != CUEQ_OK ||
+	    (rc = proto_uint(m, "leased", false, 0, UINT64_MAX, &s->leased, e)) != CUEQ_OK ||
+	    (rc = proto_uint(m, "succeeded", false, 0, UINT64_MAX, &s->succeeded, e)) != CUEQ_OK ||
+	    (rc = proto_uint(m, "dead", false, 0, UINT64_MAX, &s->dead, e)) != CUEQ_OK ||
+	    (rc = proto_uint(m, "cancelled", false, 0, UINT64_MAX, &s->cancelled, e)) != CUEQ_OK)
+		return rc;
+	memcpy(s->queue, q, qn);
+	s->queue[qn] = '\0';
+	return CUEQ_OK;
+}
+
+int cueq_stats(cueq_client *c, const char *queue, cueq_queue_stats **out, size_t *n)
+{
+	struct sdk_request rq;
+	struct sdk_reply rp;
+	const msgpack_object_array *arr;
+	proto_error e = { 0 };
+	cueq_queue_stats *st = NULL;
+	int rc;
+
+	if (c == NULL || out == NULL || n == NULL)
+		return sdk_fail(CUEQ_ERR_INVALID, "cueq_stats needs a client, a list and a count");
+	*out = NULL;
+	*n = 0;
+	if (queue != NULL && (rc = sdk_check_queue(queue)) != CUEQ_OK)
+		return rc;
+	if ((rc = sdk_request_begin(c, &rq, "stats", queue != NULL)) != CUEQ_OK)
+		return rc;
+	if (queue != NULL)
+		proto_kv_cstr(sdk_pk(&rq), "queue", queue);
+	if ((rc = sdk_call(c, &rq, 0, 0, &rp)) != CUEQ_OK)
+		return rc;
+	if (proto_array(rp.root, "queues", true, 0, SIZE_MAX, &arr, &e) != CUEQ_OK) {
+		rc = reply_flaw("stats", &e);
+		goto out;
+	}
+	if ((st = calloc(arr->size ? arr->size : 1, sizeof(*st))) == NULL) {
+		rc = sdk_fail(CUEQ_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	for (uint32_t i = 0; i < arr->size; i++) {
+		if (read_stats(&arr->ptr[i], &st[i], &e) != CUEQ_OK) {
+			rc = reply_flaw("stats", &e);
+			free(st);
+			goto out;
+		}
+	}
+	*out = st;
+	*n = arr->size;
+out:
+	sdk_reply_free(&rp);
+	return rc;
+}

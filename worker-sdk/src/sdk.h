@@ -1,0 +1,135 @@
+/*
+ * sdk.h - libcueq's private interface between its files.
+ *
+ * Everything the public calls share lives here: the thread's last-error
+ * sentence, the client (one nng REQ socket, a small pool of request
+ * contexts), the request engine that sends one request and retries it with
+ * the same request ID until an answer or the deadline, argument checks that
+ * turn bad input into a sentence before anything is sent, and readers for
+ * the untrusted fields of a reply.  The engine returns only good replies
+ * (ok true): a broker error becomes the call's error code with the broker's
+ * sentence as the last error.
+ */
+#ifndef CUEQ_SDK_H
+#define CUEQ_SDK_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+#include <nng/nng.h>
+
+#include "cueq/cueq.h"
+#include "proto.h"
+
+#define SDK_RID_LEN 16	 /* random bytes in each request ID */
+#define SDK_POOL_MAX 32	 /* idle request contexts kept per client */
+#define SDK_FRAME_MARGIN 4096 /* room for a request's non-payload bytes */
+
+/* ---- errors (errors.c) --------------------------------------------------- */
+
+/* Sets the thread's last-error sentence; returns code. */
+int sdk_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A reply that did not make sense: PROTOCOL, naming the op and the flaw. */
+int sdk_bad_reply(const char *op, const proto_error *e);
+/* The thread's current last-error sentence (to carry it across threads). */
+const char *sdk_last_error(void);
+
+/* ---- time and waiting (sync.c) ---------------------------------------- */
+
+/* A condition variable that waits on the monotonic clock. */
+int sdk_cond_init(pthread_cond_t *cv);
+/* Waits on cv until signalled or the proto_mono_ms() time deadline. */
+void sdk_cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadline);
+void sdk_sleep_ms(int64_t ms);
+/* Fills buf with random bytes (getrandom, else /dev/urandom, else a
+ * clock-seeded generator: request IDs need uniqueness, not secrecy). */
+void sdk_random(void *buf, size_t n);
+
+/* ---- argument checks (check.c) ------------------------------------------ */
+
+int sdk_check_queue(const char *queue);
+/* what: "execution ID" or "lease token"; must be 1-32 bytes of [0-9a-zA-Z]. */
+int sdk_check_id(const char *what, const char *s);
+/* A result or error text: NULL is fine, else at most CUEQ_MAX_TEXT bytes. */
+int sdk_check_text(const char *what, const char *s);
+int sdk_check_lease(const char *what, int64_t lease_ms, bool zero_ok);
+/* Validates one job to push; *wire_bytes gets its size estimate. */
+int sdk_check_job(const char *queue, const void *payload, size_t len, const cueq_push_opts *o,
+		  size_t *wire_bytes);
+
+/* ---- reading replies (check.c) --------------------------------------------
+ * Each returns CUEQ_OK or a proto error code with e set; callers turn any
+ * failure into sdk_bad_reply(). */
+int sdk_get_id(const msgpack_object *m, const char *key, bool required, char out[CUEQ_ID_SIZE],
+	       proto_error *e);
+/* A state name into a cueq_state. */
+int sdk_get_state(const msgpack_object *m, const char *key, bool required, int *out,
+		  proto_error *e);
+/* A malloc'd NUL-terminated copy of a str field; *out stays NULL when absent. */
+int sdk_get_text(const msgpack_object *m, const char *key, size_t max, char **out,
+		 proto_error *e);
+/* The per-item outcome of ack/nack/extend results: *code is CUEQ_OK or the
+ * item's error; the item's msg becomes the thread's last error. */
+int sdk_item_status(const msgpack_object *m, int *code, proto_error *e);
+/* The results array of a batch reply, exactly n maps. */
+int sdk_get_results(const msgpack_object *root, size_t n, const msgpack_object_array **out,
+		    proto_error *e);
+
+/* ---- the client and its request engine (client.c) ----------------------- */
+
+struct ctx_slot {
+	nng_ctx ctx;
+	nng_aio *aio;
+};
+
+struct cueq_client {
+	nng_socket sock;
+	bool sock_open;
+	char *url;
+	char *auth;
+	int64_t connect_timeout_ms, request_timeout_ms, retry_deadline_ms;
+	char worker_name[PROTO_MAX_WORKER + 1]; /* host:pid, recorded by claims */
+
+	pthread_mutex_t mu; /* guards what follows */
+	pthread_cond_t cv;
+	bool mu_init;
+	unsigned pipes_added; /* connections made so far */
+	struct ctx_slot *pool[SDK_POOL_MAX];
+	size_t n_pool;
+};
+
+/* One request under construction: header written, the caller packs exactly
+ * the n_fields op fields it announced into pk. */
+struct sdk_request {
+	nng_msg *msg;
+	proto_writer w;
+	const char *op;
+	uint8_t rid[SDK_RID_LEN];
+};
+
+/* A good reply: root is its map.  Free with sdk_reply_free. */
+struct sdk_reply {
+	nng_msg *msg;
+	msgpack_unpacked up;
+	bool up_init;
+	const msgpack_object *root;
+};
+
+int sdk_request_begin(cueq_client *c, struct sdk_request *rq, const char *op, size_t n_fields);
+/* The packer to write the op fields with. */
+static inline msgpack_packer *sdk_pk(struct sdk_request *rq)
+{
+	return &rq->w.pk;
+}
+/* Sends rq (always consumed) and waits for its good reply.  Each attempt
+ * may take request_timeout_ms + extra_ms; attempts repeat (same bytes, same
+ * rid) on timeout or UNAVAILABLE until retry_deadline_ms + extra_ms has
+ * passed, or until deadline (a proto_mono_ms() time) when it is earlier and
+ * not 0. */
+int sdk_call(cueq_client *c, struct sdk_request *rq, int64_t extra_ms, int64_t deadline,
+	     struct sdk_reply *rp);
+void sdk_reply_free(struct sdk_reply *rp);
+
+#endif /* CUEQ_SDK_H */

@@ -1,0 +1,61 @@
+/*
+ * worker.h - the worker loop's state, shared by its three files:
+ * worker.c (lifecycle, the fetch loop, handler threads), worker_extend.c
+ * (the lease extender) and worker_ack.c (the outcome sender).
+ *
+ * Every job the worker holds, from its claim until the broker answered its
+ * outcome, is on the held list, so the extender keeps its lease alive the
+ * whole time (waiting for a handler, running, waiting for its ack).  Jobs
+ * move: claim -> run queue -> a handler -> outcome queue -> acker -> freed.
+ * A job is freed when its refs drop to zero: the held list holds one, an
+ * extension in flight another.
+ */
+#ifndef CUEQ_WORKER_H
+#define CUEQ_WORKER_H
+
+#include "job.h"
+
+struct cueq_worker {
+	cueq_client *c;
+	char queue[CUEQ_QUEUE_SIZE];
+	cueq_handler h;
+	void *arg;
+	unsigned concurrency, prefetch;
+	int64_t lease_ms, wait_ms, ack_linger_ms;
+	uint64_t max_jobs;
+
+	atomic_bool stop;
+	_Atomic uint64_t succeeded, failed, lost;
+
+	pthread_mutex_t mu; /* guards everything below */
+	pthread_cond_t cv_run;	 /* handlers: a job to run, or the end */
+	pthread_cond_t cv_fetch; /* fetch loop: a slot is free */
+	pthread_cond_t cv_ext;	 /* extender: new jobs, or the end */
+	pthread_cond_t cv_ack;	 /* acker: an outcome, or the end */
+	bool sync_init;
+	bool running;		/* inside cueq_worker_run */
+
+	cueq_job *run_head, *run_tail; /* claimed, waiting for a handler */
+	unsigned n_queued, n_running;
+	cueq_job *out_head, *out_tail; /* outcomes waiting to be sent */
+	size_t n_out;
+	int64_t out_since; /* mono ms the oldest waiting outcome was queued */
+	cueq_job *held;	   /* every job the worker holds */
+	bool fetch_done;   /* no more jobs will be queued */
+	bool handlers_done;
+	bool ext_done;
+	int64_t clock_offset; /* broker's Unix ms minus ours */
+};
+
+/* Puts j on the held list (refs 1) and sets up its lease tracking; j was
+ * received at mono time recv_mono.  Called with mu held. */
+void worker_hold(cueq_worker *w, cueq_job *j, int64_t recv_mono);
+/* Drops one reference; frees j at zero.  Called with mu held. */
+void worker_unref(cueq_worker *w, cueq_job *j);
+/* Takes j off the held list and drops its reference.  With mu held. */
+void worker_release(cueq_worker *w, cueq_job *j);
+
+void *worker_extender(void *arg);
+void *worker_acker(void *arg);
+
+#endif /* CUEQ_WORKER_H */
