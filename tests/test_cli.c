@@ -1,0 +1,322 @@
+/*
+ * test_cli.c - the command-line contract of `cueq` (shared/DESIGN.md):
+ * what each command prints, its --json fields and its exit codes (0 ok,
+ * 1 usage, 3 nothing to claim, 4 conflict or stale lease, 5 not found,
+ * 6 unreachable), and `cueq work` running a shell command per execution
+ * with the payload on stdin and CUEQ_* in its environment.
+ *
+ * The CLI runs as a subprocess; state is checked over the raw protocol,
+ * independently of the SDK the CLI is built on.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+
+#define T_MS 20000 /* time limit of one CLI run */
+
+/* Runs cueq with args (NULL-terminated) and checks the exit code. */
+static void cli(th_proc *p, const char *stdin_data, int want_exit, const char *const *args)
+{
+	if (th_cli(p, stdin_data, T_MS, args) != 0)
+		fail_msg("could not start %s", th_cli_path);
+	if (p->exit_code != want_exit) {
+		char what[256] = "cueq";
+		for (size_t i = 0; args[i] != NULL && strlen(what) < 200; i++) {
+			strcat(what, " ");
+			strncat(what, args[i], 40);
+		}
+		th_proc_dump(what, p);
+		fail_msg("%s: exit %d, expected %d", what, p->exit_code, want_exit);
+	}
+}
+
+#define CLI(p, in, code, ...) cli((p), (in), (code), (const char *const[]){ __VA_ARGS__, NULL })
+
+static bool is_id(const char *s)
+{
+	if (strlen(s) != PROTO_ID_LEN)
+		return false;
+	for (const char *c = s; *c; c++)
+		if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f')))
+			return false;
+	return true;
+}
+
+/* The first line of p's stdout, trimmed. */
+static void first_line(const th_proc *p, char *out, size_t size)
+{
+	size_t n = strcspn(p->out, "\r\n");
+	if (n >= size)
+		n = size - 1;
+	memcpy(out, p->out, n);
+	out[n] = '\0';
+}
+
+static void push_id(th_broker *b, const char *queue, const char *payload, char id[64])
+{
+	th_proc p;
+	CLI(&p, NULL, 0, "push", queue, payload, "--url", b->url);
+	first_line(&p, id, 64);
+	if (!is_id(id))
+		fail_msg("push printed '%s', not an execution ID", p.out);
+	th_proc_free(&p);
+}
+
+static void raw_state(th_broker *b, const char *id, char *state, size_t size, th_reply *rep,
+		      const msgpack_object **exe)
+{
+	th_raw r;
+	assert_int_equal(th_raw_open(&r, b->url, 10000), 0);
+	if (th_raw_get(&r, id, rep, exe) != 0)
+		fail_msg("raw get of %s failed", id);
+	th_raw_close(&r);
+	if (!th_str(*exe, "state", state, size))
+		fail_msg("get of %s has no state", id);
+}
+
+static void test_cli_basic_flow(void **state)
+{
+	th_broker *b = *state;
+	th_proc p;
+	char id[64], id2[64], tok[64], payload[64], st[32], url_env[96];
+	int64_t attempt = 0;
+	th_reply rep;
+	const msgpack_object *exe;
+
+	/* ping: --url after the command, before it, and from $CUEQ_URL. */
+	CLI(&p, NULL, 0, "ping", "--url", b->url);
+	th_proc_free(&p);
+	CLI(&p, NULL, 0, "--url", b->url, "ping");
+	th_proc_free(&p);
+	snprintf(url_env, sizeof(url_env), "CUEQ_URL=%s", b->url);
+	char *env[] = { url_env, NULL };
+	const char *argv[] = { th_cli_path, "ping", NULL };
+	assert_int_equal(th_run(&p, NULL, T_MS, (char *const *)argv, env), 0);
+	if (p.exit_code != 0) {
+		th_proc_dump("CUEQ_URL=... cueq ping", &p);
+		fail_msg("cueq ping with CUEQ_URL set: exit %d", p.exit_code);
+	}
+	th_proc_free(&p);
+
+	/* push prints the ID; claim --json shows it with a token. */
+	push_id(b, "cq", "hello", id);
+	CLI(&p, NULL, 0, "claim", "cq", "--json", "--wait", "2s", "--url", b->url);
+	if (!th_json_str(p.out, "execution_id", id2, sizeof(id2)) ||
+	    !th_json_str(p.out, "lease_token", tok, sizeof(tok)) ||
+	    !th_json_int(p.out, "attempt", &attempt) ||
+	    !th_json_str(p.out, "payload", payload, sizeof(payload)))
+		fail_msg("claim --json lacks execution_id/lease_token/attempt/payload: %s", p.out);
+	th_proc_free(&p);
+	assert_string_equal(id2, id);
+	assert_true(is_id(tok));
+	assert_int_equal(attempt, 1);
+	assert_string_equal(payload, "hello");
+
+	CLI(&p, NULL, 0, "ack", id, "--token", tok, "--result", "all good", "--url", b->url);
+	th_proc_free(&p);
+	raw_state(b, id, st, sizeof(st), &rep, &exe);
+	assert_string_equal(st, "succeeded");
+	assert_true(th_str(exe, "result", payload, sizeof(payload)));
+	assert_string_equal(payload, "all good");
+	th_reply_free(&rep);
+
+	CLI(&p, NULL, 0, "get", id, "--json", "--url", b->url);
+	assert_true(th_json_str(p.out, "state", st, sizeof(st)));
+	assert_string_equal(st, "succeeded");
+	assert_true(th_json_str(p.out, "execution_id", id2, sizeof(id2)));
+	assert_string_equal(id2, id);
+	th_proc_free(&p);
+
+	/* push --json and options; payload from stdin with '-'. */
+	CLI(&p, "from stdin", 0, "push", "cq", "-", "--json", "--lease", "1s", "--max-attempts", "2",
+	    "--priority", "5", "--url", b->url);
+	if (!th_json_str(p.out, "execution_id", id, sizeof(id)) || !is_id(id))
+		fail_msg("push --json printed no execution_id: %s", p.out);
+	th_proc_free(&p);
+	raw_state(b, id, st, sizeof(st), &rep, &exe);
+	assert_string_equal(st, "ready");
+	uint64_t v = 0;
+	assert_true(th_uint(exe, "lease_ms", &v));
+	assert_int_equal(v, 1000);
+	assert_true(th_uint(exe, "max_attempts", &v));
+	assert_int_equal(v, 2);
+	assert_true(th_uint(exe, "priority", &v));
+	assert_int_equal(v, 5);
+	assert_true(th_str(exe, "payload", payload, sizeof(payload)));
+	assert_string_equal(payload, "from stdin");
+	th_reply_free(&rep);
+
+	CLI(&p, NULL, 0, "stats", "cq", "--json", "--url", b->url);
+	assert_true(th_json_str(p.out, "queue", st, sizeof(st)));
+	assert_string_equal(st, "cq");
+	th_proc_free(&p);
+}
+
+static void test_cli_exit_codes(void **state)
+{
+	th_broker *b = *state;
+	th_proc p;
+	char id[64], tok[64], wrong[64], closed_url[64];
+
+	/* 3: nothing to claim. */
+	CLI(&p, NULL, 3, "claim", "empty-q", "--wait", "100ms", "--url", b->url);
+	th_proc_free(&p);
+
+	/* 4: a stale token, then a conflicting outcome. */
+	push_id(b, "xq", "x", id);
+	CLI(&p, NULL, 0, "claim", "xq", "--json", "--url", b->url);
+	assert_true(th_json_str(p.out, "lease_token", tok, sizeof(tok)));
+	th_proc_free(&p);
+	strcpy(wrong, tok);
+	wrong[15] = wrong[15] == '0' ? '1' : '0';
+	CLI(&p, NULL, 4, "ack", id, "--token", wrong, "--url", b->url);
+	assert_true(p.err_len > 0);
+	th_proc_free(&p);
+	CLI(&p, NULL, 4, "extend", id, "--token", wrong, "--lease", "10s", "--url", b->url);
+	th_proc_free(&p);
+	CLI(&p, NULL, 0, "extend", id, "--token", tok, "--lease", "10s", "--url", b->url);
+	th_proc_free(&p);
+	CLI(&p, NULL, 0, "ack", id, "--token", tok, "--url", b->url);
+	th_proc_free(&p);
+	CLI(&p, NULL, 4, "nack", id, "--token", tok, "--error", "late", "--url", b->url);
+	th_proc_free(&p);
+
+	/* 5: unknown IDs. */
+	CLI(&p, NULL, 5, "get", "00000000deadbeef", "--url", b->url);
+	assert_true(p.err_len > 0);
+	th_proc_free(&p);
+	CLI(&p, NULL, 5, "ack", "00000000deadbeef", "--token", tok, "--url", b->url);
+	th_proc_free(&p);
+
+	/* 6: nothing listens there. */
+	snprintf(closed_url, sizeof(closed_url), "tcp://127.0.0.1:%d", th_free_port());
+	CLI(&p, NULL, 6, "ping", "--url", closed_url);
+	assert_true(p.err_len > 0);
+	th_proc_free(&p);
+	CLI(&p, NULL, 6, "push", "q", "x", "--url", closed_url, "--timeout", "1s");
+	th_proc_free(&p);
+
+	/* 1: usage errors. */
+	CLI(&p, NULL, 1, "push", "--url", b->url);
+	th_proc_free(&p);
+	CLI(&p, NULL, 1, "claim", "q", "--wait", "banana", "--url", b->url);
+	th_proc_free(&p);
+	CLI(&p, NULL, 1, "ack", id, "--url", b->url); /* --token missing */
+	th_proc_free(&p);
+	CLI(&p, NULL, 1, "frobnicate", "--url", b->url);
+	th_proc_free(&p);
+}
+
+static char *read_file(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf = calloc(1, 4096);
+	if (f == NULL || buf == NULL) {
+		if (f != NULL)
+			fclose(f);
+		free(buf);
+		return NULL;
+	}
+	size_t n = fread(buf, 1, 4095, f);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
+}
+
+static void test_cli_work(void **state)
+{
+	th_broker *b = *state;
+	static const char *const payloads[] = { "alpha", "beta", "gamma" };
+	char ids[3][64], script[2 * PATH_MAX + 512], path[PATH_MAX + 256], st[32], text[256];
+	th_proc p;
+	th_reply rep;
+	const msgpack_object *exe;
+
+	for (int i = 0; i < 3; i++)
+		push_id(b, "wq", payloads[i], ids[i]);
+	snprintf(script, sizeof(script),
+		 "cat > \"%s/$CUEQ_EXECUTION_ID.payload\" && "
+		 "printf '%%s|%%s|%%s|%%s|%%s' \"$CUEQ_EXECUTION_ID\" \"$CUEQ_ATTEMPT\" \"$CUEQ_QUEUE\" "
+		 "\"$CUEQ_LEASE_TOKEN\" \"$CUEQ_URL\" > \"%s/$CUEQ_EXECUTION_ID.env\" && "
+		 "echo \"result-$CUEQ_ATTEMPT\"",
+		 b->dir, b->dir);
+	CLI(&p, NULL, 0, "work", "wq", "--max-jobs", "3", "--url", b->url, "--", "/bin/sh", "-c", script);
+	th_proc_free(&p);
+	for (int i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s/%.16s.payload", b->dir, ids[i]);
+		char *got = read_file(path);
+		if (got == NULL)
+			fail_msg("the command never ran for %s (no %s)", ids[i], path);
+		assert_string_equal(got, payloads[i]);
+		free(got);
+		snprintf(path, sizeof(path), "%s/%.16s.env", b->dir, ids[i]);
+		got = read_file(path);
+		assert_non_null(got);
+		char want_prefix[128];
+		snprintf(want_prefix, sizeof(want_prefix), "%.16s|1|wq|", ids[i]);
+		if (strncmp(got, want_prefix, strlen(want_prefix)) != 0)
+			fail_msg("environment of the command for %s: '%s'", ids[i], got);
+		char *tok = got + strlen(want_prefix);
+		char *bar = strchr(tok, '|');
+		assert_non_null(bar);
+		*bar = '\0';
+		assert_true(is_id(tok));
+		assert_string_equal(bar + 1, b->url);
+		free(got);
+		raw_state(b, ids[i], st, sizeof(st), &rep, &exe);
+		assert_string_equal(st, "succeeded");
+		assert_true(th_str(exe, "result", text, sizeof(text)));
+		assert_string_equal(text, "result-1");
+		th_reply_free(&rep);
+	}
+
+	/* A failing command nacks; the next worker gets attempt 2. */
+	char id[64];
+	uint64_t failures = 0, attempt = 0;
+	push_id(b, "wq2", "doomed", id);
+	CLI(&p, NULL, 0, "work", "wq2", "--max-jobs", "1", "--url", b->url, "--", "/bin/sh", "-c",
+	    "cat >/dev/null; echo 'it went wrong' >&2; exit 3");
+	th_proc_free(&p);
+	raw_state(b, id, st, sizeof(st), &rep, &exe);
+	if (strcmp(st, "ready") != 0 && strcmp(st, "scheduled") != 0)
+		fail_msg("after a failing command %s is %s, expected ready or scheduled", id, st);
+	assert_true(th_uint(exe, "failures", &failures));
+	assert_int_equal(failures, 1);
+	assert_true(th_uint(exe, "attempt", &attempt));
+	assert_int_equal(attempt, 1);
+	assert_true(th_str(exe, "error", text, sizeof(text)));
+	if (strstr(text, "it went wrong") == NULL)
+		fail_msg("error of the nack is '%s'; expected the command's last stderr line", text);
+	th_reply_free(&rep);
+
+	snprintf(script, sizeof(script), "cat >/dev/null; echo \"$CUEQ_ATTEMPT\" > \"%s/attempt\"",
+		 b->dir);
+	CLI(&p, NULL, 0, "work", "wq2", "--max-jobs", "1", "--url", b->url, "--", "/bin/sh", "-c", script);
+	th_proc_free(&p);
+	snprintf(path, sizeof(path), "%s/attempt", b->dir);
+	char *got = read_file(path);
+	assert_non_null(got);
+	assert_string_equal(got, "2\n");
+	free(got);
+	raw_state(b, id, st, sizeof(st), &rep, &exe);
+	assert_string_equal(st, "succeeded");
+	th_reply_free(&rep);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_cli_basic_flow, th_fixture_start, th_fixture_stop),
+		cmocka_unit_test_setup_teardown(test_cli_exit_codes, th_fixture_start, th_fixture_stop),
+		cmocka_unit_test_setup_teardown(test_cli_work, th_fixture_start, th_fixture_stop),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

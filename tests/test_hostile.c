@@ -1,0 +1,219 @@
+/*
+ * test_hostile.c - bad input gets a clear error and changes nothing
+ * (promise 6).
+ *
+ * Over the raw protocol the broker is fed empty, truncated, random and
+ * deeply nested frames, absurd declared counts, oversized frames, wrong
+ * field types and ranges, unknown ops, bad queue names, bad tokens and IDs,
+ * bad request IDs and versions.  Each must get a reply with ok=false, the
+ * right error code and a sentence (or, for a frame over the transport
+ * limit, a closed connection).  Where the frame itself was readable the
+ * reply must carry the request's rid.  Before and after, a leased job and a
+ * ready job sit in the broker: afterwards the broker still answers, stats
+ * are identical and the leased job is exactly as it was.
+ *
+ * All cases run even when one fails; the failures are listed at the end.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "hostile.h"
+
+void hostile_failed(ctx *x, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(stderr, "FAILED: ");
+	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, "\n");
+	va_end(ap);
+	x->failures++;
+}
+
+static bool rid_matches(const msgpack_object *root, const char *rid)
+{
+	const msgpack_object *v = th_get(root, "rid");
+	size_t n = strlen(rid);
+	if (v == NULL)
+		return false;
+	if (v->type == MSGPACK_OBJECT_BIN)
+		return v->via.bin.size == n && memcmp(v->via.bin.ptr, rid, n) == 0;
+	if (v->type == MSGPACK_OBJECT_STR)
+		return v->via.str.size == n && memcmp(v->via.str.ptr, rid, n) == 0;
+	return false;
+}
+
+/* Sends one hostile frame and checks the answer: error code c1 (or c2 when
+ * not NULL), a message, the rid echoed when rid is not NULL. */
+void hostile_expect(ctx *x, const char *what, const void *buf, size_t len, const char *rid,
+		    int flags, const char *c1, const char *c2)
+{
+	th_reply rep;
+	int rv = th_raw_call(&x->r, buf, len, &rep);
+	char err[32] = "", msg[512] = "";
+	bool item = false;
+
+	x->cases++;
+	if (rv != 0) {
+		if (!(flags & F_MAY_CLOSE))
+			hostile_failed(x, "%s: no decodable reply (%s)", what,
+			       rv > 0 ? nng_strerror(rv) : "undecodable");
+		th_reply_free(&rep);
+		/* Start over on a fresh connection. */
+		th_raw_close(&x->r);
+		if (th_raw_open(&x->r, x->b->url, 10000) != 0)
+			fail_msg("cannot reconnect after %s", what);
+		return;
+	}
+	if (rep.ok && (flags & F_ITEM)) {
+		const msgpack_object *m = th_item(rep.root, "results", 0);
+		bool ok = true;
+		if (m != NULL && th_bool(m, "ok", &ok) && !ok) {
+			th_str(m, "err", err, sizeof(err));
+			th_str(m, "msg", msg, sizeof(msg));
+			item = true;
+		}
+	} else {
+		snprintf(err, sizeof(err), "%s", rep.err);
+		snprintf(msg, sizeof(msg), "%s", rep.msg);
+	}
+	if (rep.ok && !item) {
+		hostile_failed(x, "%s: accepted (ok=true); expected %s%s%s", what, c1, c2 ? " or " : "",
+		       c2 ? c2 : "");
+	} else if (strcmp(err, c1) != 0 && (c2 == NULL || strcmp(err, c2) != 0)) {
+		hostile_failed(x, "%s: err '%s' (%s); expected %s%s%s", what, err, msg, c1, c2 ? " or " : "",
+		       c2 ? c2 : "");
+	} else if (msg[0] == '\0') {
+		hostile_failed(x, "%s: err %s without a msg sentence", what, err);
+	}
+	if (rid != NULL && !(flags & F_NO_RID) && !rid_matches(rep.root, rid))
+		hostile_failed(x, "%s: the reply does not carry the request's rid", what);
+	th_reply_free(&rep);
+}
+
+/* Sends a th_req (and frees it). */
+void hostile_expect_req(ctx *x, const char *what, th_req *q, int flags, const char *c1,
+			const char *c2)
+{
+	if (q->w.failed)
+		fail_msg("%s: packing failed", what);
+	hostile_expect(x, what, nng_msg_body(q->msg), nng_msg_len(q->msg), q->rid, flags, c1, c2);
+	th_req_free(q);
+}
+
+msgpack_packer *hostile_begin(th_req *q, const char *op, size_t n)
+{
+	if (th_req_begin(q, op, n) != 0)
+		fail_msg("th_req_begin");
+	return th_pk(q);
+}
+
+
+/* ---- the test ------------------------------------------------------- */
+
+/* What of the leased job must not change. */
+typedef struct snapshot {
+	char state[16], token[PROTO_ID_LEN + 1];
+	uint64_t attempt, failures, expiries, deadline;
+	size_t history;
+	char *stats;
+} snapshot;
+
+static void take(ctx *x, snapshot *s)
+{
+	th_reply rep;
+	const msgpack_object *exe;
+
+	memset(s, 0, sizeof(*s));
+	if (th_raw_get(&x->r, x->pre_id, &rep, &exe) != 0)
+		fail_msg("get of the leased job failed");
+	th_str(exe, "state", s->state, sizeof(s->state));
+	th_str(exe, "lease_token", s->token, sizeof(s->token));
+	th_uint(exe, "attempt", &s->attempt);
+	th_uint(exe, "failures", &s->failures);
+	th_uint(exe, "expiries", &s->expiries);
+	th_uint(exe, "lease_deadline", &s->deadline);
+	s->history = th_count(exe, "history");
+	th_reply_free(&rep);
+	s->stats = th_raw_stats_text(&x->r);
+	if (s->stats == NULL)
+		fail_msg("stats failed");
+}
+
+static void test_hostile_input(void **state)
+{
+	ctx x = { .b = *state };
+	snapshot before, after;
+	uint64_t attempt = 0;
+	th_req q;
+	th_reply rep;
+
+	assert_int_equal(th_raw_open(&x.r, x.b->url, 10000), 0);
+	assert_int_equal(th_raw_push(&x.r, "pre", "leased one", 120000, 0, x.pre_id), 0);
+	assert_int_equal(th_raw_push(&x.r, "pre", "ready one", 0, 0, x.ready_id), 0);
+	assert_int_equal(th_raw_claim(&x.r, "pre", 0, 1000, x.pre_id, x.pre_tok, &attempt), 0);
+	take(&x, &before);
+	assert_string_equal(before.state, "leased");
+	assert_string_equal(before.token, x.pre_tok);
+
+	/* Unknown keys are ignored: a ping with one is fine. */
+	hostile_begin(&q, "ping", 1);
+	proto_kv_cstr(th_pk(&q), "favourite_colour", "blue");
+	assert_int_equal(th_req_call(&x.r, &q, &rep), 0);
+	assert_true(rep.ok);
+	th_reply_free(&rep);
+
+	hostile_framing(&x);
+	hostile_random(&x);
+	hostile_sizes(&x);
+	hostile_headers(&x);
+	hostile_push(&x);
+	hostile_claim(&x);
+	hostile_finish(&x);
+	hostile_inspect(&x);
+
+	/* Still serving, nothing created or changed. */
+	th_raw_close(&x.r);
+	assert_int_equal(th_raw_open(&x.r, x.b->url, 10000), 0);
+	if (th_raw_ping(&x.r) != 0)
+		fail_msg("the broker stopped answering after the hostile input");
+	take(&x, &after);
+	if (strcmp(before.stats, after.stats) != 0)
+		hostile_failed(&x, "stats changed:\n  before: %s\n  after:  %s", before.stats, after.stats);
+	if (strcmp(before.state, after.state) != 0 || strcmp(before.token, after.token) != 0 ||
+	    before.attempt != after.attempt || before.failures != after.failures ||
+	    before.expiries != after.expiries || before.deadline != after.deadline ||
+	    before.history != after.history)
+		hostile_failed(&x,
+		       "the leased job changed: state %s->%s token %s->%s attempt %llu->%llu failures "
+		       "%llu->%llu deadline %llu->%llu history %zu->%zu",
+		       before.state, after.state, before.token, after.token,
+		       (unsigned long long)before.attempt, (unsigned long long)after.attempt,
+		       (unsigned long long)before.failures, (unsigned long long)after.failures,
+		       (unsigned long long)before.deadline, (unsigned long long)after.deadline,
+		       before.history, after.history);
+	free(before.stats);
+	free(after.stats);
+	th_raw_close(&x.r);
+	if (getenv("CUEQ_TEST_VERBOSE") != NULL)
+		fprintf(stderr, "%zu hostile cases, %zu failures\n", x.cases, x.failures);
+	if (x.failures != 0)
+		fail_msg("%zu of %zu hostile cases were not answered as specified (listed above)",
+			 x.failures, x.cases);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_hostile_input, th_fixture_start, th_fixture_stop),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
+

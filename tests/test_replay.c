@@ -1,0 +1,258 @@
+/*
+ * test_replay.c - request IDs make retries safe (PROTOCOL.md, "Request
+ * IDs").  Over the raw protocol, the very same request bytes are sent
+ * twice, as a client does after a lost reply: the broker must answer with
+ * the remembered reply and apply nothing twice.  A new request ID with the
+ * same body is a new request (IDs, not bodies, dedupe).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+
+/* A built request kept as bytes, to be sent as often as wanted. */
+typedef struct bytes {
+	void *p;
+	size_t n;
+} bytes;
+
+static bytes keep(th_req *q)
+{
+	bytes b = { malloc(nng_msg_len(q->msg)), nng_msg_len(q->msg) };
+	assert_non_null(b.p);
+	assert_int_equal(q->w.failed, 0);
+	memcpy(b.p, nng_msg_body(q->msg), b.n);
+	th_req_free(q);
+	return b;
+}
+
+static bytes push_req(const char *queue, const char *payload)
+{
+	th_req q;
+	assert_int_equal(th_req_begin(&q, "push", 1), 0);
+	proto_key(th_pk(&q), "jobs");
+	msgpack_pack_array(th_pk(&q), 1);
+	msgpack_pack_map(th_pk(&q), 2);
+	proto_kv_cstr(th_pk(&q), "queue", queue);
+	proto_kv_bin(th_pk(&q), "payload", payload, strlen(payload));
+	return keep(&q);
+}
+
+/* Sends b, expects ok, returns the first result's (or job's) field. */
+static void call_ok(th_raw *r, const bytes *b, th_reply *rep)
+{
+	int rv = th_raw_call(r, b->p, b->n, rep);
+	if (rv != 0)
+		fail_msg("no reply (%d)", rv);
+	if (!rep->ok)
+		fail_msg("refused: %s %s", rep->err, rep->msg);
+}
+
+static void result_id(const th_reply *rep, const char *array, char id[PROTO_ID_LEN + 1])
+{
+	const msgpack_object *m = th_item(rep->root, array, 0);
+	if (m == NULL || !th_str(m, "execution_id", id, PROTO_ID_LEN + 1))
+		fail_msg("reply has no %s[0].execution_id", array);
+}
+
+static void open_raw(th_broker *b, th_raw *r)
+{
+	assert_int_equal(th_raw_open(r, b->url, 10000), 0);
+}
+
+static void test_push_replay(void **state)
+{
+	th_broker *b = *state;
+	th_raw r, r2;
+	th_reply rep;
+	char id1[PROTO_ID_LEN + 1], id2[PROTO_ID_LEN + 1], id3[PROTO_ID_LEN + 1],
+		id4[PROTO_ID_LEN + 1];
+	th_counts c;
+	bytes req = push_req("rp", "hello");
+
+	open_raw(b, &r);
+	call_ok(&r, &req, &rep);
+	result_id(&rep, "results", id1);
+	th_reply_free(&rep);
+	call_ok(&r, &req, &rep);
+	result_id(&rep, "results", id2);
+	th_reply_free(&rep);
+	assert_string_equal(id1, id2);
+	assert_int_equal(th_raw_counts(&r, "rp", &c), 0);
+	assert_int_equal(c.ready, 1);
+
+	/* A retry arrives on a new connection after a reconnect: same answer. */
+	open_raw(b, &r2);
+	call_ok(&r2, &req, &rep);
+	result_id(&rep, "results", id3);
+	th_reply_free(&rep);
+	assert_string_equal(id1, id3);
+	assert_int_equal(th_raw_counts(&r2, "rp", &c), 0);
+	assert_int_equal(c.ready, 1);
+	th_raw_close(&r2);
+
+	/* A new request ID with the same body is a second push. */
+	bytes again = push_req("rp", "hello");
+	call_ok(&r, &again, &rep);
+	result_id(&rep, "results", id4);
+	th_reply_free(&rep);
+	assert_string_not_equal(id1, id4);
+	assert_int_equal(th_raw_counts(&r, "rp", &c), 0);
+	assert_int_equal(c.ready, 2);
+
+	free(req.p);
+	free(again.p);
+	th_raw_close(&r);
+}
+
+static bytes finish_req(const char *op, const char *id, const char *token, const char *text)
+{
+	th_req q;
+	assert_int_equal(th_req_begin(&q, op, 1), 0);
+	proto_key(th_pk(&q), "items");
+	msgpack_pack_array(th_pk(&q), 1);
+	bool ack = strcmp(op, "ack") == 0;
+	msgpack_pack_map(th_pk(&q), ack ? 3 : 4);
+	proto_kv_cstr(th_pk(&q), "execution_id", id);
+	proto_kv_cstr(th_pk(&q), "lease_token", token);
+	if (ack) {
+		proto_kv_cstr(th_pk(&q), "result", text);
+	} else {
+		proto_kv_cstr(th_pk(&q), "error", text);
+		proto_kv_uint(th_pk(&q), "retry_in_ms", 0);
+	}
+	return keep(&q);
+}
+
+static void expect_item_ok(const th_reply *rep)
+{
+	const msgpack_object *m = th_item(rep->root, "results", 0);
+	bool ok = false;
+	char err[32] = "";
+	if (m == NULL || !th_bool(m, "ok", &ok))
+		fail_msg("reply without results[0].ok");
+	th_str(m, "err", err, sizeof(err));
+	if (!ok)
+		fail_msg("item refused: %s", err);
+}
+
+static size_t count_events(const msgpack_object *exe, const char *event)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < th_count(exe, "history"); i++) {
+		char ev[32];
+		const msgpack_object *h = th_item(exe, "history", i);
+		if (h != NULL && th_str(h, "event", ev, sizeof(ev)) && strcmp(ev, event) == 0)
+			n++;
+	}
+	return n;
+}
+
+static void test_ack_and_nack_replay(void **state)
+{
+	th_broker *b = *state;
+	th_raw r;
+	th_reply rep;
+	const msgpack_object *exe;
+	char id[PROTO_ID_LEN + 1], tok[PROTO_ID_LEN + 1], st[16];
+	uint64_t attempt = 0, failures = 0;
+
+	open_raw(b, &r);
+	assert_int_equal(th_raw_push(&r, "ra", "x", 0, 5, id), 0);
+
+	/* nack twice with one request ID: one failure. */
+	assert_int_equal(th_raw_claim(&r, "ra", 0, 1000, id, tok, &attempt), 0);
+	bytes nack = finish_req("nack", id, tok, "boom");
+	call_ok(&r, &nack, &rep);
+	expect_item_ok(&rep);
+	th_reply_free(&rep);
+	call_ok(&r, &nack, &rep);
+	expect_item_ok(&rep);
+	th_reply_free(&rep);
+	assert_int_equal(th_raw_get(&r, id, &rep, &exe), 0);
+	assert_true(th_uint(exe, "failures", &failures));
+	assert_int_equal(failures, 1);
+	assert_int_equal(count_events(exe, "nacked"), 1);
+	th_reply_free(&rep);
+
+	/* ack twice with one request ID: one success. */
+	int64_t deadline = th_now_ms() + 10000;
+	int rc;
+	while ((rc = th_raw_claim(&r, "ra", 0, 1000, id, tok, &attempt)) == 1 &&
+	       th_now_ms() < deadline)
+		;
+	assert_int_equal(rc, 0);
+	assert_int_equal(attempt, 2);
+	bytes ack = finish_req("ack", id, tok, "fine");
+	call_ok(&r, &ack, &rep);
+	expect_item_ok(&rep);
+	th_reply_free(&rep);
+	call_ok(&r, &ack, &rep);
+	expect_item_ok(&rep);
+	th_reply_free(&rep);
+	assert_int_equal(th_raw_get(&r, id, &rep, &exe), 0);
+	assert_true(th_str(exe, "state", st, sizeof(st)));
+	assert_string_equal(st, "succeeded");
+	assert_int_equal(count_events(exe, "succeeded"), 1);
+	assert_true(th_uint(exe, "failures", &failures));
+	assert_int_equal(failures, 1);
+	th_reply_free(&rep);
+
+	free(nack.p);
+	free(ack.p);
+	th_raw_close(&r);
+}
+
+static void test_claim_replay(void **state)
+{
+	th_broker *b = *state;
+	th_raw r;
+	th_reply rep;
+	th_req q;
+	th_counts c;
+	char id1[PROTO_ID_LEN + 1], id2[PROTO_ID_LEN + 1], t1[PROTO_ID_LEN + 1],
+		t2[PROTO_ID_LEN + 1];
+
+	open_raw(b, &r);
+	assert_int_equal(th_raw_push(&r, "rc", "one", 0, 0, id1), 0);
+	assert_int_equal(th_raw_push(&r, "rc", "two", 0, 0, id2), 0);
+	assert_int_equal(th_req_begin(&q, "claim", 3), 0);
+	proto_kv_cstr(th_pk(&q), "queue", "rc");
+	proto_kv_uint(th_pk(&q), "max", 1);
+	proto_kv_uint(th_pk(&q), "lease_ms", 60000);
+	bytes claim = keep(&q);
+
+	call_ok(&r, &claim, &rep);
+	result_id(&rep, "jobs", id1);
+	assert_true(th_str(th_item(rep.root, "jobs", 0), "lease_token", t1, sizeof(t1)));
+	th_reply_free(&rep);
+	call_ok(&r, &claim, &rep);
+	result_id(&rep, "jobs", id2);
+	assert_true(th_str(th_item(rep.root, "jobs", 0), "lease_token", t2, sizeof(t2)));
+	th_reply_free(&rep);
+	/* The replayed claim returns the same lease, it does not take another. */
+	assert_string_equal(id1, id2);
+	assert_string_equal(t1, t2);
+	assert_int_equal(th_raw_counts(&r, "rc", &c), 0);
+	assert_int_equal(c.leased, 1);
+	assert_int_equal(c.ready, 1);
+	free(claim.p);
+	th_raw_close(&r);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_push_replay, th_fixture_start, th_fixture_stop),
+		cmocka_unit_test_setup_teardown(test_ack_and_nack_replay, th_fixture_start, th_fixture_stop),
+		cmocka_unit_test_setup_teardown(test_claim_replay, th_fixture_start, th_fixture_stop),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,232 @@
+/*
+ * test_worker.c - the SDK worker loop (cueq_worker_*).
+ *
+ * A handler that runs longer than its lease must not lose the job: the
+ * worker extends the lease in the background, so each job is handled once
+ * (attempt 1), never redelivered, and its history shows the extensions.
+ * A handler that fails gets its job nacked and redelivered with attempt 2.
+ * A watchdog thread stops a worker that overruns, so a hang is a failed
+ * assertion, not a ctest timeout.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "cueq/cueq.h"
+#include "harness.h"
+
+#define MAX_SEEN 64
+
+typedef struct seen {
+	pthread_mutex_t mu;
+	char id[MAX_SEEN][CUEQ_ID_SIZE];
+	uint32_t attempt[MAX_SEEN];
+	size_t n;
+	int64_t sleep_ms; /* how long the handler runs */
+	bool fail;	  /* the handler fails */
+	size_t lost;	  /* handlers that saw cueq_job_lease_lost() */
+} seen;
+
+static int handler(cueq_job *j, void *arg)
+{
+	seen *s = arg;
+	pthread_mutex_lock(&s->mu);
+	if (s->n < MAX_SEEN) {
+		snprintf(s->id[s->n], CUEQ_ID_SIZE, "%s", cueq_job_id(j));
+		s->attempt[s->n] = cueq_job_attempt(j);
+		s->n++;
+	}
+	pthread_mutex_unlock(&s->mu);
+	/* Sleep in slices, as a real handler would check for a lost lease. */
+	for (int64_t slept = 0; slept < s->sleep_ms; slept += 50)
+		th_sleep_ms(50);
+	if (cueq_job_lease_lost(j)) {
+		pthread_mutex_lock(&s->mu);
+		s->lost++;
+		pthread_mutex_unlock(&s->mu);
+	}
+	if (s->fail) {
+		cueq_job_fail(j, "handler failed", 0, false);
+		return CUEQ_ERR_INVALID;
+	}
+	cueq_job_set_result(j, "handled");
+	return CUEQ_OK;
+}
+
+typedef struct watchdog {
+	cueq_worker *w;
+	int64_t limit_ms;
+	pthread_mutex_t mu;
+	bool done, fired;
+} watchdog;
+
+static void *watch(void *arg)
+{
+	watchdog *d = arg;
+	int64_t deadline = th_now_ms() + d->limit_ms;
+	pthread_mutex_lock(&d->mu);
+	while (!d->done && th_now_ms() < deadline) {
+		pthread_mutex_unlock(&d->mu);
+		th_sleep_ms(20);
+		pthread_mutex_lock(&d->mu);
+	}
+	if (!d->done) {
+		d->fired = true;
+		cueq_worker_stop(d->w);
+	}
+	pthread_mutex_unlock(&d->mu);
+	return NULL;
+}
+
+/* Runs a worker on queue until max_jobs (or the watchdog's limit). */
+static void run_worker(cueq_client *c, const char *queue, seen *s, const cueq_worker_opts *o,
+		       int64_t limit_ms, cueq_worker_counts *counts)
+{
+	cueq_worker *w = NULL;
+	pthread_t t;
+	watchdog d = { .limit_ms = limit_ms };
+	int rc = cueq_worker_new(c, queue, handler, s, o, &w);
+
+	if (rc != CUEQ_OK)
+		fail_msg("cueq_worker_new: %s (%s)", cueq_strerror(rc), cueq_last_error());
+	d.w = w;
+	pthread_mutex_init(&d.mu, NULL);
+	assert_int_equal(pthread_create(&t, NULL, watch, &d), 0);
+	rc = cueq_worker_run(w);
+	pthread_mutex_lock(&d.mu);
+	d.done = true;
+	pthread_mutex_unlock(&d.mu);
+	pthread_join(t, NULL);
+	pthread_mutex_destroy(&d.mu);
+	cueq_worker_get_counts(w, counts);
+	cueq_worker_free(w);
+	if (d.fired)
+		fail_msg("the worker on %s did not finish %llu jobs within %lld ms (handled %zu)", queue,
+			 (unsigned long long)o->max_jobs, (long long)limit_ms, s->n);
+	if (rc != CUEQ_OK)
+		fail_msg("cueq_worker_run: %s (%s)", cueq_strerror(rc), cueq_last_error());
+}
+
+static size_t count_events(const cueq_execution *e, const char *event)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < e->history_len; i++)
+		if (e->history[i].event != NULL && strcmp(e->history[i].event, event) == 0)
+			n++;
+	return n;
+}
+
+#define N_LONG 4
+
+static void test_long_handler_keeps_lease(void **state)
+{
+	th_broker *b = *state;
+	cueq_client *c = NULL;
+	seen s = { .sleep_ms = 2500 };
+	cueq_worker_opts o = { .concurrency = 2, .lease_ms = 1000, .max_jobs = N_LONG };
+	cueq_push_opts po = { .lease_ms = 1000 };
+	cueq_worker_counts counts = { 0 };
+	char ids[N_LONG][CUEQ_ID_SIZE];
+
+	pthread_mutex_init(&s.mu, NULL);
+	assert_int_equal(cueq_connect(b->url, NULL, &c), CUEQ_OK);
+	for (int i = 0; i < N_LONG; i++) {
+		cueq_push_result r;
+		char p[16];
+		snprintf(p, sizeof(p), "slow-%d", i);
+		assert_int_equal(cueq_push(c, "slow", p, strlen(p), &po, &r), CUEQ_OK);
+		strcpy(ids[i], r.execution_id);
+	}
+	run_worker(c, "slow", &s, &o, 30000, &counts);
+
+	assert_int_equal(s.n, N_LONG);
+	assert_int_equal(s.lost, 0);
+	for (size_t i = 0; i < s.n; i++) {
+		assert_int_equal(s.attempt[i], 1);
+		for (size_t k = i + 1; k < s.n; k++)
+			if (strcmp(s.id[i], s.id[k]) == 0)
+				fail_msg("%s was handled twice", s.id[i]);
+	}
+	assert_int_equal(counts.succeeded, N_LONG);
+	assert_int_equal(counts.failed, 0);
+	assert_int_equal(counts.lost, 0);
+	for (int i = 0; i < N_LONG; i++) {
+		cueq_execution *e = NULL;
+		assert_int_equal(cueq_get(c, ids[i], &e), CUEQ_OK);
+		assert_int_equal(e->state, CUEQ_SUCCEEDED);
+		assert_int_equal(e->attempt, 1);
+		assert_int_equal(e->expiries, 0);
+		assert_string_equal(e->result, "handled");
+		if (count_events(e, "extended") < 1)
+			fail_msg("%s: a 2.5 s handler under a 1 s lease, but no 'extended' event", ids[i]);
+		assert_int_equal(count_events(e, "claimed"), 1);
+		cueq_execution_free(e);
+	}
+	/* Nothing left to redeliver. */
+	cueq_job *j = NULL;
+	size_t n = 0;
+	assert_int_equal(cueq_claim(c, "slow", 1, 0, 1500, &j, &n), CUEQ_ERR_EMPTY);
+	cueq_close(c);
+	pthread_mutex_destroy(&s.mu);
+}
+
+static void test_failing_handler_nacks(void **state)
+{
+	th_broker *b = *state;
+	cueq_client *c = NULL;
+	seen s = { .fail = true };
+	cueq_worker_opts o = { .concurrency = 1, .max_jobs = 1 };
+	cueq_worker_counts counts = { 0 };
+	cueq_push_result r;
+	cueq_execution *e = NULL;
+
+	pthread_mutex_init(&s.mu, NULL);
+	assert_int_equal(cueq_connect(b->url, NULL, &c), CUEQ_OK);
+	assert_int_equal(cueq_push(c, "flaky", "x", 1, NULL, &r), CUEQ_OK);
+
+	run_worker(c, "flaky", &s, &o, 15000, &counts);
+	assert_int_equal(s.n, 1);
+	assert_int_equal(s.attempt[0], 1);
+	assert_int_equal(counts.failed, 1);
+	assert_int_equal(counts.succeeded, 0);
+	assert_int_equal(cueq_get(c, r.execution_id, &e), CUEQ_OK);
+	assert_true(e->state == CUEQ_READY || e->state == CUEQ_SCHEDULED);
+	assert_int_equal(e->failures, 1);
+	assert_non_null(e->error);
+	assert_string_equal(e->error, "handler failed");
+	assert_int_equal(count_events(e, "nacked"), 1);
+	cueq_execution_free(e);
+
+	/* Redelivered to the next worker with attempt 2. */
+	s.fail = false;
+	s.n = 0;
+	run_worker(c, "flaky", &s, &o, 15000, &counts);
+	assert_int_equal(s.n, 1);
+	assert_string_equal(s.id[0], r.execution_id);
+	assert_int_equal(s.attempt[0], 2);
+	assert_int_equal(counts.succeeded, 1);
+	assert_int_equal(cueq_get(c, r.execution_id, &e), CUEQ_OK);
+	assert_int_equal(e->state, CUEQ_SUCCEEDED);
+	assert_int_equal(e->attempt, 2);
+	cueq_execution_free(e);
+	cueq_close(c);
+	pthread_mutex_destroy(&s.mu);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_long_handler_keeps_lease, th_fixture_start,
+						th_fixture_stop),
+		cmocka_unit_test_setup_teardown(test_failing_handler_nacks, th_fixture_start,
+						th_fixture_stop),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
