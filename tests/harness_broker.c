@@ -294,11 +294,21 @@ int th_fixture_start(void **state)
 int th_fixture_stop(void **state)
 {
 	th_broker *b = *state;
+	int status = 0, rc = 0;
 
+	/* Every test ends with a graceful stop that must exit 0: a broker
+	 * that crashed, hangs, or (under the sanitizers) leaked or misbehaved
+	 * fails the test here. */
 	if (b != NULL) {
+		if (b->pid != 0 && (th_broker_stop(b, 15000, &status) != 0 ||
+				    !WIFEXITED(status) || WEXITSTATUS(status) != 0)) {
+			fprintf(stderr, "harness: cueqd did not stop cleanly (status 0x%x)\n", status);
+			th_broker_dump_log(b);
+			rc = -1;
+		}
 		th_broker_cleanup(b);
 		free(b);
 	}
 	*state = NULL;
-	return 0;
+	return rc;
 }
