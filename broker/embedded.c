@@ -188,7 +188,7 @@ int emb_read_rec(struct engine *e, uint64_t id, struct exec_rec *rec, msgpack_un
 	*buf = NULL;
 	msgpack_unpacked_init(up);
 	emb_key(k, id);
-	if (store_commit(e->st) != 0)
+	if (emb_flush(e) != 0)
 		return -1;
 	rc = store_get(e->st, CF_EXEC, k, 8, buf, &len);
 	if (rc <= 0)
@@ -197,6 +197,9 @@ int emb_read_rec(struct engine *e, uint64_t id, struct exec_rec *rec, msgpack_un
 	if (record_unpack(*buf, len, up, rec) != 0) {
 		log_error("execution record %016llx is corrupt or from a newer cueqd",
 			  (unsigned long long)id);
+		emb_rec_release(up, *buf);
+		msgpack_unpacked_init(up);
+		*buf = NULL;
 		return -1;
 	}
 	return 1;
@@ -384,7 +387,7 @@ static uint32_t emb_epoch(struct engine *e)
 	return e->epoch;
 }
 
-static int emb_commit(struct engine *e, bool *durable_needed)
+int emb_flush(struct engine *e)
 {
 	for (uint32_t i = 0; i < e->nq; i++) {
 		struct queue *q = e->queues[i];
@@ -398,9 +401,14 @@ static int emb_commit(struct engine *e, bool *durable_needed)
 			store_be64(v + 8 * s, q->count[CUEQ_SUCCEEDED + s]);
 		store_put(e->st, CF_META, k, 2 + (size_t)q->len, v, sizeof(v));
 	}
+	return store_commit(e->st);
+}
+
+static int emb_commit(struct engine *e, bool *durable_needed)
+{
 	*durable_needed = e->durable;
 	e->durable = false;
-	return store_commit(e->st);
+	return emb_flush(e);
 }
 
 static int emb_sync(struct engine *e)
@@ -424,6 +432,7 @@ const struct engine_ops embedded_engine = {
 	.view_free = emb_view_free,
 	.stats = emb_stats,
 	.tick = emb_tick,
+	.next_due = emb_next_due,
 	.commit = emb_commit,
 	.sync = emb_sync,
 };

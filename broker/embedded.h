@@ -36,7 +36,7 @@ struct engine {
 	uint32_t epoch;
 	uint64_t counter; /* low 40 bits of IDs and tokens */
 	int64_t retention_ms;
-	int64_t next_sweep;
+	int64_t next_sweep, last_sweep;
 	uint8_t sweep_from[16]; /* expiry key to resume the sweep from */
 	msgpack_sbuffer sbuf;	/* scratch for packing records */
 	msgpack_packer pk;
@@ -63,7 +63,8 @@ void emb_put_rec(struct engine *e, const struct exec_rec *rec);
 void emb_history(struct engine *e, struct job *j, int event, uint32_t attempt, uint64_t token,
 		 const char *detail, size_t detail_len, int64_t now);
 /* Reads and decodes the stored record of id: 1 found, 0 absent, -1 error.
- * Strings in rec point into *up and *buf; free with emb_rec_release. */
+ * Strings in rec point into *up and *buf; free with emb_rec_release, also
+ * after -1 and 0 (then there is nothing to free, but it is harmless). */
 int emb_read_rec(struct engine *e, uint64_t id, struct exec_rec *rec, msgpack_unpacked *up,
 		 char **buf);
 void emb_rec_release(msgpack_unpacked *up, char *buf);
@@ -71,6 +72,10 @@ void emb_rec_release(msgpack_unpacked *up, char *buf);
 void emb_key(uint8_t k[8], uint64_t id);
 /* Key of the done index: queue 0 state id. Returns its length. */
 size_t emb_done_key(uint8_t *k, const char *queue, size_t qlen, int state, uint64_t id);
+
+/* Writes the turn so far (with the finished counts it changed): reads and
+ * iterators see only what is written.  0, or -1 storage failed. */
+int emb_flush(struct engine *e);
 
 /* Moves a job between states, keeping heaps and counts right. */
 void emb_set_state(struct engine *e, struct job *j, int state);
@@ -85,6 +90,7 @@ bool emb_has_ready(struct engine *e, const char *queue, size_t qlen);
 void emb_finish(struct engine *e, struct eng_outcome *items, size_t n);
 void emb_extend(struct engine *e, struct eng_extend *items, size_t n);
 int64_t emb_tick(struct engine *e, int64_t now);
+int64_t emb_next_due(struct engine *e);
 
 /* inspect.c */
 int emb_get(struct engine *e, uint64_t id, struct eng_view *out, proto_error *err);

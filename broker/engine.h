@@ -121,6 +121,8 @@ struct engine_ops {
 	 * finished executions past retention are deleted.  Returns the next
 	 * time (Unix ms) it has work, INT64_MAX for none. */
 	int64_t (*tick)(struct engine *e, int64_t now);
+	/* The time (Unix ms) tick next has work, without doing any. */
+	int64_t (*next_due)(struct engine *e);
 	/* Writes this turn's changes (no sync).  *durable_needed says whether
 	 * any of them must be synced before answering.  0, or -1: storage
 	 * failed and the broker must stop. */

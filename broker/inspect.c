@@ -3,8 +3,10 @@
  *
  * Views are deep copies, so the caller may hold them while the engine goes
  * on.  list walks an index in ID order (creation order) and stops after
- * LIST_SCAN keys even when it found fewer than asked, returning where to
- * continue: one request never walks the whole history.
+ * LIST_SCAN keys, or once the page holds REPLY_TEXT_BUDGET bytes of text,
+ * even when it found fewer than asked, returning where to continue: one
+ * request never walks the whole history nor outgrows a frame.  get keeps
+ * the first history events that fit in the same budget.
  */
 #include "embedded.h"
 
@@ -13,6 +15,9 @@
 
 #define LIST_SCAN 20000
 #define HISTORY_MAX 1000
+/* Text bytes in one reply (results, errors, details): replies stay well
+ * under the 4 MiB frame limit that clients accept. */
+#define REPLY_TEXT_BUDGET (2u << 20)
 
 static const char *dup(const char *s, size_t n)
 {
@@ -44,10 +49,11 @@ static int read_view(struct engine *e, uint64_t id, struct eng_view *v, proto_er
 	int rc = emb_read_rec(e, id, &rec, &up, &buf);
 
 	proto_id_fmt(id, s);
+	if (rc <= 0)
+		emb_rec_release(&up, buf);
 	if (rc < 0)
 		return proto_fail(err, CUEQ_ERR_UNAVAILABLE, "the broker could not read execution %s", s);
 	if (rc == 0) {
-		emb_rec_release(&up, buf);
 		return proto_fail(err, CUEQ_ERR_NOT_FOUND,
 				  "no execution %s (never pushed, or deleted after the retention window)", s);
 	}
@@ -73,6 +79,7 @@ int emb_get(struct engine *e, uint64_t id, struct eng_view *out, proto_error *er
 	}
 	store_be64(from, id);
 	store_be64(to, id + 1);
+	size_t budget = REPLY_TEXT_BUDGET;
 	struct store_iter *it = store_iter_new(e->st, CF_HIST, from, 12, to, 12);
 	for (; it && store_iter_valid(it) && out->n_hist < HISTORY_MAX; store_iter_next(it)) {
 		size_t vl;
@@ -80,6 +87,11 @@ int emb_get(struct engine *e, uint64_t id, struct eng_view *out, proto_error *er
 		msgpack_unpacked up;
 		struct hist_rec h;
 		if (record_unpack_event(v, vl, &up, &h) == 0) {
+			if (h.detail_len + 64 > budget) {
+				msgpack_unpacked_destroy(&up);
+				break;
+			}
+			budget -= h.detail_len + 64;
 			if (out->n_hist == cap) {
 				cap = cap ? cap * 2 : 16;
 				out->hist = emb_oom(realloc(out->hist, cap * sizeof(*out->hist)));
@@ -110,7 +122,7 @@ int emb_list(struct engine *e, const char *queue, size_t qlen, int state, uint64
 	     size_t limit, struct eng_view *out, size_t *n, uint64_t *next, proto_error *err)
 {
 	uint8_t lo[PROTO_MAX_QUEUE + 10], hi[PROTO_MAX_QUEUE + 10];
-	size_t lol, hil, idoff = 0, scanned = 0;
+	size_t lol, hil, idoff = 0, scanned = 0, text = 0;
 	int cf;
 	uint64_t last = 0;
 
@@ -132,10 +144,11 @@ int emb_list(struct engine *e, const char *queue, size_t qlen, int state, uint64
 		memset(hi, 0xff, 8);
 		hil = 8;
 	}
-	struct store_iter *it = store_iter_new(e->st, cf, lo, lol, hi, hil);
+	struct store_iter *it = emb_flush(e) == 0 ? store_iter_new(e->st, cf, lo, lol, hi, hil) : NULL;
 	if (it == NULL)
 		return proto_fail(err, CUEQ_ERR_UNAVAILABLE, "the broker could not read its index");
-	for (; store_iter_valid(it) && *n < limit; store_iter_next(it)) {
+	for (; store_iter_valid(it) && *n < limit && text < REPLY_TEXT_BUDGET;
+	     store_iter_next(it)) {
 		size_t kl;
 		const char *k = store_iter_key(it, &kl);
 		if (kl != idoff + 8)
@@ -158,11 +171,12 @@ int emb_list(struct engine *e, const char *queue, size_t qlen, int state, uint64
 			emb_view_free(e, &v);
 			continue;
 		}
+		text += v.rec.result_len + v.rec.error_len + v.rec.queue_len + 256;
 		out[(*n)++] = v;
 	}
-	/* more may follow when the page is full or the scan budget ran out */
+	/* more may follow when the page is full or a budget ran out */
 	if (store_iter_valid(it) && last != 0)
-		*next = *n == limit ? out[*n - 1].rec.id : last;
+		*next = last; /* the last key examined, taken or not */
 	store_iter_free(it);
 	return CUEQ_OK;
 }

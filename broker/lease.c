@@ -89,7 +89,7 @@ int emb_claim(struct engine *e, const char *queue, size_t qlen, size_t max, uint
 	if (q == NULL || q->ready.n == 0)
 		return CUEQ_OK;
 	/* payloads pushed this turn must be readable */
-	if (store_commit(e->st) != 0)
+	if (emb_flush(e) != 0)
 		return proto_fail(err, CUEQ_ERR_UNAVAILABLE, "the broker's storage failed; try again later");
 	while (*n < max && (j = heap_top(&q->ready)) != NULL) {
 		struct eng_claimed *c = &out[*n];
@@ -271,8 +271,7 @@ static void not_live(struct engine *e, struct eng_outcome *o)
 			   "lease token %s is not the live lease of execution %s (it is %s): your lease ended, so stop and do not retry its side effects",
 			   tk, id, state_name(r.state));
 	}
-	if (rc >= 0)
-		emb_rec_release(&up, buf);
+	emb_rec_release(&up, buf);
 }
 
 void emb_finish(struct engine *e, struct eng_outcome *items, size_t n)
@@ -350,7 +349,13 @@ int64_t emb_tick(struct engine *e, int64_t now)
 		emb_rec_from_job(e, j, &rec);
 		emb_put_rec(e, &rec);
 	}
+	emb_sweep(e, now);
+	return emb_next_due(e);
+}
+
+int64_t emb_next_due(struct engine *e)
+{
+	struct job *j = heap_top(&e->timers);
 	int64_t next = j ? job_due(j) : INT64_MAX;
-	int64_t sweep = emb_sweep(e, now);
-	return next < sweep ? next : sweep;
+	return next < e->next_sweep ? next : e->next_sweep;
 }

@@ -15,7 +15,10 @@
 
 #include "log.h"
 #include "ops.h"
+#include "record.h"
 #include "ridcache.h"
+
+#define RECENT_GONE 1024
 
 struct out {
 	struct request *r;
@@ -34,6 +37,7 @@ struct park {
 	struct claim_args a;
 	int64_t deadline; /* monotonic ms */
 	struct rid_entry *rid_entry;
+	bool gone; /* its connection closed: answer empty, lease nothing */
 	uint8_t rid[PROTO_MAX_RID];
 	size_t rid_len;
 	bool rid_bin;
@@ -63,6 +67,8 @@ struct loop {
 
 	struct ridcache *rids;
 	struct park *parks;
+	uint32_t recent_gone[RECENT_GONE]; /* closed connections, newest last */
+	size_t n_recent_gone;
 	struct batch *turn;
 };
 
@@ -101,14 +107,18 @@ static void add_out(struct batch *b, struct request *r, nng_msg *m)
 	b->v[b->n++] = (struct out){r, m};
 }
 
-/* Queues reply m for r, remembers it under its request ID and answers the
- * repeats that waited for it. */
-static void answer(struct loop *l, struct request *r, nng_msg *m, struct rid_entry *e)
+/* Queues reply m (answer code: CUEQ_OK or the error) for r, remembers it
+ * under its request ID and answers the repeats that waited for it.  A
+ * "try again" answer is not remembered: the retry must be able to work. */
+static void answer(struct loop *l, struct request *r, nng_msg *m, int code, struct rid_entry *e)
 {
 	if (e != NULL) {
 		struct request *w = e->waiters;
 		e->waiters = NULL;
-		ridcache_done(l->rids, e, nng_msg_body(m), nng_msg_len(m));
+		if (code == CUEQ_ERR_UNAVAILABLE || code == CUEQ_ERR_INTERNAL)
+			ridcache_remove(l->rids, e);
+		else
+			ridcache_done(l->rids, e, nng_msg_body(m), nng_msg_len(m));
 		while (w) {
 			struct request *next = w->next;
 			nng_msg *copy;
@@ -167,6 +177,8 @@ static void run_op(struct loop *l, struct request *r, const struct op *op,
 		memcpy(p->rid, rid, rid_len);
 		p->rid_len = rid_len;
 		p->rid_bin = rid_bin;
+		for (size_t i = 0; i < l->n_recent_gone; i++)
+			p->gone |= l->recent_gone[i] == r->pipe; /* closed before it arrived */
 		struct park **tail = &l->parks;
 		while (*tail)
 			tail = &(*tail)->next;
@@ -176,10 +188,10 @@ static void run_op(struct loop *l, struct request *r, const struct op *op,
 	if (rc != CUEQ_OK || w.failed) {
 		nng_msg_free(m);
 		if (rc == CUEQ_OK)
-			proto_fail(&c.err, CUEQ_ERR_INTERNAL, "the broker could not build the reply");
+			rc = proto_fail(&c.err, CUEQ_ERR_INTERNAL, "the broker could not build the reply");
 		m = error_msg(rid, rid_len, rid_bin, c.err.code, c.err.msg);
 	}
-	answer(l, r, m, e);
+	answer(l, r, m, rc, e);
 }
 
 static void handle(struct loop *l, struct request *r)
@@ -238,7 +250,14 @@ static void handle(struct loop *l, struct request *r)
 	}
 	struct rid_entry *e = NULL;
 	if (op->flags & OP_WRITE) {
+		uint64_t hash = record_hash(RECORD_HASH_INIT, buf, len);
 		e = ridcache_find(l->rids, rid, rid_len);
+		if (e != NULL && e->body_hash != hash) {
+			add_out(l->turn, r,
+				error_msg(rid, rid_len, rid_bin, CUEQ_ERR_BAD_REQUEST,
+					  "this request ID was already used for a different request; use a new ID for each request and the same one only to resend it unchanged"));
+			goto out;
+		}
 		if (e != NULL && e->done) {
 			nng_msg *m;
 			xoom(nng_msg_alloc(&m, 0) == 0 ? (void *)1 : NULL);
@@ -251,7 +270,7 @@ static void handle(struct loop *l, struct request *r)
 			e->waiters = r;
 			goto out;
 		}
-		e = ridcache_add(l->rids, rid, rid_len, proto_mono_ms());
+		e = ridcache_add(l->rids, rid, rid_len, hash, proto_mono_ms());
 	}
 	run_op(l, r, op, root, rid, rid_len, rid_bin, e);
 out:
@@ -266,7 +285,9 @@ static void serve_parks(struct loop *l, bool all_final)
 	struct park **pp = &l->parks;
 	while (*pp) {
 		struct park *p = *pp;
-		bool final = all_final || now >= p->deadline;
+		bool final = all_final || p->gone || now >= p->deadline;
+		if (p->gone)
+			p->a.max = 0; /* nobody would get the jobs */
 		if (!final && !l->eo->has_ready(l->e, p->a.queue, p->a.qlen)) {
 			pp = &p->next;
 			continue;
@@ -288,11 +309,13 @@ static void serve_parks(struct loop *l, bool all_final)
 			pp = &p->next;
 			continue;
 		}
-		if (rc != CUEQ_OK) {
+		if (rc != CUEQ_OK || w.failed) {
 			nng_msg_free(m);
+			if (rc == CUEQ_OK)
+				rc = proto_fail(&c.err, CUEQ_ERR_INTERNAL, "the broker could not build the reply");
 			m = error_msg(p->rid, p->rid_len, p->rid_bin, c.err.code, c.err.msg);
 		}
-		answer(l, p->r, m, p->rid_entry);
+		answer(l, p->r, m, rc, p->rid_entry);
 		*pp = p->next;
 		free(p);
 	}
@@ -304,8 +327,16 @@ static void drop_gone(struct loop *l, const uint32_t *gone, size_t n)
 {
 	for (struct park *p = l->parks; p; p = p->next)
 		for (size_t i = 0; i < n; i++)
-			if (p->r->pipe == gone[i])
-				p->deadline = 0;
+			p->gone |= p->r->pipe == gone[i];
+	/* its request may still be on its way to the core: remember it */
+	for (size_t i = 0; i < n; i++) {
+		if (l->n_recent_gone == RECENT_GONE) {
+			memmove(l->recent_gone, l->recent_gone + RECENT_GONE / 2,
+				RECENT_GONE / 2 * sizeof(uint32_t));
+			l->n_recent_gone = RECENT_GONE / 2;
+		}
+		l->recent_gone[l->n_recent_gone++] = gone[i];
+	}
 }
 
 static int64_t next_park_deadline(const struct loop *l)
@@ -536,7 +567,7 @@ int loop_run(struct loop *l)
 		bool stop = l->stop;
 		pthread_mutex_unlock(&l->mu);
 
-		next_due = l->eo->tick(l->e, proto_now_ms());
+		l->eo->tick(l->e, proto_now_ms()); /* expiries before requests */
 		while (in) {
 			struct request *next = in->next;
 			if (stop)
@@ -548,6 +579,7 @@ int loop_run(struct loop *l)
 		drop_gone(l, gone, ngone);
 		serve_parks(l, stop);
 		ridcache_trim(l->rids, proto_mono_ms());
+		next_due = l->eo->next_due(l->e); /* this turn may have set timers */
 		if (!end_turn(l) || stop)
 			break;
 	}

@@ -48,7 +48,7 @@ static void forget(struct engine *e, uint64_t id, const uint8_t *val, size_t vl)
 	store_be64(from, id);
 	store_be64(to, id + 1);
 	store_del_range(e->st, CF_HIST, from, 12, to, 12);
-	if (nul == NULL || nul + 2 != val + vl)
+	if (nul == NULL || nul + 2 != val + vl || nul - val > PROTO_MAX_QUEUE)
 		return;
 	size_t qlen = (size_t)(nul - val);
 	int state = nul[1];
@@ -65,13 +65,16 @@ int64_t emb_sweep(struct engine *e, int64_t now)
 	uint8_t hi[8];
 	size_t n = 0;
 
-	if (now < e->next_sweep)
+	if (now < e->next_sweep && e->next_sweep - now <= SWEEP_EVERY_MS)
 		return e->next_sweep;
+	if (now < e->last_sweep) /* the clock stepped back: start over */
+		memset(e->sweep_from, 0, sizeof(e->sweep_from));
+	e->last_sweep = now;
 	e->next_sweep = now + SWEEP_EVERY_MS;
 	if (now - e->retention_ms <= 0)
 		return e->next_sweep;
 	store_be64(hi, (uint64_t)(now - e->retention_ms));
-	struct store_iter *it = store_iter_new(e->st, CF_EXPIRY, e->sweep_from, 16, hi, 8);
+	struct store_iter *it = emb_flush(e) == 0 ? store_iter_new(e->st, CF_EXPIRY, e->sweep_from, 16, hi, 8) : NULL;
 	if (it == NULL)
 		return e->next_sweep;
 	for (; n < SWEEP_BATCH && store_iter_valid(it); store_iter_next(it), n++) {

@@ -1,7 +1,7 @@
 /*
  * ridcache.c - a chained hash of request IDs plus an age-ordered list.
- * Pending entries are never evicted (they belong to requests in progress),
- * so trimming stops at the oldest pending entry.
+ * Pending entries are never evicted (they belong to requests in progress);
+ * trimming steps over them.
  */
 #include "ridcache.h"
 
@@ -26,7 +26,7 @@ struct ridcache *ridcache_new(void)
 	struct ridcache *rc = calloc(1, sizeof(*rc));
 	if (rc == NULL)
 		return NULL;
-	rc->nbucket = 1u << 18;
+	rc->nbucket = 1u << 20;
 	rc->bucket = calloc(rc->nbucket, sizeof(*rc->bucket));
 	if (rc->bucket == NULL) {
 		free(rc);
@@ -53,7 +53,8 @@ struct rid_entry *ridcache_find(struct ridcache *rc, const void *rid, size_t len
 	return NULL;
 }
 
-struct rid_entry *ridcache_add(struct ridcache *rc, const void *rid, size_t len, int64_t now)
+struct rid_entry *ridcache_add(struct ridcache *rc, const void *rid, size_t len,
+			       uint64_t body_hash, int64_t now)
 {
 	struct rid_entry *e = calloc(1, sizeof(*e));
 	if (e == NULL || len > sizeof(e->rid)) {
@@ -62,6 +63,7 @@ struct rid_entry *ridcache_add(struct ridcache *rc, const void *rid, size_t len,
 	}
 	memcpy(e->rid, rid, len);
 	e->len = (uint8_t)len;
+	e->body_hash = body_hash;
 	e->at = now;
 	size_t s = slot(rc, rid, len);
 	e->hnext = rc->bucket[s];
@@ -112,8 +114,12 @@ void ridcache_remove(struct ridcache *rc, struct rid_entry *e)
 
 void ridcache_trim(struct ridcache *rc, int64_t now)
 {
-	while (rc->oldest && rc->oldest->done &&
-	       (now - rc->oldest->at > RID_KEEP_MS || rc->n > RID_MAX_ENTRIES ||
-		rc->bytes > RID_MAX_BYTES))
-		ridcache_remove(rc, rc->oldest);
+	struct rid_entry *e = rc->oldest;
+	while (e && (now - e->at > RID_KEEP_MS || rc->n > RID_MAX_ENTRIES ||
+		     rc->bytes > RID_MAX_BYTES)) {
+		struct rid_entry *newer = e->newer;
+		if (e->done) /* pending ones belong to requests in progress */
+			ridcache_remove(rc, e);
+		e = newer;
+	}
 }

@@ -6,8 +6,10 @@
  * An entry is pending while its request is being worked on (a parked claim,
  * a write waiting for its sync); repeats that arrive meanwhile wait on it.
  * Done entries hold a copy of the reply.  The cache keeps every reply for
- * RID_KEEP_MS, then forgets the oldest first, and also when it holds more
- * than RID_MAX_ENTRIES or RID_MAX_BYTES.  Core thread only.
+ * RID_KEEP_MS unless it holds more than RID_MAX_ENTRIES or RID_MAX_BYTES;
+ * then it forgets the oldest done ones first.  An entry also remembers a
+ * hash of its request, so an ID reused for another request is refused
+ * rather than answered with someone else's reply.  Core thread only.
  */
 #ifndef CUEQ_RIDCACHE_H
 #define CUEQ_RIDCACHE_H
@@ -19,13 +21,14 @@
 #include "server.h"
 
 #define RID_KEEP_MS (10 * 60 * 1000)
-#define RID_MAX_ENTRIES 200000
-#define RID_MAX_BYTES (64u << 20)
+#define RID_MAX_ENTRIES 1000000
+#define RID_MAX_BYTES (256u << 20)
 
 struct rid_entry {
 	uint8_t rid[64];
 	uint8_t len;
 	bool done;
+	uint64_t body_hash; /* of the whole request: a reused ID is refused */
 	int64_t at; /* monotonic ms */
 	void *reply; /* done: the reply bytes */
 	size_t reply_len;
@@ -39,7 +42,8 @@ struct ridcache *ridcache_new(void);
 void ridcache_free(struct ridcache *rc);
 struct rid_entry *ridcache_find(struct ridcache *rc, const void *rid, size_t len);
 /* A new pending entry; NULL when out of memory. */
-struct rid_entry *ridcache_add(struct ridcache *rc, const void *rid, size_t len, int64_t now);
+struct rid_entry *ridcache_add(struct ridcache *rc, const void *rid, size_t len,
+			       uint64_t body_hash, int64_t now);
 /* Stores the reply (copied) and makes the entry done; false on no memory
  * (the entry is then removed). */
 bool ridcache_done(struct ridcache *rc, struct rid_entry *e, const void *reply, size_t len);

@@ -115,9 +115,12 @@ static void ctx_cb(void *arg)
 	pthread_mutex_lock(&s->mu);
 	c->state = S_WAIT;
 	s->listening--;
-	while (!s->stopping && s->listening < POOL_LOW && s->total < POOL_MAX)
-		for (int i = 0; i < POOL_GROW && add_ctx(s) == 0; i++)
-			;
+	if (!s->stopping && s->listening < POOL_LOW)
+		for (int i = 0; i < POOL_GROW && s->total < POOL_MAX; i++)
+			if (add_ctx(s) != 0) {
+				log_warn("cannot open more REP contexts (%zu open)", s->total);
+				break;
+			}
 	pthread_mutex_unlock(&s->mu);
 	s->deliver(s->arg, &c->req);
 }
@@ -233,8 +236,10 @@ void server_close(struct server *s)
 		nng_msleep(5);
 	}
 	/* stop every aio first: callbacks may still run until then */
-	for (struct sctx *c = s->all; c; c = c->next)
+	for (struct sctx *c = s->all; c; c = c->next) {
 		nng_aio_stop(c->aio);
+		nng_ctx_close(c->ctx);
+	}
 	nng_close(s->sock);
 	while (s->all) {
 		struct sctx *c = s->all;

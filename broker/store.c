@@ -246,10 +246,8 @@ struct store_iter *store_iter_new(struct store *s, int cf, const void *from, siz
 				  const void *to, size_t tl)
 {
 	struct store_iter *it = calloc(1, sizeof(*it));
-	if (it == NULL || store_commit(s) != 0) {
-		free(it);
+	if (it == NULL)
 		return NULL;
-	}
 	it->ro = rocksdb_readoptions_create();
 	it->lo = dup_bytes(from, fl);
 	if (to)

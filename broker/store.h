@@ -64,7 +64,7 @@ int store_get(struct store *s, int cf, const void *k, size_t kl, char **v, size_
 void store_free(void *p);
 
 /* Iterates cf over keys in [from, to) (to may be NULL: no upper bound).
- * The bounds are copied.  Commits the pending batch first. */
+ * The bounds are copied.  Sees only what is committed. */
 struct store_iter *store_iter_new(struct store *s, int cf, const void *from, size_t fl,
 				  const void *to, size_t tl);
 bool store_iter_valid(struct store_iter *it);
