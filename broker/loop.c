@@ -259,10 +259,7 @@ static void handle(struct loop *l, struct request *r)
 			goto out;
 		}
 		if (e != NULL && e->done) {
-			nng_msg *m;
-			xoom(nng_msg_alloc(&m, 0) == 0 ? (void *)1 : NULL);
-			xoom(nng_msg_append(m, e->reply, e->reply_len) == 0 ? (void *)1 : NULL);
-			add_out(l->turn, r, m);
+			add_out(l->turn, r, xoom(ridcache_reply(e)));
 			goto out;
 		}
 		if (e != NULL) { /* the first is still in progress */

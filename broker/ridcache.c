@@ -5,6 +5,7 @@
  */
 #include "ridcache.h"
 
+#include <lz4.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,7 +27,7 @@ struct ridcache *ridcache_new(void)
 	struct ridcache *rc = calloc(1, sizeof(*rc));
 	if (rc == NULL)
 		return NULL;
-	rc->nbucket = 1u << 20;
+	rc->nbucket = 1u << 12; /* doubles as entries come */
 	rc->bucket = calloc(rc->nbucket, sizeof(*rc->bucket));
 	if (rc->bucket == NULL) {
 		free(rc);
@@ -53,9 +54,32 @@ struct rid_entry *ridcache_find(struct ridcache *rc, const void *rid, size_t len
 	return NULL;
 }
 
+/* Doubles the bucket array when the chains grow long; on no memory the
+ * chains just stay longer. */
+static void grow(struct ridcache *rc)
+{
+	size_t n = rc->nbucket * 2;
+	struct rid_entry **b = calloc(n, sizeof(*b));
+	if (b == NULL)
+		return;
+	for (size_t i = 0; i < rc->nbucket; i++)
+		while (rc->bucket[i]) {
+			struct rid_entry *e = rc->bucket[i];
+			rc->bucket[i] = e->hnext;
+			size_t s = record_hash(RECORD_HASH_INIT, e->rid, e->len) & (n - 1);
+			e->hnext = b[s];
+			b[s] = e;
+		}
+	free(rc->bucket);
+	rc->bucket = b;
+	rc->nbucket = n;
+}
+
 struct rid_entry *ridcache_add(struct ridcache *rc, const void *rid, size_t len,
 			       uint64_t body_hash, int64_t now)
 {
+	if (rc->n >= rc->nbucket)
+		grow(rc);
 	struct rid_entry *e = calloc(1, sizeof(*e));
 	if (e == NULL || len > sizeof(e->rid)) {
 		free(e);
@@ -78,18 +102,52 @@ struct rid_entry *ridcache_add(struct ridcache *rc, const void *rid, size_t len,
 	return e;
 }
 
+#define COMPRESS_FROM 128 /* shorter replies are kept as they are */
+
 bool ridcache_done(struct ridcache *rc, struct rid_entry *e, const void *reply, size_t len)
 {
-	e->reply = malloc(len ? len : 1);
-	if (e->reply == NULL) {
-		ridcache_remove(rc, e);
-		return false;
+	int packed = 0;
+	if (len >= COMPRESS_FROM && len <= LZ4_MAX_INPUT_SIZE) {
+		char *tmp = malloc((size_t)LZ4_compressBound((int)len));
+		if (tmp != NULL) {
+			packed = LZ4_compress_default(reply, tmp, (int)len, LZ4_compressBound((int)len));
+			if (packed > 0 && (size_t)packed < len)
+				e->reply = realloc(tmp, (size_t)packed);
+			if (e->reply == NULL) {
+				free(tmp);
+				packed = 0;
+			}
+		}
 	}
-	memcpy(e->reply, reply, len);
+	if (e->reply == NULL) {
+		packed = 0;
+		e->reply = malloc(len ? len : 1);
+		if (e->reply == NULL) {
+			ridcache_remove(rc, e);
+			return false;
+		}
+		memcpy(e->reply, reply, len);
+	}
 	e->reply_len = len;
+	e->stored_len = packed > 0 ? (size_t)packed : len;
 	e->done = true;
-	rc->bytes += len;
+	rc->bytes += e->stored_len;
 	return true;
+}
+
+nng_msg *ridcache_reply(const struct rid_entry *e)
+{
+	nng_msg *m;
+	if (nng_msg_alloc(&m, e->reply_len) != 0)
+		return NULL;
+	if (e->stored_len == e->reply_len) {
+		memcpy(nng_msg_body(m), e->reply, e->reply_len);
+	} else if (LZ4_decompress_safe(e->reply, nng_msg_body(m), (int)e->stored_len,
+				       (int)e->reply_len) != (int)e->reply_len) {
+		nng_msg_free(m);
+		return NULL;
+	}
+	return m;
 }
 
 void ridcache_remove(struct ridcache *rc, struct rid_entry *e)
@@ -107,7 +165,7 @@ void ridcache_remove(struct ridcache *rc, struct rid_entry *e)
 	else
 		rc->newest = e->older;
 	rc->n--;
-	rc->bytes -= e->reply_len;
+	rc->bytes -= e->stored_len;
 	free(e->reply);
 	free(e);
 }

@@ -5,7 +5,8 @@
  *
  * An entry is pending while its request is being worked on (a parked claim,
  * a write waiting for its sync); repeats that arrive meanwhile wait on it.
- * Done entries hold a copy of the reply.  The cache keeps every reply for
+ * Done entries hold a copy of the reply, LZ4-compressed: a batch reply is
+ * mostly repeated keys and neighbouring IDs and shrinks several times over.  The cache keeps every reply for
  * RID_KEEP_MS unless it holds more than RID_MAX_ENTRIES or RID_MAX_BYTES;
  * then it forgets the oldest done ones first.  An entry also remembers a
  * hash of its request, so an ID reused for another request is refused
@@ -30,8 +31,8 @@ struct rid_entry {
 	bool done;
 	uint64_t body_hash; /* of the whole request: a reused ID is refused */
 	int64_t at; /* monotonic ms */
-	void *reply; /* done: the reply bytes */
-	size_t reply_len;
+	void *reply; /* done: the reply, LZ4-compressed when stored_len < reply_len */
+	size_t reply_len, stored_len;
 	struct request *waiters; /* pending: repeats to answer with it */
 	struct rid_entry *hnext, *older, *newer;
 };
@@ -47,6 +48,9 @@ struct rid_entry *ridcache_add(struct ridcache *rc, const void *rid, size_t len,
 /* Stores the reply (copied) and makes the entry done; false on no memory
  * (the entry is then removed). */
 bool ridcache_done(struct ridcache *rc, struct rid_entry *e, const void *reply, size_t len);
+/* Writes the remembered reply of a done entry into a new message; NULL when
+ * out of memory. */
+nng_msg *ridcache_reply(const struct rid_entry *e);
 /* Removes a pending entry (its request gave no answer worth keeping). */
 void ridcache_remove(struct ridcache *rc, struct rid_entry *e);
 /* Forgets what is too old or over the limits. */

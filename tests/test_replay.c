@@ -247,12 +247,61 @@ static void test_claim_replay(void **state)
 	th_raw_close(&r);
 }
 
+/* A batch reply is remembered compressed: its replay must come back byte
+ * for byte, and the request ID cannot be reused for another request. */
+static void test_batch_replay_and_reused_id(void **state)
+{
+	th_broker *b = *state;
+	th_raw r;
+	th_reply rep1, rep2, rep3;
+	th_counts c;
+	th_req q;
+
+	assert_int_equal(th_req_begin(&q, "push", 1), 0);
+	proto_key(th_pk(&q), "jobs");
+	msgpack_pack_array(th_pk(&q), 200);
+	for (int i = 0; i < 200; i++) {
+		char payload[32];
+		snprintf(payload, sizeof(payload), "job %d", i);
+		msgpack_pack_map(th_pk(&q), 2);
+		proto_kv_cstr(th_pk(&q), "queue", "rb");
+		proto_kv_bin(th_pk(&q), "payload", payload, strlen(payload));
+	}
+	bytes req = keep(&q);
+
+	open_raw(b, &r);
+	call_ok(&r, &req, &rep1);
+	call_ok(&r, &req, &rep2);
+	assert_int_equal(rep1.len, rep2.len);
+	assert_memory_equal(rep1.buf, rep2.buf, rep1.len);
+	assert_int_equal(th_count(rep1.root, "results"), 200);
+	assert_int_equal(th_raw_counts(&r, "rb", &c), 0);
+	assert_int_equal(c.ready, 200);
+
+	/* Same request ID, other bytes: refused, nothing created. */
+	((unsigned char *)req.p)[req.n - 1] ^= 1; /* last payload byte */
+	assert_int_equal(th_raw_call(&r, req.p, req.n, &rep3), 0);
+	assert_false(rep3.ok);
+	assert_string_equal(rep3.err, "BAD_REQUEST");
+	assert_non_null(strstr(rep3.msg, "request ID"));
+	assert_int_equal(th_raw_counts(&r, "rb", &c), 0);
+	assert_int_equal(c.ready, 200);
+
+	th_reply_free(&rep1);
+	th_reply_free(&rep2);
+	th_reply_free(&rep3);
+	free(req.p);
+	th_raw_close(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_push_replay, th_fixture_start, th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_ack_and_nack_replay, th_fixture_start, th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_claim_replay, th_fixture_start, th_fixture_stop),
+		cmocka_unit_test_setup_teardown(test_batch_replay_and_reused_id, th_fixture_start,
+						th_fixture_stop),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
