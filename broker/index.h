@@ -2,7 +2,7 @@
  * index.h - the broker's memory indexes of unfinished executions.
  *
  * A job is the in-memory face of one unfinished execution: just what
- * scheduling needs (about 90 bytes; the payload and history stay on disk).
+ * scheduling needs (80 bytes; the payload and history stay on disk).
  * Jobs come from a pool, are found by ID in an open-addressing table, and
  * sit in at most one heap: their queue's ready heap (priority, then push
  * order) or the global timer heap (run_at while scheduled, the lease
