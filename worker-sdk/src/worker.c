@@ -223,21 +223,9 @@ join:
 		pthread_join(extender, NULL);
 	/* Whatever is still held could not be run or answered. */
 	pthread_mutex_lock(&w->mu);
-	while (w->run_head != NULL) {
-		cueq_job *j = w->run_head;
-		w->run_head = j->next;
-		atomic_fetch_add(&w->lost, 1);
-		worker_release(w, j);
-	}
-	w->run_tail = NULL;
+	worker_lose_all(w, &w->run_head, &w->run_tail);
 	w->n_queued = 0;
-	while (w->out_head != NULL) {
-		cueq_job *j = w->out_head;
-		w->out_head = j->next;
-		atomic_fetch_add(&w->lost, 1);
-		worker_release(w, j);
-	}
-	w->out_tail = NULL;
+	worker_lose_all(w, &w->out_head, &w->out_tail);
 	w->n_out = 0;
 	pthread_mutex_unlock(&w->mu);
 	free(handlers);

@@ -54,6 +54,9 @@ void worker_hold(cueq_worker *w, cueq_job *j, int64_t recv_mono);
 void worker_unref(cueq_worker *w, cueq_job *j);
 /* Takes j off the held list and drops its reference.  With mu held. */
 void worker_release(cueq_worker *w, cueq_job *j);
+/* Releases every job of the list *head..*tail, counting each as lost (its
+ * lease will expire and the broker redelivers it).  With mu held. */
+void worker_lose_all(cueq_worker *w, cueq_job **head, cueq_job **tail);
 
 void *worker_extender(void *arg);
 void *worker_acker(void *arg);

@@ -121,13 +121,7 @@ void *worker_acker(void *arg)
 			/* Without memory the outcomes cannot be sent: the leases
 			 * expire and the broker hands the jobs out again. */
 			n = w->n_out;
-			while (w->out_head != NULL) {
-				cueq_job *j = w->out_head;
-				w->out_head = j->next;
-				atomic_fetch_add(&w->lost, 1);
-				worker_release(w, j);
-			}
-			w->out_tail = NULL;
+			worker_lose_all(w, &w->out_head, &w->out_tail);
 			w->n_out = 0;
 			continue;
 		}

@@ -62,6 +62,17 @@ void worker_release(cueq_worker *w, cueq_job *j)
 	worker_unref(w, j);
 }
 
+void worker_lose_all(cueq_worker *w, cueq_job **head, cueq_job **tail)
+{
+	while (*head != NULL) {
+		cueq_job *j = *head;
+		*head = j->next;
+		atomic_fetch_add(&w->lost, 1);
+		worker_release(w, j);
+	}
+	*tail = NULL;
+}
+
 static bool refused(int err)
 {
 	return err == CUEQ_ERR_STALE_LEASE || err == CUEQ_ERR_NOT_FOUND || err == CUEQ_ERR_CONFLICT;
