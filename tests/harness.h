@@ -168,4 +168,11 @@ bool th_json_int(const char *json, const char *key, int64_t *out);
 extern const char th_cueqd_path[];
 extern const char th_cli_path[];
 
+/* ---- SDK helpers (harness_sdk.c; for tests that link libcueq) ---- */
+#include "cueq/cueq.h"
+/* Connects to b or fails the test. */
+cueq_client *th_sdk_connect(th_broker *b);
+/* How many events of that name e's history holds. */
+size_t th_count_events(const cueq_execution *e, const char *event);
+
 #endif /* CUEQ_TEST_HARNESS_H */

@@ -27,15 +27,6 @@
 #define N_SINGLE 500
 #define N_TOTAL (N_BATCHED + N_SINGLE)
 
-static cueq_client *connect_to(th_broker *b)
-{
-	cueq_client *c = NULL;
-	int rc = cueq_connect(b->url, NULL, &c);
-	if (rc != CUEQ_OK)
-		fail_msg("cueq_connect %s: %s (%s)", b->url, cueq_strerror(rc), cueq_last_error());
-	return c;
-}
-
 static void restart(th_broker *b)
 {
 	if (th_broker_restart(b) != 0)
@@ -166,13 +157,13 @@ static void test_kill9_keeps_acknowledged_pushes(void **state)
 	cueq_client *c;
 
 	assert_non_null(ids);
-	c = connect_to(b);
+	c = th_sdk_connect(b);
 	push_all(c, "dur", N_BATCHED, N_SINGLE, ids, true);
 	cueq_close(c);
 	th_broker_kill9(b);
 	restart(b);
 
-	c = connect_to(b);
+	c = th_sdk_connect(b);
 	for (size_t i = 0; i < N_TOTAL; i++) {
 		cueq_execution *e = NULL;
 		int rc = cueq_get(c, ids[i], &e);
@@ -196,7 +187,7 @@ static void test_kill9_keeps_acknowledged_pushes(void **state)
 	cueq_close(c);
 	th_broker_kill9(b);
 	restart(b);
-	c = connect_to(b);
+	c = th_sdk_connect(b);
 	counts(c, "dur", &st);
 	assert_int_equal(st.succeeded, N_TOTAL);
 	assert_int_equal(st.ready + st.leased, 0);
@@ -212,7 +203,7 @@ static void test_kill9_leased_jobs_come_back(void **state)
 	char ids[N_LEASED][CUEQ_ID_SIZE], old_tokens[N_LEASED][CUEQ_ID_SIZE];
 	bool back[N_LEASED] = { false };
 	cueq_push_opts o = { .lease_ms = 1000 };
-	cueq_client *c = connect_to(b);
+	cueq_client *c = th_sdk_connect(b);
 	size_t n_back = 0;
 
 	for (int i = 0; i < N_LEASED; i++) {
@@ -232,7 +223,7 @@ static void test_kill9_leased_jobs_come_back(void **state)
 	cueq_close(c);
 	th_broker_kill9(b);
 	restart(b);
-	c = connect_to(b);
+	c = th_sdk_connect(b);
 
 	int64_t deadline = th_now_ms() + 15000;
 	while (n_back < N_LEASED && th_now_ms() < deadline) {
@@ -278,12 +269,12 @@ static void test_fsync_never_survives_kill9(void **state)
 	assert_non_null(ids);
 	th_broker_cleanup(b);
 	assert_int_equal(th_broker_start(b, flags), 0);
-	c = connect_to(b);
+	c = th_sdk_connect(b);
 	push_all(c, "nofsync", 200, 100, ids, false);
 	cueq_close(c);
 	th_broker_kill9(b);
 	restart(b);
-	c = connect_to(b);
+	c = th_sdk_connect(b);
 	counts(c, "nofsync", &st);
 	assert_int_equal(st.ready, 300);
 	drain_exactly_once(c, "nofsync", ids, 300);
@@ -296,7 +287,7 @@ static void test_sigterm_exits_cleanly(void **state)
 	th_broker *b = *state;
 	char id_ready[CUEQ_ID_SIZE], id_leased[CUEQ_ID_SIZE], id_done[CUEQ_ID_SIZE];
 	cueq_queue_stats before, after;
-	cueq_client *c = connect_to(b);
+	cueq_client *c = th_sdk_connect(b);
 	cueq_push_result r;
 	cueq_job *j = NULL;
 	size_t n = 0;
@@ -327,7 +318,7 @@ static void test_sigterm_exits_cleanly(void **state)
 		}
 		restart(b);
 	}
-	c = connect_to(b);
+	c = th_sdk_connect(b);
 	counts(c, "term", &after);
 	assert_int_equal(after.succeeded, before.succeeded);
 	assert_int_equal(after.succeeded, 1);

@@ -21,15 +21,6 @@
 #include "cueq/cueq.h"
 #include "harness.h"
 
-static cueq_client *connect_to(th_broker *b)
-{
-	cueq_client *c = NULL;
-	int rc = cueq_connect(b->url, NULL, &c);
-	if (rc != CUEQ_OK)
-		fail_msg("cueq_connect %s: %s (%s)", b->url, cueq_strerror(rc), cueq_last_error());
-	return c;
-}
-
 static void push(cueq_client *c, const char *queue, int64_t lease_ms, uint32_t max_attempts,
 		 char id[CUEQ_ID_SIZE])
 {
@@ -124,21 +115,12 @@ static void print_history(const cueq_execution *e)
 		} \
 	} while (0)
 
-static size_t count_events(const cueq_execution *e, const char *event)
-{
-	size_t n = 0;
-	for (size_t i = 0; i < e->history_len; i++)
-		if (e->history[i].event != NULL && strcmp(e->history[i].event, event) == 0)
-			n++;
-	return n;
-}
-
 /* ---- tests ----------------------------------------------------------- */
 
 static void test_reclaim_after_expiry(void **state)
 {
 	th_broker *b = *state;
-	cueq_client *c = connect_to(b);
+	cueq_client *c = th_sdk_connect(b);
 	char id[CUEQ_ID_SIZE], tok1[CUEQ_ID_SIZE], tok2[CUEQ_ID_SIZE];
 	cueq_execution *e;
 	int st = -1;
@@ -188,7 +170,7 @@ static void test_reclaim_after_expiry(void **state)
 	assert_int_equal(e->attempt, 2);
 	assert_true(e->finished_at_ms > 0);
 	EXPECT_HISTORY(e, "claimed", "expired", "claimed", "succeeded");
-	assert_int_equal(count_events(e, "succeeded"), 1);
+	assert_int_equal(th_count_events(e, "succeeded"), 1);
 	cueq_execution_free(e);
 
 	cueq_job_free(j1);
@@ -199,7 +181,7 @@ static void test_reclaim_after_expiry(void **state)
 static void test_stale_after_expiry_before_reclaim(void **state)
 {
 	th_broker *b = *state;
-	cueq_client *c = connect_to(b);
+	cueq_client *c = th_sdk_connect(b);
 	char id[CUEQ_ID_SIZE];
 	cueq_execution *e;
 
@@ -222,7 +204,7 @@ static void test_stale_after_expiry_before_reclaim(void **state)
 static void test_extend_keeps_lease(void **state)
 {
 	th_broker *b = *state;
-	cueq_client *c = connect_to(b);
+	cueq_client *c = th_sdk_connect(b);
 	char id[CUEQ_ID_SIZE];
 	int64_t deadline = 0;
 	cueq_execution *e;
@@ -247,7 +229,7 @@ static void test_extend_keeps_lease(void **state)
 static void test_attempts_exhausted_by_expiry(void **state)
 {
 	th_broker *b = *state;
-	cueq_client *c = connect_to(b);
+	cueq_client *c = th_sdk_connect(b);
 	char id[CUEQ_ID_SIZE];
 	cueq_execution *e;
 
@@ -283,7 +265,7 @@ static void test_attempts_exhausted_by_expiry(void **state)
 static void test_attempts_exhausted_by_nack(void **state)
 {
 	th_broker *b = *state;
-	cueq_client *c = connect_to(b);
+	cueq_client *c = th_sdk_connect(b);
 	char id[CUEQ_ID_SIZE];
 	cueq_execution *e;
 	int st = -1;
@@ -324,7 +306,7 @@ static void test_attempts_exhausted_by_nack(void **state)
 static void test_terminal_nack(void **state)
 {
 	th_broker *b = *state;
-	cueq_client *c = connect_to(b);
+	cueq_client *c = th_sdk_connect(b);
 	char id[CUEQ_ID_SIZE];
 	cueq_execution *e;
 	int st = -1;
@@ -339,7 +321,7 @@ static void test_terminal_nack(void **state)
 	assert_int_equal(e->failures, 1);
 	assert_string_equal(e->error, "fatal");
 	EXPECT_HISTORY(e, "claimed", "nacked");
-	assert_true(count_events(e, "dead") + count_events(e, "nacked") >= 1);
+	assert_true(th_count_events(e, "dead") + th_count_events(e, "nacked") >= 1);
 	cueq_execution_free(e);
 	/* An ack after the terminal nack is another outcome: conflict. */
 	assert_int_equal(cueq_ack(c, id, cueq_job_token(j), NULL), CUEQ_ERR_CONFLICT);
@@ -351,7 +333,7 @@ static void test_terminal_nack(void **state)
 static void test_unknown_execution(void **state)
 {
 	th_broker *b = *state;
-	cueq_client *c = connect_to(b);
+	cueq_client *c = th_sdk_connect(b);
 	cueq_execution *e = NULL;
 
 	assert_int_equal(cueq_get(c, "00000000deadbeef", &e), CUEQ_ERR_NOT_FOUND);

@@ -114,15 +114,6 @@ static void run_worker(cueq_client *c, const char *queue, seen *s, const cueq_wo
 		fail_msg("cueq_worker_run: %s (%s)", cueq_strerror(rc), cueq_last_error());
 }
 
-static size_t count_events(const cueq_execution *e, const char *event)
-{
-	size_t n = 0;
-	for (size_t i = 0; i < e->history_len; i++)
-		if (e->history[i].event != NULL && strcmp(e->history[i].event, event) == 0)
-			n++;
-	return n;
-}
-
 #define N_LONG 4
 
 static void test_long_handler_keeps_lease(void **state)
@@ -164,9 +155,9 @@ static void test_long_handler_keeps_lease(void **state)
 		assert_int_equal(e->attempt, 1);
 		assert_int_equal(e->expiries, 0);
 		assert_string_equal(e->result, "handled");
-		if (count_events(e, "extended") < 1)
+		if (th_count_events(e, "extended") < 1)
 			fail_msg("%s: a 2.5 s handler under a 1 s lease, but no 'extended' event", ids[i]);
-		assert_int_equal(count_events(e, "claimed"), 1);
+		assert_int_equal(th_count_events(e, "claimed"), 1);
 		cueq_execution_free(e);
 	}
 	/* Nothing left to redeliver. */
@@ -201,7 +192,7 @@ static void test_failing_handler_nacks(void **state)
 	assert_int_equal(e->failures, 1);
 	assert_non_null(e->error);
 	assert_string_equal(e->error, "handler failed");
-	assert_int_equal(count_events(e, "nacked"), 1);
+	assert_int_equal(th_count_events(e, "nacked"), 1);
 	cueq_execution_free(e);
 
 	/* Redelivered to the next worker with attempt 2. */
