@@ -12,7 +12,7 @@
 
 static const char usage[] =
 	"usage: cueqd [--data DIR] [--listen URL]... [--fsync always|interval|never]\n"
-	"             [--fsync-interval D] [--retention D]\n"
+	"             [--fsync-interval D] [--retention D] [--idempotency-window D]\n"
 	"\n"
 	"The cueq broker: an at-least-once job queue with worker claim/lease.\n"
 	"\n"
@@ -25,6 +25,9 @@ static const char usage[] =
 	"                       of cueqd, not of the machine); never: leave it to the OS\n"
 	"  --fsync-interval D   for --fsync interval (default 100ms)\n"
 	"  --retention D        keep finished executions this long (default 7d)\n"
+	"  --idempotency-window D\n"
+	"                       remember a push's idempotency key this long, unless\n"
+	"                       the push sets its own (default 24h)\n"
 	"  --help               this text\n"
 	"  --version            print the version\n"
 	"\n"
@@ -55,6 +58,7 @@ int config_parse(struct config *c, int argc, char **argv)
 		.fsync = FSYNC_ALWAYS,
 		.fsync_interval_ms = 100,
 		.retention_ms = 7 * 86400000ll,
+		.idem_window_ms = 86400000ll,
 	};
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = NULL, *eq = strchr(a, '=');
@@ -99,6 +103,9 @@ int config_parse(struct config *c, int argc, char **argv)
 				return bad("--fsync '%s' is not a policy; use always, interval or never", v);
 		} else if (strcmp(flag, "--fsync-interval") == 0) {
 			if (duration(flag, v, 1, &c->fsync_interval_ms) != 0)
+				return -1;
+		} else if (strcmp(flag, "--idempotency-window") == 0) {
+			if (duration(flag, v, 1000, &c->idem_window_ms) != 0)
 				return -1;
 		} else if (strcmp(flag, "--retention") == 0) {
 			if (duration(flag, v, 1000, &c->retention_ms) != 0)

@@ -16,6 +16,7 @@ struct config {
 	int fsync; /* enum fsync_policy */
 	int64_t fsync_interval_ms;
 	int64_t retention_ms;
+	int64_t idem_window_ms;
 };
 
 /* Parses argv.  Returns 0 to run, 1 when it printed help or version (exit

@@ -141,6 +141,7 @@ void emb_rec_from_job(struct engine *e, const struct job *j, struct exec_rec *re
 		.failures = j->failures,
 		.hist_seq = j->hist_seq,
 		.state = j->state,
+		.flags = j->flags,
 		.created_at = j->created_at,
 		.run_at = j->run_at,
 		.deadline = j->state == CUEQ_LEASED ? j->deadline : 0,
@@ -311,6 +312,7 @@ static int recover(struct engine *e)
 		j->run_at = r.run_at;
 		j->deadline = r.deadline;
 		j->token = r.token;
+		j->flags = r.flags;
 		if (r.error) {
 			j->error = emb_oom(malloc(r.error_len + 1));
 			memcpy(j->error, r.error, r.error_len);
@@ -343,6 +345,7 @@ static int emb_open(const struct eng_config *cfg, struct engine **out, char *err
 	msgpack_packer_init(&e->pk, &e->sbuf, msgpack_sbuffer_write);
 	heap_init(&e->timers, job_due_before);
 	e->retention_ms = cfg->retention_ms;
+	e->idem_window_ms = cfg->idem_window_ms;
 	e->qslot_cap = 64;
 	e->qslot = calloc(e->qslot_cap, sizeof(*e->qslot));
 	e->jobs = jobs_new();
@@ -427,6 +430,8 @@ const struct engine_ops embedded_engine = {
 	.has_ready = emb_has_ready,
 	.finish = emb_finish,
 	.extend = emb_extend,
+	.step_set = emb_step_set,
+	.steps = emb_steps,
 	.get = emb_get,
 	.list = emb_list,
 	.view_free = emb_view_free,

@@ -1,8 +1,9 @@
 /*
  * embedded.h - private parts of the embedded engine, shared by its files:
- * embedded.c (open, recovery, queues, commit), lease.c (the state machine:
- * push, claim, ack/nack, extend, timers), inspect.c (get, list, stats) and
- * retention.c (deleting finished executions past the retention window).
+ * embedded.c (open, recovery, queues, commit), push.c (push, idempotency
+ * and unique keys), lease.c (the state machine: claim, ack/nack, extend,
+ * timers), steps.c (the step ledger), inspect.c (get, list, stats) and
+ * retention.c (deleting finished executions and expired keys).
  *
  * Memory holds only unfinished executions (index.h); RocksDB holds
  * everything (store.h).  Running out of memory in the core is fatal: the
@@ -36,8 +37,10 @@ struct engine {
 	uint32_t epoch;
 	uint64_t counter; /* low 40 bits of IDs and tokens */
 	int64_t retention_ms;
+	int64_t idem_window_ms;
 	int64_t next_sweep, last_sweep;
 	uint8_t sweep_from[16]; /* expiry key to resume the sweep from */
+	uint8_t idem_sweep_from[8]; /* idemexp time to resume from */
 	msgpack_sbuffer sbuf;	/* scratch for packing records */
 	msgpack_packer pk;
 	bool durable; /* this turn holds writes that must be synced */
@@ -80,9 +83,29 @@ int emb_flush(struct engine *e);
 /* Moves a job between states, keeping heaps and counts right. */
 void emb_set_state(struct engine *e, struct job *j, int state);
 
-/* lease.c */
+/* push.c */
 int emb_push(struct engine *e, const struct eng_push *jobs, size_t n, struct eng_pushed *out,
 	     proto_error *err);
+/* Frees the unique key held by j (when it holds one). */
+void emb_unique_release(struct engine *e, const struct job *j);
+/* Reads the unique key of id into buf (queue 0 key); returns its length,
+ * 0 when none. */
+size_t emb_unique_of(struct engine *e, uint64_t id, char *buf, size_t size);
+
+/* steps.c */
+int emb_step_set(struct engine *e, uint64_t id, uint64_t token, const char *name,
+		 size_t name_len, const char *value, size_t value_len, int64_t *at,
+		 proto_error *err);
+int emb_steps(struct engine *e, uint64_t id, const char *name, size_t name_len,
+	      struct eng_view *out, proto_error *err);
+/* Deletes every step of id (retention). */
+void emb_steps_forget(struct engine *e, uint64_t id);
+
+/* lease.c */
+/* The token is not the live lease of o->id: answers a resend of the
+ * outcome already applied, refuses anything else (o->err).  For other
+ * writes under a lease (extend, step), pass kind OUT_NONE. */
+void emb_not_live(struct engine *e, struct eng_outcome *o);
 int emb_claim(struct engine *e, const char *queue, size_t qlen, size_t max, uint32_t lease_ms,
 	      const char *worker, size_t wlen, struct eng_claimed *out, size_t *n, proto_error *err);
 void emb_claimed_free(struct engine *e, struct eng_claimed *c);

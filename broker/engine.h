@@ -25,6 +25,7 @@ struct engine;
 struct eng_config {
 	const char *data_dir;
 	int64_t retention_ms; /* finished executions kept this long */
+	int64_t idem_window_ms; /* default life of an idempotency key */
 };
 
 /* One job of a push, already validated by the protocol layer. */
@@ -36,12 +37,29 @@ struct eng_push {
 	int32_t priority;
 	uint32_t max_attempts, lease_ms;
 	int64_t run_at; /* Unix ms; <= now: ready at once */
+	const char *key; /* idempotency key or NULL */
+	size_t key_len;
+	int64_t key_ttl_ms;
+	uint64_t req_hash; /* of the job's canonical fields, for the key */
+	const char *unique; /* unique key or NULL */
+	size_t unique_len;
 };
 
 struct eng_pushed {
+	proto_error err; /* CUEQ_OK, IDEMPOTENCY_MISMATCH or CONFLICT */
+	uint64_t holder; /* CONFLICT: the execution holding the unique key */
 	uint64_t id, cue_id;
 	int state;
+	bool duplicate; /* the answer of an earlier push with the same key */
 	int64_t run_at, created_at;
+};
+
+struct eng_step {
+	const char *name; /* owned by the view */
+	size_t name_len;
+	const char *value;
+	size_t value_len;
+	int64_t at;
 };
 
 struct eng_claimed {
@@ -80,6 +98,10 @@ struct eng_view {
 	size_t payload_len;
 	struct hist_rec *hist; /* get only */
 	size_t n_hist;
+	struct eng_step *steps; /* get only */
+	size_t n_steps;
+	const char *unique; /* get only; NULL: none */
+	size_t unique_len;
 	void *priv; /* the engine's storage behind the pointers */
 };
 
@@ -94,7 +116,8 @@ struct engine_ops {
 	void (*close)(struct engine *e);
 	uint32_t (*epoch)(struct engine *e);
 
-	/* Creates n executions; all or nothing. */
+	/* Creates n executions; a job refused for its key (out[i].err) creates
+	 * nothing, the others are created. */
 	int (*push)(struct engine *e, const struct eng_push *jobs, size_t n, struct eng_pushed *out,
 		    proto_error *err);
 	/* Leases up to max ready executions of queue (lease_ms 0: each job's
@@ -106,6 +129,15 @@ struct engine_ops {
 	bool (*has_ready)(struct engine *e, const char *queue, size_t qlen);
 	void (*finish)(struct engine *e, struct eng_outcome *items, size_t n);
 	void (*extend)(struct engine *e, struct eng_extend *items, size_t n);
+
+	/* The step ledger: writes need the live lease token. */
+	int (*step_set)(struct engine *e, uint64_t id, uint64_t token, const char *name,
+			size_t name_len, const char *value, size_t value_len, int64_t *at,
+			proto_error *err);
+	/* Reads steps of id: one (name not NULL) or all; *out as in a view's
+	 * steps, released with view_free on a view holding them. */
+	int (*steps)(struct engine *e, uint64_t id, const char *name, size_t name_len,
+		     struct eng_view *out, proto_error *err);
 
 	int (*get)(struct engine *e, uint64_t id, struct eng_view *out, proto_error *err);
 	/* Lists up to limit executions of queue with state (-1: any) after

@@ -34,6 +34,7 @@ struct job {
 	uint16_t expiries, failures;
 	int16_t priority;
 	uint8_t state; /* cueq_state */
+	uint8_t flags; /* REC_F_* of record.h */
 };
 
 /* ---- pool and ID table ---- */

@@ -102,7 +102,14 @@ int emb_get(struct engine *e, uint64_t id, struct eng_view *out, proto_error *er
 		msgpack_unpacked_destroy(&up);
 	}
 	store_iter_free(it);
-	return CUEQ_OK;
+	char uq[PROTO_MAX_QUEUE + 2 + CUEQ_MAX_KEY];
+	size_t ul = emb_unique_of(e, id, uq, sizeof(uq));
+	const char *nul = ul ? memchr(uq, 0, ul) : NULL;
+	if (nul != NULL) {
+		out->unique_len = ul - (size_t)(nul + 1 - uq);
+		out->unique = dup(nul + 1, out->unique_len);
+	}
+	return emb_steps(e, id, NULL, 0, out, err);
 }
 
 void emb_view_free(struct engine *e, struct eng_view *v)
@@ -115,6 +122,12 @@ void emb_view_free(struct engine *e, struct eng_view *v)
 	for (size_t i = 0; i < v->n_hist; i++)
 		free((char *)v->hist[i].detail);
 	free(v->hist);
+	for (size_t i = 0; i < v->n_steps; i++) {
+		free((char *)v->steps[i].name);
+		free((char *)v->steps[i].value);
+	}
+	free(v->steps);
+	free((char *)v->unique);
 	*v = (struct eng_view){0};
 }
 

@@ -1,6 +1,6 @@
 /*
- * lease.c - the execution state machine of the embedded engine: push,
- * claim, ack/nack, extend, and time (due jobs, expired leases).
+ * lease.c - the execution state machine of the embedded engine: claim,
+ * ack/nack, extend, and time (due jobs, expired leases); push is push.c.
  *
  *   scheduled --due--> ready --claim--> leased --ack--> succeeded
  *                        ^                |--nack--> scheduled / ready / dead
@@ -28,47 +28,6 @@ static const char *state_name(int s)
 {
 	const char *n = proto_state_name(s);
 	return n ? n : "unknown";
-}
-
-int emb_push(struct engine *e, const struct eng_push *jobs, size_t n, struct eng_pushed *out,
-	     proto_error *err)
-{
-	int64_t now = proto_now_ms();
-	uint8_t k[8];
-	(void)err;
-
-	for (size_t i = 0; i < n; i++) {
-		const struct eng_push *p = &jobs[i];
-		struct queue *q = emb_queue(e, p->queue, p->queue_len, true);
-		struct job *j = emb_oom(jobs_alloc(e->jobs));
-		struct exec_rec rec;
-
-		j->id = emb_next_id(e);
-		j->queue = q->idx;
-		j->priority = (int16_t)p->priority;
-		j->max_attempts = (uint16_t)p->max_attempts;
-		j->lease_ms = p->lease_ms;
-		j->created_at = now;
-		j->run_at = p->run_at > now ? p->run_at : now;
-		j->state = ST_NONE;
-		emb_oom(jobs_insert(e->jobs, j) == 0 ? j : NULL);
-		emb_set_state(e, j, j->run_at > now ? CUEQ_SCHEDULED : CUEQ_READY);
-
-		emb_key(k, j->id);
-		emb_rec_from_job(e, j, &rec);
-		emb_put_rec(e, &rec);
-		store_put(e->st, CF_PAYLOAD, k, 8, p->payload, p->payload_len);
-		store_put(e->st, CF_ACTIVE, k, 8, "", 0);
-		out[i] = (struct eng_pushed){
-			.id = j->id,
-			.cue_id = j->id,
-			.state = j->state,
-			.run_at = j->run_at,
-			.created_at = now,
-		};
-	}
-	e->durable = true;
-	return CUEQ_OK;
 }
 
 bool emb_has_ready(struct engine *e, const char *queue, size_t qlen)
@@ -237,9 +196,7 @@ static void apply_nack(struct engine *e, struct job *j, struct eng_outcome *o, i
 	emb_put_rec(e, &rec);
 }
 
-/* The token is not the live lease: a resend of the outcome already applied
- * gets the original answer; anything else is refused. */
-static void not_live(struct engine *e, struct eng_outcome *o)
+void emb_not_live(struct engine *e, struct eng_outcome *o)
 {
 	struct exec_rec r;
 	msgpack_unpacked up;
@@ -284,7 +241,7 @@ void emb_finish(struct engine *e, struct eng_outcome *items, size_t n)
 		o->err.msg[0] = '\0';
 		o->run_at = 0;
 		if (j == NULL || j->state != CUEQ_LEASED || j->token != o->token) {
-			not_live(e, o);
+			emb_not_live(e, o);
 			continue;
 		}
 		e->durable = true;
@@ -310,7 +267,7 @@ void emb_extend(struct engine *e, struct eng_extend *items, size_t n)
 		if (j == NULL || j->state != CUEQ_LEASED || j->token != x->token) {
 			/* kind OUT_NONE matches no stored outcome: always refused */
 			struct eng_outcome probe = {.id = x->id, .token = x->token, .kind = OUT_NONE};
-			not_live(e, &probe);
+			emb_not_live(e, &probe);
 			x->err = probe.err;
 			continue;
 		}

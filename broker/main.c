@@ -60,7 +60,11 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sc.set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	struct eng_config ec = {.data_dir = cfg.data_dir, .retention_ms = cfg.retention_ms};
+	struct eng_config ec = {
+		.data_dir = cfg.data_dir,
+		.retention_ms = cfg.retention_ms,
+		.idem_window_ms = cfg.idem_window_ms,
+	};
 	if (eo->open(&ec, &e, err, sizeof(err)) != 0) {
 		log_error("cannot open the data directory %s: %s", cfg.data_dir, err);
 		return 1;

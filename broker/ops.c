@@ -42,18 +42,52 @@ static const char *printable(const char *s, size_t n, char out[48])
 	return out;
 }
 
-static int queue_field(struct opctx *c, const msgpack_object *m, bool required, const char **q,
-		       size_t *n)
+/* A name field (queue, step): 1-128 characters of [A-Za-z0-9._:-]. */
+static int name_field(struct opctx *c, const msgpack_object *m, const char *field, bool required,
+		      const char **q, size_t *n)
 {
 	char shown[48];
-	int rc = proto_str(m, "queue", required, SIZE_MAX, q, n, &c->err);
+	int rc = proto_str(m, field, required, SIZE_MAX, q, n, &c->err);
 	if (rc != CUEQ_OK || *q == NULL)
 		return rc;
 	if (!proto_queue_ok(*q, *n))
 		return proto_fail(&c->err, CUEQ_ERR_BAD_REQUEST,
-				  "queue name '%s' is invalid: use 1-%d characters of A-Z a-z 0-9 . _ : -",
-				  printable(*q, *n, shown), PROTO_MAX_QUEUE);
+				  "%s name '%s' is invalid: use 1-%d characters of A-Z a-z 0-9 . _ : -",
+				  field, printable(*q, *n, shown), PROTO_MAX_QUEUE);
 	return CUEQ_OK;
+}
+
+static int queue_field(struct opctx *c, const msgpack_object *m, bool required, const char **q,
+		       size_t *n)
+{
+	return name_field(c, m, "queue", required, q, n);
+}
+
+/* An idempotency or unique key: 1-256 bytes. */
+static int key_field(struct opctx *c, const msgpack_object *m, const char *field, const char **k,
+		     size_t *n)
+{
+	int rc = proto_str(m, field, false, CUEQ_MAX_KEY, k, n, &c->err);
+	if (rc == CUEQ_OK && *k != NULL && *n == 0)
+		rc = proto_fail(&c->err, CUEQ_ERR_BAD_REQUEST, "field '%s' must not be empty", field);
+	return rc;
+}
+
+/* Hash of a job's canonical request: what an idempotency key compares. */
+static uint64_t job_hash(const struct eng_push *p, uint64_t delay, uint64_t run_at)
+{
+	uint64_t h = RECORD_HASH_INIT;
+	uint64_t nums[6] = {(uint64_t)p->priority, p->max_attempts, p->lease_ms, delay, run_at,
+			    p->payload_len};
+	uint8_t has_unique = p->unique != NULL;
+	h = record_hash(h, p->queue, p->queue_len);
+	h = record_hash(h, "", 1);
+	h = record_hash(h, nums, sizeof(nums));
+	h = record_hash(h, p->payload, p->payload_len);
+	h = record_hash(h, &has_unique, 1);
+	if (p->unique)
+		h = record_hash(h, p->unique, p->unique_len);
+	return h;
 }
 
 static const char *durability(const struct opctx *c)
@@ -109,6 +143,14 @@ static int push_job(struct opctx *c, const msgpack_object *m, struct eng_push *p
 	if (delay && run_at)
 		return proto_fail(&c->err, CUEQ_ERR_BAD_REQUEST, "give delay_ms or run_at, not both");
 	p->run_at = run_at ? (int64_t)run_at : now + (int64_t)delay;
+	if ((rc = key_field(c, m, "key", &p->key, &p->key_len)) != CUEQ_OK ||
+	    (rc = key_field(c, m, "unique", &p->unique, &p->unique_len)) != CUEQ_OK)
+		return rc;
+	u = 0;
+	if ((rc = proto_uint(m, "key_ttl_ms", false, 1000, 30 * 86400000ull, &u, &c->err)) != CUEQ_OK)
+		return rc;
+	p->key_ttl_ms = (int64_t)u;
+	p->req_hash = job_hash(p, delay, run_at);
 	return CUEQ_OK;
 }
 
@@ -136,13 +178,24 @@ static int op_push(struct opctx *c)
 	proto_key(c->pk, "results");
 	msgpack_pack_array(c->pk, jobs->size);
 	for (uint32_t i = 0; i < jobs->size; i++) {
-		msgpack_pack_map(c->pk, 6);
+		if (out[i].err.code != CUEQ_OK) {
+			bool holder = out[i].err.code == CUEQ_ERR_CONFLICT;
+			msgpack_pack_map(c->pk, 3 + holder);
+			proto_kv_bool(c->pk, "ok", false);
+			proto_kv_cstr(c->pk, "err", proto_err_name(out[i].err.code));
+			proto_kv_cstr(c->pk, "msg", out[i].err.msg);
+			if (holder)
+				proto_kv_id(c->pk, "holder", out[i].holder);
+			continue;
+		}
+		msgpack_pack_map(c->pk, 7);
 		proto_kv_bool(c->pk, "ok", true);
 		proto_kv_id(c->pk, "execution_id", out[i].id);
 		proto_kv_id(c->pk, "cue_id", out[i].cue_id);
 		proto_kv_cstr(c->pk, "state", proto_state_name(out[i].state));
 		proto_kv_int(c->pk, "run_at", out[i].run_at);
 		proto_kv_int(c->pk, "created_at", out[i].created_at);
+		proto_kv_bool(c->pk, "duplicate", out[i].duplicate);
 	}
 	proto_kv_cstr(c->pk, "durability", durability(c));
 done:
@@ -324,6 +377,75 @@ static int op_extend(struct opctx *c)
 	return CUEQ_OK;
 }
 
+/* ---- the step ledger ---- */
+
+static void pack_steps(msgpack_packer *pk, const struct eng_view *v)
+{
+	msgpack_pack_array(pk, v->n_steps);
+	for (size_t i = 0; i < v->n_steps; i++) {
+		msgpack_pack_map(pk, 3);
+		proto_kv_str(pk, "name", v->steps[i].name, v->steps[i].name_len);
+		proto_kv_bin(pk, "value", v->steps[i].value, v->steps[i].value_len);
+		proto_kv_int(pk, "at", v->steps[i].at);
+	}
+}
+
+static int op_step_set(struct opctx *c)
+{
+	uint64_t id, token;
+	const char *name, *value = NULL;
+	size_t nlen, vlen = 0;
+	int64_t at = 0;
+	int rc;
+
+	if ((rc = ids(c, c->req, &id, &token)) != CUEQ_OK ||
+	    (rc = name_field(c, c->req, "name", true, &name, &nlen)) != CUEQ_OK ||
+	    (rc = proto_bytes(c->req, "value", true, CUEQ_MAX_STEP_VALUE, &value, &vlen, &c->err)) !=
+		    CUEQ_OK ||
+	    (rc = c->eo->step_set(c->e, id, token, name, nlen, value, vlen, &at, &c->err)) != CUEQ_OK)
+		return rc;
+	proto_reply_begin(c->pk, c->rid, c->rid_len, c->rid_bin, 2);
+	proto_kv_int(c->pk, "at", at);
+	proto_kv_cstr(c->pk, "durability", durability(c));
+	return CUEQ_OK;
+}
+
+static int read_steps(struct opctx *c, bool one)
+{
+	struct eng_view v = {0};
+	const char *name = NULL;
+	size_t nlen = 0;
+	uint64_t id;
+	int rc;
+
+	if ((rc = proto_id(c->req, "execution_id", true, &id, &c->err)) != CUEQ_OK ||
+	    (one && (rc = name_field(c, c->req, "name", true, &name, &nlen)) != CUEQ_OK))
+		return rc;
+	rc = c->eo->steps(c->e, id, name, nlen, &v, &c->err);
+	if (rc == CUEQ_OK && one) {
+		proto_reply_begin(c->pk, c->rid, c->rid_len, c->rid_bin, 3);
+		proto_kv_str(c->pk, "name", v.steps[0].name, v.steps[0].name_len);
+		proto_kv_bin(c->pk, "value", v.steps[0].value, v.steps[0].value_len);
+		proto_kv_int(c->pk, "at", v.steps[0].at);
+	} else if (rc == CUEQ_OK) {
+		proto_reply_begin(c->pk, c->rid, c->rid_len, c->rid_bin, 1);
+		proto_key(c->pk, "steps");
+		pack_steps(c->pk, &v);
+	}
+	c->eo->view_free(c->e, &v);
+	return rc;
+}
+
+static int op_step_get(struct opctx *c)
+{
+	return read_steps(c, true);
+}
+
+static int op_steps(struct opctx *c)
+{
+	return read_steps(c, false);
+}
+
 /* ---- get, list, stats ---- */
 
 static void pack_exec(msgpack_packer *pk, const struct eng_view *v, bool detail)
@@ -331,7 +453,7 @@ static void pack_exec(msgpack_packer *pk, const struct eng_view *v, bool detail)
 	const struct exec_rec *r = &v->rec;
 	bool leased = r->state == CUEQ_LEASED && r->token != 0;
 	size_t n = 12 + 2 * leased + (r->finished_at != 0) + (r->result != NULL) +
-		   (r->error != NULL) + 2 * detail;
+		   (r->error != NULL) + 3 * detail + (detail && v->unique != NULL);
 
 	msgpack_pack_map(pk, n);
 	proto_kv_id(pk, "execution_id", r->id);
@@ -359,6 +481,10 @@ static void pack_exec(msgpack_packer *pk, const struct eng_view *v, bool detail)
 	if (!detail)
 		return;
 	proto_kv_bin(pk, "payload", v->payload ? v->payload : "", v->payload_len);
+	if (v->unique != NULL)
+		proto_kv_str(pk, "unique", v->unique, v->unique_len);
+	proto_key(pk, "steps");
+	pack_steps(pk, v);
 	proto_key(pk, "history");
 	msgpack_pack_array(pk, v->n_hist);
 	for (size_t i = 0; i < v->n_hist; i++) {
@@ -452,6 +578,7 @@ static const struct op op_table[] = {
 	{"ping", 0, op_ping},	       {"push", OP_WRITE, op_push},   {"claim", OP_WRITE, op_claim},
 	{"ack", OP_WRITE, op_ack},     {"nack", OP_WRITE, op_nack},   {"extend", OP_WRITE, op_extend},
 	{"get", 0, op_get},	       {"list", 0, op_list},	      {"stats", 0, op_stats},
+	{"step_set", OP_WRITE, op_step_set}, {"step_get", 0, op_step_get}, {"steps", 0, op_steps},
 };
 
 const struct op *ops_find(const char *name, size_t len)
@@ -464,5 +591,5 @@ const struct op *ops_find(const char *name, size_t len)
 
 const char *ops_names(void)
 {
-	return "ping, push, claim, ack, nack, extend, get, list, stats";
+	return "ping, push, claim, ack, nack, extend, step_set, step_get, steps, get, list, stats";
 }

@@ -12,11 +12,12 @@
 static const char *const event_names[] = {
 	[EV_CLAIMED] = "claimed", [EV_EXTENDED] = "extended",   [EV_EXPIRED] = "expired",
 	[EV_NACKED] = "nacked",	  [EV_SUCCEEDED] = "succeeded", [EV_DEAD] = "dead",
+	[EV_STEP] = "step",
 };
 
 const char *record_event_name(int event)
 {
-	if (event < EV_CLAIMED || event > EV_DEAD)
+	if (event < EV_CLAIMED || event > EV_STEP)
 		return "unknown";
 	return event_names[event];
 }
@@ -38,6 +39,7 @@ void record_pack(msgpack_packer *pk, const struct exec_rec *r)
 	n += r->result != NULL;
 	n += r->error != NULL;
 	n += r->out_kind != OUT_NONE ? 5 : 0;
+	n += r->flags != 0;
 
 	msgpack_pack_map(pk, n);
 	proto_kv_uint(pk, "v", RECORD_VERSION);
@@ -64,6 +66,8 @@ void record_pack(msgpack_packer *pk, const struct exec_rec *r)
 		proto_kv_str(pk, "res", r->result, r->result_len);
 	if (r->error != NULL)
 		proto_kv_str(pk, "err", r->error, r->error_len);
+	if (r->flags != 0)
+		proto_kv_uint(pk, "fl", r->flags);
 	if (r->out_kind != OUT_NONE) {
 		proto_kv_uint(pk, "ok", r->out_kind);
 		proto_kv_uint(pk, "os", r->out_state);
@@ -111,6 +115,7 @@ int record_unpack(const char *buf, size_t len, msgpack_unpacked *up, struct exec
 	bad |= u(m, "fa", UINT32_MAX, &x), r->failures = (uint32_t)x;
 	bad |= u(m, "hs", UINT32_MAX, &x), r->hist_seq = (uint32_t)x;
 	bad |= u(m, "st", 5, &x), r->state = (uint8_t)x;
+	bad |= u(m, "fl", 255, &x), r->flags = (uint8_t)x;
 	bad |= i64(m, "ca", &r->created_at);
 	bad |= i64(m, "ra", &r->run_at);
 	bad |= i64(m, "dl", &r->deadline);
@@ -157,5 +162,63 @@ int record_unpack_event(const char *buf, size_t len, msgpack_unpacked *up, struc
 	bad |= u(m, "att", UINT32_MAX, &x), h->attempt = (uint32_t)x;
 	bad |= u(m, "tk", UINT64_MAX, &h->token);
 	bad |= proto_str(m, "d", false, SIZE_MAX, &h->detail, &h->detail_len, NULL);
+	return bad ? -1 : 0;
+}
+
+void record_pack_idem(msgpack_packer *pk, const struct idem_rec *r)
+{
+	msgpack_pack_map(pk, 8);
+	proto_kv_uint(pk, "v", RECORD_VERSION);
+	proto_kv_uint(pk, "h", r->hash);
+	proto_kv_uint(pk, "id", r->id);
+	proto_kv_uint(pk, "cue", r->cue_id);
+	proto_kv_uint(pk, "st", r->state);
+	proto_kv_int(pk, "ra", r->run_at);
+	proto_kv_int(pk, "ca", r->created_at);
+	proto_kv_int(pk, "ex", r->expires_at);
+}
+
+int record_unpack_idem(const char *buf, size_t len, struct idem_rec *r)
+{
+	msgpack_unpacked up;
+	const msgpack_object *m;
+	uint64_t v, x;
+	int bad = -1;
+
+	*r = (struct idem_rec){0};
+	if (proto_decode(buf, len, &up, NULL) == CUEQ_OK) {
+		m = &up.data;
+		bad = u(m, "v", UINT32_MAX, &v) != 0 || v == 0 || v > RECORD_VERSION;
+		bad |= u(m, "h", UINT64_MAX, &r->hash);
+		bad |= u(m, "id", UINT64_MAX, &r->id);
+		bad |= u(m, "cue", UINT64_MAX, &r->cue_id);
+		bad |= u(m, "st", 5, &x), r->state = (uint8_t)x;
+		bad |= i64(m, "ra", &r->run_at);
+		bad |= i64(m, "ca", &r->created_at);
+		bad |= i64(m, "ex", &r->expires_at);
+	}
+	msgpack_unpacked_destroy(&up);
+	return bad ? -1 : 0;
+}
+
+void record_pack_step(msgpack_packer *pk, const struct step_rec *s)
+{
+	msgpack_pack_map(pk, 3);
+	proto_kv_uint(pk, "v", RECORD_VERSION);
+	proto_kv_int(pk, "at", s->at);
+	proto_kv_bin(pk, "val", s->value, s->value_len);
+}
+
+int record_unpack_step(const char *buf, size_t len, msgpack_unpacked *up, struct step_rec *s)
+{
+	uint64_t v;
+	int bad;
+
+	*s = (struct step_rec){0};
+	if (proto_decode(buf, len, up, NULL) != CUEQ_OK)
+		return -1;
+	bad = u(&up->data, "v", UINT32_MAX, &v) != 0 || v == 0 || v > RECORD_VERSION;
+	bad |= i64(&up->data, "at", &s->at);
+	bad |= proto_bytes(&up->data, "val", true, SIZE_MAX, &s->value, &s->value_len, NULL);
 	return bad ? -1 : 0;
 }

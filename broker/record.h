@@ -19,6 +19,8 @@
 
 enum outcome_kind { OUT_NONE = 0, OUT_ACK = 1, OUT_NACK = 2 };
 
+#define REC_F_UNIQUE 1 /* holds a unique key (store.h: unique 'r' id) */
+
 struct exec_rec {
 	uint64_t id, cue_id;
 	const char *queue;
@@ -28,6 +30,7 @@ struct exec_rec {
 	uint32_t attempt, expiries, failures;
 	uint32_t hist_seq; /* next history sequence number */
 	uint8_t state;	   /* cueq_state */
+	uint8_t flags;	   /* REC_F_* */
 	int64_t created_at, run_at, deadline, finished_at; /* Unix ms; 0 none */
 	uint64_t token;					   /* live lease token; 0 none */
 	const char *result, *error;			   /* NULL: none */
@@ -51,6 +54,7 @@ enum hist_event {
 	EV_NACKED,
 	EV_SUCCEEDED,
 	EV_DEAD,
+	EV_STEP,
 };
 
 struct hist_rec {
@@ -65,6 +69,25 @@ struct hist_rec {
 const char *record_event_name(int event);
 void record_pack_event(msgpack_packer *pk, const struct hist_rec *h);
 int record_unpack_event(const char *buf, size_t len, msgpack_unpacked *up, struct hist_rec *h);
+
+/* What an idempotency key remembers: the request's hash and its answer. */
+struct idem_rec {
+	uint64_t hash;
+	uint64_t id, cue_id;
+	uint8_t state;
+	int64_t run_at, created_at, expires_at;
+};
+void record_pack_idem(msgpack_packer *pk, const struct idem_rec *r);
+int record_unpack_idem(const char *buf, size_t len, struct idem_rec *r);
+
+/* A step of the ledger. */
+struct step_rec {
+	int64_t at;
+	const char *value; /* points into the decoded buffer */
+	size_t value_len;
+};
+void record_pack_step(msgpack_packer *pk, const struct step_rec *s);
+int record_unpack_step(const char *buf, size_t len, msgpack_unpacked *up, struct step_rec *s);
 
 /* FNV-1a over the bytes; used to compare outcome bodies. */
 uint64_t record_hash(uint64_t h, const void *p, size_t n);

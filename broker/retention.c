@@ -3,6 +3,8 @@
  * from memory into the done/expiry indexes, and deleting them for good once
  * the retention window has passed.
  *
+ * Expired idempotency keys go the same way, through idemexp.
+ *
  * The expiry column family is ordered by finish time, so the sweep reads
  * only what is due and resumes from the last key it deleted (seeking past
  * the tombstones of earlier sweeps instead of over them).  It deletes at
@@ -21,6 +23,7 @@ void emb_retire(struct engine *e, struct job *j, int state, int64_t now)
 	uint8_t k[8], done[PROTO_MAX_QUEUE + 10], exp[16], val[PROTO_MAX_QUEUE + 2];
 	size_t dl;
 
+	emb_unique_release(e, j);
 	emb_key(k, j->id);
 	store_del(e->st, CF_ACTIVE, k, 8);
 	dl = emb_done_key(done, q->name, q->len, state, j->id);
@@ -48,6 +51,7 @@ static void forget(struct engine *e, uint64_t id, const uint8_t *val, size_t vl)
 	store_be64(from, id);
 	store_be64(to, id + 1);
 	store_del_range(e->st, CF_HIST, from, 12, to, 12);
+	emb_steps_forget(e, id);
 	if (nul == NULL || nul + 2 != val + vl || nul - val > PROTO_MAX_QUEUE)
 		return;
 	size_t qlen = (size_t)(nul - val);
@@ -60,6 +64,34 @@ static void forget(struct engine *e, uint64_t id, const uint8_t *val, size_t vl)
 	}
 }
 
+/* Deletes idempotency keys whose time ran out (a key given again after
+ * that was stored anew with a later expiry and is left alone). */
+static size_t sweep_keys(struct engine *e, int64_t now)
+{
+	uint8_t hi[8];
+	size_t n = 0;
+	store_be64(hi, (uint64_t)now);
+	struct store_iter *it = store_iter_new(e->st, CF_IDEMEXP, e->idem_sweep_from, 8, hi, 8);
+	for (; it && n < SWEEP_BATCH && store_iter_valid(it); store_iter_next(it), n++) {
+		size_t kl, vl;
+		const char *k = store_iter_key(it, &kl);
+		char *v;
+		struct idem_rec r;
+		if (kl <= 8)
+			continue;
+		if (store_get(e->st, CF_IDEM, k + 8, kl - 8, &v, &vl) == 1) {
+			if (record_unpack_idem(v, vl, &r) == 0 &&
+			    r.expires_at == (int64_t)store_get_be64((const uint8_t *)k))
+				store_del(e->st, CF_IDEM, k + 8, kl - 8);
+			store_free(v);
+		}
+		store_del(e->st, CF_IDEMEXP, k, kl);
+		memcpy(e->idem_sweep_from, k, 8);
+	}
+	store_iter_free(it);
+	return n;
+}
+
 int64_t emb_sweep(struct engine *e, int64_t now)
 {
 	uint8_t hi[8];
@@ -67,10 +99,14 @@ int64_t emb_sweep(struct engine *e, int64_t now)
 
 	if (now < e->next_sweep && e->next_sweep - now <= SWEEP_EVERY_MS)
 		return e->next_sweep;
-	if (now < e->last_sweep) /* the clock stepped back: start over */
+	if (now < e->last_sweep) { /* the clock stepped back: start over */
 		memset(e->sweep_from, 0, sizeof(e->sweep_from));
+		memset(e->idem_sweep_from, 0, sizeof(e->idem_sweep_from));
+	}
 	e->last_sweep = now;
 	e->next_sweep = now + SWEEP_EVERY_MS;
+	if (emb_flush(e) == 0 && sweep_keys(e, now) == SWEEP_BATCH)
+		e->next_sweep = now; /* more is due: go on next turn */
 	if (now - e->retention_ms <= 0)
 		return e->next_sweep;
 	store_be64(hi, (uint64_t)(now - e->retention_ms));

@@ -10,6 +10,11 @@
  *   done     queue 0 state(1) id(8) -> "" for finished executions (list by state)
  *   expiry   finished_at(8) id(8)   -> queue 0 state(1): the retention sweep
  *   meta     name                   -> boot epoch, format version, counters
+ *   idem     queue 0 key            -> idempotency record (record.h)
+ *   idemexp  expires_at(8) queue 0 key -> "": the idempotency sweep
+ *   unique   'k' queue 0 key        -> holder id(8), while it is unfinished
+ *            'r' id(8)              -> queue 0 key (to free it at the end)
+ *   steps    id(8) name             -> step record (record.h)
  *
  * Writes of the core thread gather in one pending WriteBatch per loop turn;
  * store_commit() writes it without sync, store_sync() (any thread) makes
@@ -32,6 +37,10 @@ enum store_cf {
 	CF_DONE,
 	CF_EXPIRY,
 	CF_META,
+	CF_IDEM,
+	CF_IDEMEXP,
+	CF_UNIQUE,
+	CF_STEPS,
 	CF_COUNT
 };
 

@@ -43,6 +43,10 @@ extern "C" {
 #define CUEQ_MAX_TEXT 65536u        /* bytes of a result or error text */
 #define CUEQ_MAX_BATCH 1000u        /* jobs or items in one request */
 #define CUEQ_MAX_CLAIM 256u         /* executions in one claim */
+#define CUEQ_MAX_KEY 256u           /* bytes of an idempotency or unique key */
+#define CUEQ_MAX_STEP_NAME 128u     /* bytes of a step name: [A-Za-z0-9._:-] */
+#define CUEQ_MAX_STEP_VALUE 4096u   /* bytes of a step value */
+#define CUEQ_MAX_STEPS 1000u        /* steps of one execution */
 
 /* One error enum for the broker's answers and the SDK's own failures. */
 typedef enum cueq_err {
@@ -120,6 +124,16 @@ typedef struct cueq_push_opts {
 	int64_t lease_ms;      /* 0: broker default (30 s) */
 	int64_t delay_ms;      /* run no sooner than this from now */
 	int64_t run_at_ms;     /* or at this Unix time in ms (0: now) */
+	/* Idempotency key (1-256 bytes, per queue): the same key and the same
+	 * request within the key's window returns the first push's answer
+	 * (duplicate true) and creates nothing; the same key with a different
+	 * request is CUEQ_ERR_IDEMPOTENCY_MISMATCH.  NULL: the SDK makes a key
+	 * for this call, so its own retries never push twice. */
+	const char *key;
+	int64_t key_ttl_ms; /* 0: the broker's --idempotency-window (24 h) */
+	/* Unique key (1-256 bytes, per queue): refused with CUEQ_ERR_CONFLICT
+	 * while an unfinished execution holds it (see holder). */
+	const char *unique;
 } cueq_push_opts;
 
 typedef struct cueq_job_spec {
@@ -136,6 +150,8 @@ typedef struct cueq_push_result {
 	int state;	   /* CUEQ_SCHEDULED or CUEQ_READY */
 	int64_t run_at_ms; /* when it becomes ready */
 	bool synced;	   /* true: on disk and fsynced; false: written, not yet synced */
+	bool duplicate;	   /* answered from an earlier push with the same key */
+	char holder[CUEQ_ID_SIZE]; /* CONFLICT: execution holding the unique key */
 } cueq_push_result;
 
 /* Pushes one job; opts may be NULL.  out (may be NULL) gets the IDs. */
@@ -228,6 +244,28 @@ CUEQ_API int cueq_nack(cueq_client *c, const char *id, const char *token, const 
 CUEQ_API int cueq_extend(cueq_client *c, const char *id, const char *token, int64_t lease_ms,
 			 int64_t *deadline_ms_out);
 
+/* ---- the step ledger ------------------------------------------------ */
+
+/* A named entry in an execution's ledger, kept across redeliveries. */
+typedef struct cueq_step {
+	char *name;
+	void *value; /* NUL-terminated for convenience; value_len excludes it */
+	size_t value_len;
+	int64_t at_ms; /* when it was written */
+} cueq_step;
+
+/* Writes step name = value under the live lease token (STALE_LEASE when
+ * the token is not live; nothing is written then). */
+CUEQ_API int cueq_step_set(cueq_client *c, const char *id, const char *token, const char *name,
+			   const void *value, size_t len);
+/* Reads one step; CUEQ_ERR_NOT_FOUND when the execution or the step does
+ * not exist.  *value is malloc'd (NUL-terminated), free() it. */
+CUEQ_API int cueq_step_get(cueq_client *c, const char *id, const char *name, void **value,
+			   size_t *len);
+/* Every step of an execution, in name order; free with cueq_steps_free. */
+CUEQ_API int cueq_steps(cueq_client *c, const char *id, cueq_step **out, size_t *n);
+CUEQ_API void cueq_steps_free(cueq_step *steps, size_t n);
+
 /* ---- inspecting ------------------------------------------------------- */
 
 typedef struct cueq_event {
@@ -255,6 +293,9 @@ typedef struct cueq_execution {
 	char *result, *error; /* may be NULL */
 	cueq_event *history;  /* only from cueq_get */
 	size_t history_len;
+	cueq_step *steps; /* only from cueq_get */
+	size_t steps_len;
+	char *unique; /* its unique key, NULL if none */
 } cueq_execution;
 
 CUEQ_API int cueq_get(cueq_client *c, const char *id, cueq_execution **out);
@@ -286,6 +327,25 @@ typedef int (*cueq_handler)(cueq_job *job, void *arg);
 CUEQ_API void cueq_job_set_result(cueq_job *j, const char *result);
 /* Inside a handler: how to nack.  retry_in_ms <0 uses the broker's backoff. */
 CUEQ_API void cueq_job_fail(cueq_job *j, const char *error, int64_t retry_in_ms, bool terminal);
+/* Inside a handler: a key for side effects of step name in other systems
+ * (an Idempotency-Key header): "cueq-EXECUTIONID-NAME", the same on every
+ * redelivery of this execution.  Returns CUEQ_ERR_INVALID if it does not fit
+ * in size (CUEQ_MAX_STEP_NAME + 24 always does). */
+CUEQ_API int cueq_job_step_key(const cueq_job *j, const char *name, char *out, size_t size);
+
+/* A step's work: does the side effect once and writes what to remember
+ * (an external ID, say) into value[size], its length into *len.  Returns
+ * CUEQ_OK, or an error that fails the step (nothing is recorded). */
+typedef int (*cueq_step_fn)(cueq_job *j, void *arg, char *value, size_t size, size_t *len);
+
+/* Inside a handler: runs step name once per execution.  When the ledger
+ * already has it, fn is not called and value gets the recorded value
+ * (*skipped true); otherwise fn runs and its value is recorded under the
+ * job's lease.  value has room for size bytes (CUEQ_MAX_STEP_VALUE is
+ * enough); *len gets the value's length.  skipped may be NULL. */
+CUEQ_API int cueq_job_step_once(cueq_job *j, const char *name, cueq_step_fn fn, void *arg,
+				char *value, size_t size, size_t *len, bool *skipped);
+
 /* True once the worker learned that this job's lease is gone (an extension
  * was refused or its deadline passed): stop side effects and return. */
 CUEQ_API bool cueq_job_lease_lost(const cueq_job *j);

@@ -1,0 +1,207 @@
+/*
+ * push.c - creating executions, with idempotency keys and unique keys.
+ *
+ * An idempotency key remembers, per queue, the hash of the job's canonical
+ * request and the answer it got, in the same batch as the execution, for
+ * the key's time to live; a push with the key replays that answer or, for
+ * another request, is refused.  A unique key names the one unfinished
+ * execution that holds it; emb_retire frees it when that execution ends.
+ * Both are read from RocksDB (after emb_flush, so two jobs of one turn see
+ * each other) rather than held in memory: only jobs that carry keys pay.
+ */
+#include "embedded.h"
+
+#include <string.h>
+
+#include "log.h"
+
+#define KEYBUF (PROTO_MAX_QUEUE + 2 + CUEQ_MAX_KEY)
+
+/* queue 0 key; returns the length. */
+static size_t scoped(uint8_t *out, const char *prefix, const char *queue, size_t qlen,
+		     const char *key, size_t klen)
+{
+	size_t n = 0;
+	if (prefix)
+		out[n++] = (uint8_t)prefix[0];
+	memcpy(out + n, queue, qlen);
+	n += qlen;
+	out[n++] = 0;
+	memcpy(out + n, key, klen);
+	return n + klen;
+}
+
+/* Answers p from its idempotency key when the key is live: 1 answered
+ * (duplicate or mismatch), 0 go on and create. */
+static int by_key(struct engine *e, const struct eng_push *p, int64_t now, struct eng_pushed *out)
+{
+	uint8_t k[KEYBUF];
+	size_t kl = scoped(k, NULL, p->queue, p->queue_len, p->key, p->key_len), vl;
+	char *v;
+	struct idem_rec r;
+	int rc;
+
+	if (emb_flush(e) != 0 || (rc = store_get(e->st, CF_IDEM, k, kl, &v, &vl)) < 0) {
+		proto_fail(&out->err, CUEQ_ERR_UNAVAILABLE, "the broker could not read its idempotency keys; try again");
+		return 1;
+	}
+	if (rc == 0)
+		return 0;
+	rc = record_unpack_idem(v, vl, &r);
+	store_free(v);
+	if (rc != 0 || r.expires_at <= now)
+		return 0; /* expired: the key is free again */
+	if (r.hash != p->req_hash) {
+		proto_fail(&out->err, CUEQ_ERR_IDEMPOTENCY_MISMATCH,
+			   "idempotency key '%.*s' of queue %.*s was used for a different request; send the same request again, or use a new key for a new one",
+			   (int)(p->key_len > 64 ? 64 : p->key_len), p->key, (int)p->queue_len, p->queue);
+		return 1;
+	}
+	out->id = r.id;
+	out->cue_id = r.cue_id;
+	out->state = r.state;
+	out->run_at = r.run_at;
+	out->created_at = r.created_at;
+	out->duplicate = true;
+	return 1;
+}
+
+/* Refuses p when its unique key is held: 1 refused, 0 free. */
+static int held(struct engine *e, const struct eng_push *p, struct eng_pushed *out)
+{
+	uint8_t k[KEYBUF + 1];
+	size_t kl = scoped(k, "k", p->queue, p->queue_len, p->unique, p->unique_len), vl;
+	char *v, id[PROTO_ID_LEN + 1];
+	int rc;
+
+	if (emb_flush(e) != 0 || (rc = store_get(e->st, CF_UNIQUE, k, kl, &v, &vl)) < 0) {
+		proto_fail(&out->err, CUEQ_ERR_UNAVAILABLE, "the broker could not read its unique keys; try again");
+		return 1;
+	}
+	if (rc == 0)
+		return 0;
+	out->holder = vl == 8 ? store_get_be64((const uint8_t *)v) : 0;
+	store_free(v);
+	proto_id_fmt(out->holder, id);
+	proto_fail(&out->err, CUEQ_ERR_CONFLICT,
+		   "unique key '%.*s' of queue %.*s is held by execution %s, which has not finished; push again once it has",
+		   (int)(p->unique_len > 64 ? 64 : p->unique_len), p->unique, (int)p->queue_len, p->queue, id);
+	return 1;
+}
+
+static void remember(struct engine *e, const struct eng_push *p, const struct eng_pushed *o,
+		     int64_t now)
+{
+	uint8_t k[KEYBUF], x[8 + KEYBUF];
+	size_t kl = scoped(k, NULL, p->queue, p->queue_len, p->key, p->key_len);
+	struct idem_rec r = {
+		.hash = p->req_hash,
+		.id = o->id,
+		.cue_id = o->cue_id,
+		.state = (uint8_t)o->state,
+		.run_at = o->run_at,
+		.created_at = o->created_at,
+		.expires_at = now + (p->key_ttl_ms > 0 ? p->key_ttl_ms : e->idem_window_ms),
+	};
+	msgpack_sbuffer_clear(&e->sbuf);
+	record_pack_idem(&e->pk, &r);
+	store_put(e->st, CF_IDEM, k, kl, e->sbuf.data, e->sbuf.size);
+	store_be64(x, (uint64_t)r.expires_at);
+	memcpy(x + 8, k, kl);
+	store_put(e->st, CF_IDEMEXP, x, 8 + kl, "", 0);
+}
+
+static void take_unique(struct engine *e, const struct eng_push *p, struct job *j)
+{
+	uint8_t k[KEYBUF + 1], r[9], id[8];
+	size_t kl = scoped(k, "k", p->queue, p->queue_len, p->unique, p->unique_len);
+	store_be64(id, j->id);
+	r[0] = 'r';
+	memcpy(r + 1, id, 8);
+	store_put(e->st, CF_UNIQUE, k, kl, id, 8);
+	store_put(e->st, CF_UNIQUE, r, 9, k + 1, kl - 1);
+	j->flags |= REC_F_UNIQUE;
+}
+
+size_t emb_unique_of(struct engine *e, uint64_t id, char *buf, size_t size)
+{
+	uint8_t r[9];
+	char *v;
+	size_t vl = 0;
+	r[0] = 'r';
+	store_be64(r + 1, id);
+	if (emb_flush(e) != 0 || store_get(e->st, CF_UNIQUE, r, 9, &v, &vl) != 1)
+		return 0;
+	if (vl > size)
+		vl = 0;
+	else
+		memcpy(buf, v, vl);
+	store_free(v);
+	return vl;
+}
+
+void emb_unique_release(struct engine *e, const struct job *j)
+{
+	uint8_t r[9], k[KEYBUF + 1];
+	size_t kl;
+	if (!(j->flags & REC_F_UNIQUE))
+		return;
+	kl = emb_unique_of(e, j->id, (char *)k + 1, sizeof(k) - 1);
+	r[0] = 'r';
+	store_be64(r + 1, j->id);
+	store_del(e->st, CF_UNIQUE, r, 9);
+	if (kl == 0) {
+		log_warn("execution %016llx held a unique key that is not stored",
+			 (unsigned long long)j->id);
+		return;
+	}
+	k[0] = 'k';
+	store_del(e->st, CF_UNIQUE, k, kl + 1);
+}
+
+int emb_push(struct engine *e, const struct eng_push *jobs, size_t n, struct eng_pushed *out,
+	     proto_error *err)
+{
+	int64_t now = proto_now_ms();
+	uint8_t k[8];
+	(void)err;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct eng_push *p = &jobs[i];
+		struct eng_pushed *o = &out[i];
+		struct exec_rec rec;
+
+		*o = (struct eng_pushed){0};
+		if ((p->key && by_key(e, p, now, o)) || (p->unique && held(e, p, o)))
+			continue;
+		struct queue *q = emb_queue(e, p->queue, p->queue_len, true);
+		struct job *j = emb_oom(jobs_alloc(e->jobs));
+		j->id = emb_next_id(e);
+		j->queue = q->idx;
+		j->priority = (int16_t)p->priority;
+		j->max_attempts = (uint16_t)p->max_attempts;
+		j->lease_ms = p->lease_ms;
+		j->created_at = now;
+		j->run_at = p->run_at > now ? p->run_at : now;
+		j->state = ST_NONE;
+		emb_oom(jobs_insert(e->jobs, j) == 0 ? j : NULL);
+		emb_set_state(e, j, j->run_at > now ? CUEQ_SCHEDULED : CUEQ_READY);
+		if (p->unique)
+			take_unique(e, p, j);
+
+		emb_key(k, j->id);
+		emb_rec_from_job(e, j, &rec);
+		emb_put_rec(e, &rec);
+		store_put(e->st, CF_PAYLOAD, k, 8, p->payload, p->payload_len);
+		store_put(e->st, CF_ACTIVE, k, 8, "", 0);
+		o->id = j->id;
+		o->cue_id = j->id;
+		o->state = j->state;
+		o->run_at = j->run_at;
+		o->created_at = now;
+		if (p->key)
+			remember(e, p, o, now);
+		e->durable = true;
+	}
+	return CUEQ_OK;
+}
