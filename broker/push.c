@@ -6,8 +6,10 @@
  * the key's time to live; a push with the key replays that answer or, for
  * another request, is refused.  A unique key names the one unfinished
  * execution that holds it; emb_retire frees it when that execution ends.
- * Both are read from RocksDB (after emb_flush, so two jobs of one turn see
- * each other) rather than held in memory: only jobs that carry keys pay.
+ * Both are read from RocksDB rather than held in memory, so only jobs that
+ * carry keys pay: a push request with keys writes what the turn holds so
+ * far once (emb_flush), then reads; jobs of the same request are compared
+ * with each other directly.
  */
 #include "embedded.h"
 
@@ -31,6 +33,24 @@ static size_t scoped(uint8_t *out, const char *prefix, const char *queue, size_t
 	return n + klen;
 }
 
+static int mismatch(const struct eng_push *p, struct eng_pushed *out)
+{
+	proto_fail(&out->err, CUEQ_ERR_IDEMPOTENCY_MISMATCH,
+		   "idempotency key '%.*s' of queue %.*s was used for a different request; send the same request again, or use a new key for a new one",
+		   (int)(p->key_len > 64 ? 64 : p->key_len), p->key, (int)p->queue_len, p->queue);
+	return 1;
+}
+
+static int conflict(const struct eng_push *p, struct eng_pushed *out)
+{
+	char id[PROTO_ID_LEN + 1];
+	proto_id_fmt(out->holder, id);
+	proto_fail(&out->err, CUEQ_ERR_CONFLICT,
+		   "unique key '%.*s' of queue %.*s is held by execution %s, which has not finished; push again once it has",
+		   (int)(p->unique_len > 64 ? 64 : p->unique_len), p->unique, (int)p->queue_len, p->queue, id);
+	return 1;
+}
+
 /* Answers p from its idempotency key when the key is live: 1 answered
  * (duplicate or mismatch), 0 go on and create. */
 static int by_key(struct engine *e, const struct eng_push *p, int64_t now, struct eng_pushed *out)
@@ -41,7 +61,7 @@ static int by_key(struct engine *e, const struct eng_push *p, int64_t now, struc
 	struct idem_rec r;
 	int rc;
 
-	if (emb_flush(e) != 0 || (rc = store_get(e->st, CF_IDEM, k, kl, &v, &vl)) < 0) {
+	if ((rc = store_get(e->st, CF_IDEM, k, kl, &v, &vl)) < 0) {
 		proto_fail(&out->err, CUEQ_ERR_UNAVAILABLE, "the broker could not read its idempotency keys; try again");
 		return 1;
 	}
@@ -51,12 +71,8 @@ static int by_key(struct engine *e, const struct eng_push *p, int64_t now, struc
 	store_free(v);
 	if (rc != 0 || r.expires_at <= now)
 		return 0; /* expired: the key is free again */
-	if (r.hash != p->req_hash) {
-		proto_fail(&out->err, CUEQ_ERR_IDEMPOTENCY_MISMATCH,
-			   "idempotency key '%.*s' of queue %.*s was used for a different request; send the same request again, or use a new key for a new one",
-			   (int)(p->key_len > 64 ? 64 : p->key_len), p->key, (int)p->queue_len, p->queue);
-		return 1;
-	}
+	if (r.hash != p->req_hash)
+		return mismatch(p, out);
 	out->id = r.id;
 	out->cue_id = r.cue_id;
 	out->state = r.state;
@@ -71,10 +87,10 @@ static int held(struct engine *e, const struct eng_push *p, struct eng_pushed *o
 {
 	uint8_t k[KEYBUF + 1];
 	size_t kl = scoped(k, "k", p->queue, p->queue_len, p->unique, p->unique_len), vl;
-	char *v, id[PROTO_ID_LEN + 1];
+	char *v;
 	int rc;
 
-	if (emb_flush(e) != 0 || (rc = store_get(e->st, CF_UNIQUE, k, kl, &v, &vl)) < 0) {
+	if ((rc = store_get(e->st, CF_UNIQUE, k, kl, &v, &vl)) < 0) {
 		proto_fail(&out->err, CUEQ_ERR_UNAVAILABLE, "the broker could not read its unique keys; try again");
 		return 1;
 	}
@@ -82,11 +98,37 @@ static int held(struct engine *e, const struct eng_push *p, struct eng_pushed *o
 		return 0;
 	out->holder = vl == 8 ? store_get_be64((const uint8_t *)v) : 0;
 	store_free(v);
-	proto_id_fmt(out->holder, id);
-	proto_fail(&out->err, CUEQ_ERR_CONFLICT,
-		   "unique key '%.*s' of queue %.*s is held by execution %s, which has not finished; push again once it has",
-		   (int)(p->unique_len > 64 ? 64 : p->unique_len), p->unique, (int)p->queue_len, p->queue, id);
-	return 1;
+	return conflict(p, out);
+}
+
+static bool same(const char *a, size_t al, const char *b, size_t bl)
+{
+	return a != NULL && b != NULL && al == bl && memcmp(a, b, al) == 0;
+}
+
+/* Answers jobs[i] from an earlier job of the same request with its key or
+ * unique key (the store does not see those yet): 1 answered, 0 go on. */
+static int earlier(const struct eng_push *jobs, struct eng_pushed *out, size_t i)
+{
+	const struct eng_push *p = &jobs[i];
+	for (size_t j = 0; j < i; j++) {
+		const struct eng_push *q = &jobs[j];
+		if (out[j].err.code != CUEQ_OK || out[j].duplicate ||
+		    !same(p->queue, p->queue_len, q->queue, q->queue_len))
+			continue;
+		if (same(p->key, p->key_len, q->key, q->key_len)) {
+			if (p->req_hash != q->req_hash)
+				return mismatch(p, &out[i]);
+			out[i] = out[j];
+			out[i].duplicate = true;
+			return 1;
+		}
+		if (same(p->unique, p->unique_len, q->unique, q->unique_len)) {
+			out[i].holder = out[j].id;
+			return conflict(p, &out[i]);
+		}
+	}
+	return 0;
 }
 
 static void remember(struct engine *e, const struct eng_push *p, const struct eng_pushed *o,
@@ -164,15 +206,21 @@ int emb_push(struct engine *e, const struct eng_push *jobs, size_t n, struct eng
 {
 	int64_t now = proto_now_ms();
 	uint8_t k[8];
-	(void)err;
+	bool keys = false;
 
+	for (size_t i = 0; i < n; i++)
+		keys |= jobs[i].key != NULL || jobs[i].unique != NULL;
+	/* the keys of earlier requests of this turn must be readable */
+	if (keys && emb_flush(e) != 0)
+		return proto_fail(err, CUEQ_ERR_UNAVAILABLE, "the broker's storage failed; try again later");
 	for (size_t i = 0; i < n; i++) {
 		const struct eng_push *p = &jobs[i];
 		struct eng_pushed *o = &out[i];
 		struct exec_rec rec;
 
 		*o = (struct eng_pushed){0};
-		if ((p->key && by_key(e, p, now, o)) || (p->unique && held(e, p, o)))
+		if (keys && (earlier(jobs, out, i) || (p->key && by_key(e, p, now, o)) ||
+			     (p->unique && held(e, p, o))))
 			continue;
 		struct queue *q = emb_queue(e, p->queue, p->queue_len, true);
 		struct job *j = emb_oom(jobs_alloc(e->jobs));
