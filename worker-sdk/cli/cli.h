@@ -61,6 +61,9 @@ int cli_connect(struct cli *cli);
  * returns the exit code that belongs to err. */
 int cli_fail(const struct cli *cli, int err, const char *doing, ...)
 	__attribute__((format(printf, 3, 4)));
+/* cli_fail with h as what to do (NULL: the usual advice for err). */
+int cli_fail_hint(const struct cli *cli, int err, const char *h, const char *doing, ...)
+	__attribute__((format(printf, 4, 5)));
 /* Prints "cueq: <message>; see 'cueq CMD --help'" and returns 1. */
 int cli_usage_error(const struct cli *cli, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -134,7 +137,10 @@ void jw_bool(struct jw *w, const char *key, bool v);
 void jw_null(struct jw *w, const char *key);
 /* Unix ms as "2026-11-25T11:00:00.123Z"; 0 writes null. */
 void jw_time(struct jw *w, const char *key, int64_t ms);
-/* "payload": text when p is valid UTF-8, else "payload_base64". */
+/* Bytes under key k: text when p is valid UTF-8, else base64 under
+ * "<k>_base64". */
+void jw_bytes(struct jw *w, const char *k, const void *p, size_t len);
+/* jw_bytes with "payload". */
 void jw_payload(struct jw *w, const void *p, size_t len);
 
 /* Writes the len bytes at p in base64 (RFC 4648, with padding). */
@@ -162,6 +168,19 @@ void cli_print_execution_brief_json(const cueq_execution *e);
 void cli_print_payload_raw(const void *p, size_t len);
 /* Flushes stdout; returns 0 or 1 after reporting a write error. */
 int cli_flush(void);
+/* A step as one line "NAME VALUE" (TIME first when with_time): the value
+ * as it is when it is one line of text, else "base64:" and its base64. */
+void cli_print_step_line(const cueq_step *s, bool with_time);
+/* A step's JSON fields: name, value or value_base64, at. */
+void cli_step_json(struct jw *w, const cueq_step *s);
+
+/* ---- input.c ---------------------------------------------------------- */
+
+/* Reads all of standard input, at most max bytes, into a malloc'd *out
+ * (NUL-terminated); more than max is refused with "the <what> on standard
+ * input is larger than max bytes; <advice>".  Returns 0, or 1 after
+ * printing the error. */
+int cli_read_stdin(size_t max, const char *what, const char *advice, char **out, size_t *len);
 
 /* ---- command handlers ------------------------------------------------- */
 
@@ -174,6 +193,8 @@ int cmd_extend(struct cli *cli, int argc, char **argv);
 int cmd_get(struct cli *cli, int argc, char **argv);
 int cmd_list(struct cli *cli, int argc, char **argv);
 int cmd_stats(struct cli *cli, int argc, char **argv);
+int cmd_step(struct cli *cli, int argc, char **argv);
+int cmd_steps(struct cli *cli, int argc, char **argv);
 int cmd_work(struct cli *cli, int argc, char **argv);
 
 #endif /* CUEQ_CLI_H */

@@ -4,14 +4,15 @@
  * push takes its payload from the argument, or from standard input with "-"
  * or when the argument is left out and standard input is not a terminal
  * (so `echo x | cueq push q` works and a bare `cueq push q` at a prompt does
- * not hang).  Standard input is read up to CUEQ_MAX_PAYLOAD + 1 bytes only,
- * to refuse an oversized payload without reading all of it.  Flags of
- * features that are planned but not built (idempotency and unique keys,
- * recurring cues) are refused by name, never ignored.
+ * not hang).  --key makes the push idempotent (a repeat within the key's
+ * lifetime answers the first push's execution ID and says so on standard
+ * error); without it the SDK still keys the push for its own retries.
+ * --unique refuses the push while an unfinished execution holds the key,
+ * and the error names that execution.  Flags of features that are planned
+ * but not built (recurring cues) are refused by name, never ignored.
  */
 #include "cli.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -47,60 +48,7 @@ int cmd_ping(struct cli *cli, int argc, char **argv)
 	return CLI_EXIT_OK;
 }
 
-/* Reads all of standard input, at most CUEQ_MAX_PAYLOAD bytes. */
-static int read_stdin(char **out, size_t *len)
-{
-	size_t cap = 4096, n = 0;
-	char *buf = malloc(cap);
-
-	if (buf == NULL)
-		return cli_error("out of memory reading standard input");
-	for (;;) {
-		ssize_t r;
-
-		if (n == cap) {
-			char *nb;
-			if (cap > CUEQ_MAX_PAYLOAD) {
-				free(buf);
-				return cli_error("the payload on standard input is larger than %u "
-						 "bytes; store big data elsewhere and push a "
-						 "reference to it", CUEQ_MAX_PAYLOAD);
-			}
-			cap *= 2;
-			if (cap > CUEQ_MAX_PAYLOAD + 1)
-				cap = CUEQ_MAX_PAYLOAD + 1;
-			nb = realloc(buf, cap);
-			if (nb == NULL) {
-				free(buf);
-				return cli_error("out of memory reading standard input");
-			}
-			buf = nb;
-		}
-		r = read(STDIN_FILENO, buf + n, cap - n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0 && errno == EBADF && n == 0)
-			break; /* no standard input at all: an empty payload */
-		if (r < 0) {
-			int e = errno;
-			free(buf);
-			return cli_error("cannot read standard input: %s", strerror(e));
-		}
-		if (r == 0)
-			break;
-		n += (size_t)r;
-	}
-	if (n > CUEQ_MAX_PAYLOAD) {
-		free(buf);
-		return cli_error("the payload on standard input is larger than %u bytes; store "
-				 "big data elsewhere and push a reference to it", CUEQ_MAX_PAYLOAD);
-	}
-	*out = buf;
-	*len = n;
-	return 0;
-}
-
-enum { P_PRIORITY, P_MAX_ATTEMPTS, P_LEASE, P_DELAY, P_AT, P_KEY, P_UNIQUE, P_EVERY, P_CRON };
+enum { P_PRIORITY, P_MAX_ATTEMPTS, P_LEASE, P_DELAY, P_AT, P_KEY, P_KEY_TTL, P_UNIQUE, P_EVERY, P_CRON };
 
 static void print_push(const struct cli *cli, const char *queue, const cueq_push_result *r)
 {
@@ -108,6 +56,9 @@ static void print_push(const struct cli *cli, const char *queue, const cueq_push
 
 	if (!cli->json) {
 		printf("%s\n", r->execution_id);
+		if (r->duplicate)
+			fprintf(stderr, "cueq: duplicate: answered from the earlier push with this "
+					"key\n");
 		return;
 	}
 	jw_begin(&w, stdout);
@@ -116,9 +67,51 @@ static void print_push(const struct cli *cli, const char *queue, const cueq_push
 	jw_str(&w, "queue", queue);
 	jw_str(&w, "state", cli_state_str(r->state));
 	jw_time(&w, "run_at", r->run_at_ms);
-	jw_bool(&w, "duplicate", false);
+	jw_bool(&w, "duplicate", r->duplicate);
 	jw_str(&w, "durability", r->synced ? "synced" : "written");
 	jw_end(&w);
+}
+
+/* --key, --key-ttl and --unique into po. */
+static int keys_opts(const struct cli *cli, const struct cli_opt *o, cueq_push_opts *po)
+{
+	if (o[P_KEY].seen) {
+		size_t n = strlen(o[P_KEY].value);
+		if (n == 0 || n > CUEQ_MAX_KEY)
+			return cli_usage_error(cli, "--key needs 1 to %u bytes, not %zu", CUEQ_MAX_KEY,
+					       n);
+		po->key = o[P_KEY].value;
+	}
+	if (o[P_KEY_TTL].seen && !o[P_KEY].seen)
+		return cli_usage_error(cli, "--key-ttl sets how long --key is remembered: give "
+				       "--key too");
+	if (cli_duration_opt(cli, &o[P_KEY_TTL], 1000, 2592000000LL, &po->key_ttl_ms) != 0)
+		return CLI_EXIT_ERROR;
+	if (o[P_UNIQUE].seen) {
+		size_t n = strlen(o[P_UNIQUE].value);
+		if (n == 0 || n > CUEQ_MAX_KEY)
+			return cli_usage_error(cli, "--unique needs 1 to %u bytes, not %zu",
+					       CUEQ_MAX_KEY, n);
+		po->unique = o[P_UNIQUE].value;
+	}
+	return 0;
+}
+
+/* A push refused because an unfinished execution holds its unique key. */
+static int push_conflict(const struct cli *cli, const char *queue, const char *unique,
+			 const char *holder)
+{
+	char h[512];
+
+	/* The broker's sentence normally names the holder already. */
+	if (strstr(cueq_last_error(), holder) != NULL)
+		snprintf(h, sizeof(h), "see it with `cueq get %s`", holder);
+	else
+		snprintf(h, sizeof(h),
+			 "execution %s holds unique key '%.256s' until it finishes; see it "
+			 "with `cueq get %s`",
+			 holder, unique != NULL ? unique : "", holder);
+	return cli_fail_hint(cli, CUEQ_ERR_CONFLICT, h, "push to queue '%s' refused", queue);
 }
 
 int cmd_push(struct cli *cli, int argc, char **argv)
@@ -129,8 +122,9 @@ int cmd_push(struct cli *cli, int argc, char **argv)
 		[P_LEASE] = { .name = "lease", .kind = OPT_VALUE },
 		[P_DELAY] = { .name = "delay", .kind = OPT_VALUE },
 		[P_AT] = { .name = "at", .kind = OPT_VALUE },
-		[P_KEY] = { .name = "key", .kind = OPT_VALUE, .later = true },
-		[P_UNIQUE] = { .name = "unique", .kind = OPT_VALUE, .later = true },
+		[P_KEY] = { .name = "key", .kind = OPT_VALUE },
+		[P_KEY_TTL] = { .name = "key-ttl", .kind = OPT_VALUE },
+		[P_UNIQUE] = { .name = "unique", .kind = OPT_VALUE },
 		[P_EVERY] = { .name = "every", .kind = OPT_VALUE, .later = true },
 		[P_CRON] = { .name = "cron", .kind = OPT_VALUE, .later = true },
 	};
@@ -169,6 +163,8 @@ int cmd_push(struct cli *cli, int argc, char **argv)
 					       "such as 2026-11-25T12:00:00Z, or @UNIXSECONDS",
 					       o[P_AT].value);
 	}
+	if (keys_opts(cli, o, &po) != 0)
+		return CLI_EXIT_ERROR;
 	if (npos == 2 && strcmp(argv[2], "-") != 0) {
 		payload = argv[2];
 		len = strlen(payload);
@@ -176,14 +172,17 @@ int cmd_push(struct cli *cli, int argc, char **argv)
 			return cli_error("the payload is larger than %u bytes; store big data "
 					 "elsewhere and push a reference to it", CUEQ_MAX_PAYLOAD);
 	} else if (npos == 2 || !isatty(STDIN_FILENO)) {
-		if (read_stdin(&owned, &len) != 0)
+		if (cli_read_stdin(CUEQ_MAX_PAYLOAD, "payload", "store big data elsewhere and "
+				   "push a reference to it", &owned, &len) != 0)
 			return CLI_EXIT_ERROR;
 		payload = owned;
 	}
 	rc = cli_connect(cli);
 	if (rc == 0) {
 		err = cueq_push(cli->client, queue, payload, len, &po, &res);
-		if (err != CUEQ_OK)
+		if (err == CUEQ_ERR_CONFLICT && res.holder[0] != '\0')
+			rc = push_conflict(cli, queue, po.unique, res.holder);
+		else if (err != CUEQ_OK)
 			rc = cli_fail(cli, err, "push to queue '%s' failed", queue);
 		else
 			print_push(cli, queue, &res);

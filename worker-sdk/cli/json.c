@@ -5,12 +5,14 @@
  * with a comma stack and a string escaper, not a library.  Strings must come
  * out as valid JSON whatever bytes the broker holds: text is checked as
  * UTF-8 (no overlong forms, no surrogates, nothing past U+10FFFF) and a bad
- * byte is written as U+FFFD; a payload that is not valid UTF-8 is written
- * whole as "payload_base64" instead, so no byte of it is lost.
+ * byte is written as U+FFFD; a payload or step value that is not valid
+ * UTF-8 is written whole as "payload_base64" ("value_base64") instead, so
+ * no byte of it is lost.
  */
 #include "cli.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 /* Length of the valid UTF-8 sequence at p (1-4), or 0 when invalid. */
@@ -268,16 +270,24 @@ void jw_time(struct jw *w, const char *k, int64_t ms)
 	jw_str(w, k, cli_time_str(ms, buf, sizeof(buf)));
 }
 
-void jw_payload(struct jw *w, const void *p, size_t len)
+void jw_bytes(struct jw *w, const char *k, const void *p, size_t len)
 {
+	char b64[64];
+
 	if (p == NULL)
 		p = "";
 	if (cli_utf8_valid(p, len)) {
-		jw_strn(w, "payload", p, len);
-	} else {
-		key(w, "payload_base64");
-		fputc('"', w->f);
-		cli_base64(w->f, p, len);
-		fputc('"', w->f);
+		jw_strn(w, k, p, len);
+		return;
 	}
+	snprintf(b64, sizeof(b64), "%s_base64", k);
+	key(w, b64);
+	fputc('"', w->f);
+	cli_base64(w->f, p, len);
+	fputc('"', w->f);
+}
+
+void jw_payload(struct jw *w, const void *p, size_t len)
+{
+	jw_bytes(w, "payload", p, len);
 }

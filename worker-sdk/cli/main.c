@@ -28,7 +28,18 @@ static const struct cli_command commands[] = {
 	  "  --lease D         lease length of each claim (default 30s)\n"
 	  "  --delay D         run no sooner than D from now\n"
 	  "  --at TIME         run at TIME: 2026-11-25T12:00:00Z or @UNIXSECONDS\n"
-	  "  --key, --unique, --every, --cron: not supported yet by this version\n" },
+	  "  --key K           idempotency key (1-256 bytes, per queue): the same push\n"
+	  "                    with K again prints the first one's execution ID and\n"
+	  "                    creates nothing (a note on standard error says so);\n"
+	  "                    another push with K is refused (exit status 4)\n"
+	  "  --key-ttl D       how long K is remembered (1s..30d; default: the\n"
+	  "                    broker's window, 24h)\n"
+	  "  --unique K        unique key (1-256 bytes, per queue): refused while an\n"
+	  "                    unfinished execution holds K (exit status 4; the error\n"
+	  "                    names that execution)\n"
+	  "  --every, --cron: not supported yet by this version\n"
+	  "--json prints execution_id, cue_id, queue, state, run_at, duplicate and\n"
+	  "durability.\n" },
 	{ "claim", cmd_claim, "claim QUEUE [--lease D] [--wait D]",
 	  "claim one execution: ID, lease token, attempt, payload",
 	  "  --lease D   lease length (default: the job's own)\n"
@@ -46,7 +57,20 @@ static const struct cli_command commands[] = {
 	{ "extend", cmd_extend, "extend ID --token T --lease D", "extend a lease",
 	  "  --token T   the lease token from the claim (required)\n"
 	  "  --lease D   new lease length from now (required)\n" },
-	{ "get", cmd_get, "get ID", "show an execution with its history", "" },
+	{ "step", cmd_step, "step set ID NAME VALUE --token T | step get ID NAME",
+	  "write or read one step of an execution's ledger",
+	  "step set records NAME = VALUE (VALUE '-' reads standard input; at most\n"
+	  "4096 bytes) under the live lease: a stale token is refused with exit\n"
+	  "status 4 and nothing is written.  NAME is 1-128 characters of\n"
+	  "A-Z a-z 0-9 . _ : -.  step get prints the value; exit status 5 when\n"
+	  "there is no such step.  Steps survive redeliveries, so a retried\n"
+	  "handler can skip side effects already done.\n"
+	  "  --token T   the lease token from the claim (step set only; required)\n" },
+	{ "steps", cmd_steps, "steps ID", "list the steps of an execution",
+	  "One line per step, in name order: NAME VALUE.  A value that is not one\n"
+	  "line of text is shown as base64:DATA.  --json prints one object per\n"
+	  "step: execution_id, name, value (or value_base64 when not UTF-8), at.\n" },
+	{ "get", cmd_get, "get ID", "show an execution with its steps and history", "" },
 	{ "list", cmd_list, "list QUEUE [--state S] [--limit N]", "list executions of a queue",
 	  "  --state S   scheduled, ready, leased, succeeded, dead or cancelled\n"
 	  "  --limit N   at most N executions (default 100)\n" },
@@ -55,7 +79,9 @@ static const struct cli_command commands[] = {
 	  "run CMD for each execution of QUEUE",
 	  "Each execution runs CMD with the payload on standard input and\n"
 	  "CUEQ_EXECUTION_ID, CUEQ_ATTEMPT, CUEQ_LEASE_TOKEN, CUEQ_QUEUE, CUEQ_URL\n"
-	  "in its environment; the lease is extended while it runs.  Exit 0 acks\n"
+	  "in its environment; the lease is extended while it runs.  It may record\n"
+	  "steps with `cueq step set \"$CUEQ_EXECUTION_ID\" NAME VALUE --token\n"
+	  "\"$CUEQ_LEASE_TOKEN\"` and read them back on a later attempt.  Exit 0 acks\n"
 	  "(the result is its standard output), anything else nacks (the error is\n"
 	  "its exit status and last line of standard error).  SIGINT or SIGTERM\n"
 	  "stops claiming and waits for running commands; a second one\n"
@@ -127,10 +153,8 @@ static const char *hint(int err)
 		return "see its state with `cueq get ID`";
 	case CUEQ_ERR_STALE_LEASE:
 		return "claim it again for a live token";
-	case CUEQ_ERR_IDEMPOTENCY_MISMATCH:
-		return "use a new key for a different request";
 	case CUEQ_ERR_TOO_LARGE:
-		return "make it smaller (payload 1 MiB, texts 64 KiB)";
+		return "make it smaller (payload 1 MiB, texts 64 KiB, step values 4 KiB)";
 	case CUEQ_ERR_UNAVAILABLE:
 		return "try again later";
 	case CUEQ_ERR_INTERNAL:
@@ -142,12 +166,11 @@ static const char *hint(int err)
 	}
 }
 
-int cli_fail(const struct cli *cli, int err, const char *doing, ...)
+static int vfail(const struct cli *cli, int err, const char *h, const char *doing, va_list ap)
 {
-	const char *msg = cueq_last_error(), *h = hint(err);
+	const char *msg = cueq_last_error();
 	bool asks;
 	size_t len;
-	va_list ap;
 
 	if (msg == NULL || *msg == '\0')
 		msg = cueq_strerror(err);
@@ -160,9 +183,7 @@ int cli_fail(const struct cli *cli, int err, const char *doing, ...)
 	if (err == CUEQ_ERR_UNREACHABLE && asks)
 		h = "If it runs elsewhere, set --url or CUEQ_URL";
 	fputs("cueq: ", stderr);
-	va_start(ap, doing);
 	vfprintf(stderr, doing, ap);
-	va_end(ap);
 	if (err == CUEQ_ERR_BAD_REQUEST && cli->cmd != NULL)
 		fprintf(stderr, ": %.*s; see 'cueq %s --help'\n", (int)len, msg, cli->cmd->name);
 	else if (h != NULL)
@@ -170,6 +191,28 @@ int cli_fail(const struct cli *cli, int err, const char *doing, ...)
 	else
 		fprintf(stderr, ": %.*s\n", (int)len, msg);
 	return cli_exit_code(err);
+}
+
+int cli_fail(const struct cli *cli, int err, const char *doing, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, doing);
+	rc = vfail(cli, err, hint(err), doing, ap);
+	va_end(ap);
+	return rc;
+}
+
+int cli_fail_hint(const struct cli *cli, int err, const char *h, const char *doing, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, doing);
+	rc = vfail(cli, err, h != NULL ? h : hint(err), doing, ap);
+	va_end(ap);
+	return rc;
 }
 
 int cli_usage_error(const struct cli *cli, const char *fmt, ...)

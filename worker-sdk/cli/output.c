@@ -3,9 +3,11 @@
  *
  * Text output is for people: aligned "name  value" lines, times in RFC 3339
  * UTC with milliseconds (the same form as in JSON, so both can be pasted
- * into --at).  JSON output uses the field names of the command-line
- * contract; fields without a value are null rather than left out, so every
- * object of a kind has the same keys.
+ * into --at).  Step values are shown as they are when they are one line
+ * of text, else in base64, so one step is always one line.  JSON output
+ * uses the field names of the command-line contract; fields without a
+ * value are null rather than left out, so every object of a kind has the
+ * same keys.
  */
 #include "cli.h"
 
@@ -79,6 +81,45 @@ int cli_flush(void)
 	return 0;
 }
 
+/* True when the value is text on one line (no control characters). */
+static bool one_line(const void *p, size_t len)
+{
+	const unsigned char *s = p;
+
+	for (size_t i = 0; i < len; i++)
+		if (s[i] < 0x20 || s[i] == 0x7f)
+			return false;
+	return cli_utf8_valid(p, len);
+}
+
+void cli_print_step_line(const cueq_step *st, bool with_time)
+{
+	char buf[40];
+
+	if (with_time)
+		printf("  %s  ", cli_time_str(st->at_ms, buf, sizeof(buf)));
+	fputs(st->name, stdout);
+	if (st->value_len == 0) {
+		fputc('\n', stdout);
+		return;
+	}
+	fputc(' ', stdout);
+	if (one_line(st->value, st->value_len)) {
+		fwrite(st->value, 1, st->value_len, stdout);
+	} else {
+		fputs("base64:", stdout);
+		cli_base64(stdout, st->value, st->value_len);
+	}
+	fputc('\n', stdout);
+}
+
+void cli_step_json(struct jw *w, const cueq_step *st)
+{
+	jw_str(w, "name", st->name);
+	jw_bytes(w, "value", st->value, st->value_len);
+	jw_time(w, "at", st->at_ms);
+}
+
 /* The fields that get and list share. */
 static void json_fields(struct jw *w, const cueq_execution *e)
 {
@@ -96,6 +137,7 @@ static void json_fields(struct jw *w, const cueq_execution *e)
 	jw_time(w, "lease_deadline", e->lease_deadline_ms);
 	jw_str(w, "result", e->result);
 	jw_str(w, "error", e->error);
+	jw_str(w, "unique", e->unique);
 	jw_time(w, "created_at", e->created_at_ms);
 	jw_time(w, "run_at", e->run_at_ms);
 	jw_time(w, "finished_at", e->finished_at_ms);
@@ -117,6 +159,13 @@ static void print_json(const cueq_execution *e)
 	jw_begin(&w, stdout);
 	json_fields(&w, e);
 	jw_payload(&w, e->payload, e->payload_len);
+	jw_array_begin(&w, "steps");
+	for (size_t i = 0; i < e->steps_len; i++) {
+		jw_object_begin(&w, NULL);
+		cli_step_json(&w, &e->steps[i]);
+		jw_object_end(&w);
+	}
+	jw_array_end(&w);
 	jw_array_begin(&w, "history");
 	for (size_t i = 0; i < e->history_len; i++) {
 		const cueq_event *ev = &e->history[i];
@@ -167,6 +216,8 @@ static void print_text(const cueq_execution *e)
 		line("result", e->result);
 	if (e->error != NULL)
 		line("error", e->error);
+	if (e->unique != NULL)
+		line("unique", e->unique);
 	if (e->payload_len == 0) {
 		line("payload", "(empty)");
 	} else if (cli_utf8_valid(e->payload, e->payload_len)) {
@@ -177,6 +228,9 @@ static void print_text(const cueq_execution *e)
 		cli_base64(stdout, e->payload, e->payload_len);
 		fputc('\n', stdout);
 	}
+	printf("steps\n");
+	for (size_t i = 0; i < e->steps_len; i++)
+		cli_print_step_line(&e->steps[i], true);
 	printf("history\n");
 	for (size_t i = 0; i < e->history_len; i++) {
 		const cueq_event *ev = &e->history[i];

@@ -3,9 +3,11 @@
  *
  * The SDK refuses what the broker would refuse, with a sentence that names
  * the argument, so a mistake costs no round trip and never reaches the
- * transport (an over-limit message would close the connection).  Replies
- * are untrusted too: IDs are copied only when they are short alphanumeric
- * strings, states only when they are names we know.
+ * transport (an over-limit message would close the connection).  Step
+ * names obey the rules of queue names, checked by the same function the
+ * broker uses (proto_queue_ok).  Replies are untrusted too: IDs are copied
+ * only when they are short alphanumeric strings, states only when they are
+ * names we know.
  */
 #include "sdk.h"
 
@@ -70,9 +72,51 @@ int sdk_check_lease(const char *what, int64_t lease_ms, bool zero_ok)
 	return CUEQ_OK;
 }
 
+int sdk_check_key(const char *what, const char *s)
+{
+	size_t n;
+
+	if (s == NULL)
+		return CUEQ_OK;
+	n = strlen(s);
+	if (n == 0)
+		return sdk_fail(CUEQ_ERR_INVALID, "the %s is empty: give 1-%u bytes, or none", what,
+				CUEQ_MAX_KEY);
+	if (n > CUEQ_MAX_KEY)
+		return sdk_fail(CUEQ_ERR_TOO_LARGE, "the %s is %zu bytes; the limit is %u", what, n,
+				CUEQ_MAX_KEY);
+	return CUEQ_OK;
+}
+
+int sdk_check_step_name(const char *name)
+{
+	if (name == NULL || *name == '\0')
+		return sdk_fail(CUEQ_ERR_INVALID, "no step name given");
+	/* Step names follow the rules of queue names. */
+	if (strlen(name) > CUEQ_MAX_STEP_NAME || !proto_queue_ok(name, strlen(name)))
+		return sdk_fail(CUEQ_ERR_INVALID,
+				"step name '%.140s' is invalid: use 1-%u characters of "
+				"A-Z a-z 0-9 . _ : -",
+				name, CUEQ_MAX_STEP_NAME);
+	return CUEQ_OK;
+}
+
+int sdk_check_step_value(const void *value, size_t len)
+{
+	if (value == NULL && len > 0)
+		return sdk_fail(CUEQ_ERR_INVALID, "step value is NULL but its length is %zu", len);
+	if (len > CUEQ_MAX_STEP_VALUE)
+		return sdk_fail(CUEQ_ERR_TOO_LARGE,
+				"step value is %zu bytes; the limit is %u: record an ID or a "
+				"reference, not the data",
+				len, CUEQ_MAX_STEP_VALUE);
+	return CUEQ_OK;
+}
+
 int sdk_check_job(const char *queue, const void *payload, size_t len, const cueq_push_opts *o,
 		  size_t *wire_bytes)
 {
+	size_t keys = 0;
 	int rc;
 
 	if ((rc = sdk_check_queue(queue)) != CUEQ_OK)
@@ -100,9 +144,20 @@ int sdk_check_job(const char *queue, const void *payload, size_t len, const cueq
 		if (o->delay_ms > 0 && o->run_at_ms > 0)
 			return sdk_fail(CUEQ_ERR_INVALID,
 					"give a delay or a run-at time, not both");
+		if ((rc = sdk_check_key("idempotency key", o->key)) != CUEQ_OK ||
+		    (rc = sdk_check_key("unique key", o->unique)) != CUEQ_OK)
+			return rc;
+		if (o->key_ttl_ms != 0 &&
+		    (o->key_ttl_ms < SDK_MIN_KEY_TTL_MS || o->key_ttl_ms > SDK_MAX_KEY_TTL_MS))
+			return sdk_fail(CUEQ_ERR_INVALID,
+					"key lifetime of %lld ms is out of range: use %lld ms "
+					"(1 s) to %lld ms (30 days), or 0 for the broker's window",
+					(long long)o->key_ttl_ms, (long long)SDK_MIN_KEY_TTL_MS,
+					(long long)SDK_MAX_KEY_TTL_MS);
+		keys = (o->key ? strlen(o->key) : 0) + (o->unique ? strlen(o->unique) : 0);
 	}
 	if (wire_bytes != NULL)
-		*wire_bytes = len + strlen(queue) + 128;
+		*wire_bytes = len + strlen(queue) + keys + SDK_JOB_OVERHEAD;
 	return CUEQ_OK;
 }
 

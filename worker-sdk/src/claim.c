@@ -5,7 +5,9 @@
  * engine gives each attempt wait_ms beyond the usual timeout.  Each claimed
  * execution is copied out of the reply into its own cueq_job.  If the reply
  * is malformed the jobs in it are dropped; their leases expire and the
- * broker hands them out again, which is what at-least-once allows.
+ * broker hands them out again, which is what at-least-once allows.  Each
+ * job remembers the client it came through, so step calls made from a
+ * handler (job_steps.c) need nothing but the job.
  */
 #include "job.h"
 
@@ -25,7 +27,8 @@ static cueq_job *job_alloc(size_t payload_len)
 	return j;
 }
 
-static int read_job(const msgpack_object *m, const char *queue, cueq_job **out, proto_error *e)
+static int read_job(cueq_client *c, const msgpack_object *m, const char *queue, cueq_job **out,
+		    proto_error *e)
 {
 	const char *payload = NULL, *q = NULL;
 	size_t len = 0, qn = 0;
@@ -60,6 +63,7 @@ static int read_job(const msgpack_object *m, const char *queue, cueq_job **out, 
 	} else {
 		strcpy(j->queue, queue);
 	}
+	j->c = c;
 	j->attempt = (uint32_t)attempt;
 	atomic_store(&j->lease_deadline, (int64_t)deadline);
 	j->lease_ms = (int64_t)lease;
@@ -105,7 +109,7 @@ int cueq_claim(cueq_client *c, const char *queue, size_t max, int64_t lease_ms, 
 		goto out;
 	}
 	for (got = 0; got < arr->size; got++) {
-		if ((rc = read_job(&arr->ptr[got], queue, &jobs[got], &e)) != CUEQ_OK) {
+		if ((rc = read_job(c, &arr->ptr[got], queue, &jobs[got], &e)) != CUEQ_OK) {
 			rc = rc == CUEQ_ERR_NOMEM ? sdk_fail(rc, "%s", e.msg) : sdk_bad_reply("claim", &e);
 			while (got > 0)
 				cueq_job_free(jobs[--got]);

@@ -2,10 +2,10 @@
  * inspect.c - get, list and stats, and freeing what they return.
  *
  * The broker describes an execution the same way in get and list (list
- * leaves out payload and history), so one reader fills a cueq_execution
- * from either.  Every string is copied out of the reply; what the reader
- * half-filled before finding a flaw is freed by the same function that
- * frees a good one.
+ * leaves out payload and history; steps are read from get only), so one
+ * reader fills a cueq_execution from either.  Every string is copied out
+ * of the reply; what the reader half-filled before finding a flaw is freed
+ * by the same function that frees a good one.
  */
 #include "job.h"
 
@@ -23,6 +23,8 @@ static void execution_clear(cueq_execution *x)
 		free(x->history[i].detail);
 	}
 	free(x->history);
+	cueq_steps_free(x->steps, x->steps_len);
+	free(x->unique);
 	memset(x, 0, sizeof(*x));
 }
 
@@ -78,7 +80,7 @@ static int read_history(const msgpack_object *m, cueq_execution *x, proto_error 
 	return CUEQ_OK;
 }
 
-/* Fills x from map m; payload and history only when detail is set. */
+/* Fills x from map m; payload, steps and history only when detail is set. */
 static int read_execution(const msgpack_object *m, bool detail, cueq_execution *x, proto_error *e)
 {
 	const char *q = NULL, *payload = NULL;
@@ -106,7 +108,8 @@ static int read_execution(const msgpack_object *m, bool detail, cueq_execution *
 	    (rc = get_ms(m, "lease_deadline", &x->lease_deadline_ms, e)) != CUEQ_OK ||
 	    (rc = get_ms(m, "finished_at", &x->finished_at_ms, e)) != CUEQ_OK ||
 	    (rc = sdk_get_text(m, "result", CUEQ_MAX_TEXT, &x->result, e)) != CUEQ_OK ||
-	    (rc = sdk_get_text(m, "error", CUEQ_MAX_TEXT, &x->error, e)) != CUEQ_OK)
+	    (rc = sdk_get_text(m, "error", CUEQ_MAX_TEXT, &x->error, e)) != CUEQ_OK ||
+	    (rc = sdk_get_text(m, "unique", CUEQ_MAX_KEY, &x->unique, e)) != CUEQ_OK)
 		return rc;
 	memcpy(x->queue, q, qn);
 	x->queue[qn] = '\0';
@@ -121,6 +124,8 @@ static int read_execution(const msgpack_object *m, bool detail, cueq_execution *
 		memcpy(x->payload, payload, len);
 	((char *)x->payload)[len] = '\0';
 	x->payload_len = len;
+	if ((rc = sdk_get_steps(m, "steps", &x->steps, &x->steps_len, e)) != CUEQ_OK)
+		return rc;
 	return read_history(m, x, e);
 }
 

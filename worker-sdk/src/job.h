@@ -16,6 +16,7 @@
 #include "sdk.h"
 
 struct cueq_job {
+	cueq_client *c; /* the client it was claimed through (its step calls) */
 	char id[CUEQ_ID_SIZE];
 	char cue_id[CUEQ_ID_SIZE];
 	char token[CUEQ_ID_SIZE];

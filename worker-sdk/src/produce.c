@@ -5,27 +5,58 @@
  * estimated first so a batch that cannot fit one frame is refused without
  * building megabytes.  Options equal to the broker's defaults are left out
  * of the request; the reply's `durability` tells whether the push is synced.
- * A batch succeeds or fails as a request; each job's own answer is in its
- * result's err (the protocol refuses a batch as a whole, so these are all OK
- * from today's broker).
+ *
+ * Every job carries an idempotency key.  A job without one from the caller
+ * gets a random key made here, while the request is packed: the request is
+ * built once and the request engine resends those very bytes, so a retry
+ * after a lost answer, even one that reaches a restarted broker which has
+ * forgotten the request ID, is answered from the first push instead of
+ * creating a second job.  Such a key only has to outlive this call's
+ * retries, so it is sent with a lifetime just past the retry deadline
+ * (unless the caller chose one) and the broker does not keep it a day.
+ *
+ * A request succeeds or fails as a whole; each job's own answer (refused
+ * with IDEMPOTENCY_MISMATCH or CONFLICT, or a duplicate) is in its result,
+ * and the first refused job's sentence becomes the thread's last error.
  */
 #include "sdk.h"
 
 #include <stdio.h>
 #include <string.h>
 
-static size_t count_fields(const cueq_job_spec *j)
+static size_t count_fields(const cueq_job_spec *j, int64_t auto_ttl_ms)
 {
 	const cueq_push_opts *o = &j->opts;
-	return 1 + (j->payload_len > 0) + (o->priority != 0) + (o->max_attempts != 0) +
-	       (o->lease_ms != 0) + (o->delay_ms > 0) + (o->run_at_ms > 0);
+	bool ttl = o->key_ttl_ms > 0 || (o->key == NULL && auto_ttl_ms > 0);
+
+	return 2 + (j->payload_len > 0) + (o->priority != 0) + (o->max_attempts != 0) +
+	       (o->lease_ms != 0) + (o->delay_ms > 0) + (o->run_at_ms > 0) + ttl +
+	       (o->unique != NULL);
 }
 
-static void pack_job(msgpack_packer *pk, const cueq_job_spec *j)
+/* A fresh key for a job pushed without one: "sdk-" and 32 hex digits. */
+static void auto_key(char out[SDK_AUTO_KEY_LEN + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+	uint8_t r[16];
+	size_t p = sizeof(SDK_AUTO_KEY_PREFIX) - 1;
+
+	sdk_random(r, sizeof(r));
+	memcpy(out, SDK_AUTO_KEY_PREFIX, p);
+	for (size_t i = 0; i < sizeof(r); i++) {
+		out[p++] = hex[r[i] >> 4];
+		out[p++] = hex[r[i] & 15];
+	}
+	out[p] = '\0';
+}
+
+static void pack_job(msgpack_packer *pk, const cueq_job_spec *j, int64_t auto_ttl_ms)
 {
 	const cueq_push_opts *o = &j->opts;
+	char key[SDK_AUTO_KEY_LEN + 1];
+	int64_t ttl = o->key_ttl_ms;
 
-	msgpack_pack_map(pk, count_fields(j));
+	msgpack_pack_map(pk, count_fields(j, auto_ttl_ms));
 	proto_kv_cstr(pk, "queue", j->queue);
 	if (j->payload_len > 0)
 		proto_kv_bin(pk, "payload", j->payload, j->payload_len);
@@ -39,6 +70,32 @@ static void pack_job(msgpack_packer *pk, const cueq_job_spec *j)
 		proto_kv_uint(pk, "delay_ms", (uint64_t)o->delay_ms);
 	if (o->run_at_ms > 0)
 		proto_kv_uint(pk, "run_at", (uint64_t)o->run_at_ms);
+	if (o->key != NULL) {
+		proto_kv_cstr(pk, "key", o->key);
+	} else {
+		auto_key(key);
+		proto_kv_cstr(pk, "key", key);
+		if (ttl == 0)
+			ttl = auto_ttl_ms;
+	}
+	if (ttl > 0)
+		proto_kv_uint(pk, "key_ttl_ms", (uint64_t)ttl);
+	if (o->unique != NULL)
+		proto_kv_cstr(pk, "unique", o->unique);
+}
+
+/* How long the broker should keep a key the SDK made: past every retry of
+ * this call (each attempt may take a request timeout beyond the retry
+ * deadline), with a minute to spare for clocks and queues. */
+static int64_t auto_key_ttl(const cueq_client *c)
+{
+	int64_t ttl = c->retry_deadline_ms + c->request_timeout_ms + 60000;
+
+	if (ttl < SDK_MIN_KEY_TTL_MS)
+		ttl = SDK_MIN_KEY_TTL_MS;
+	if (ttl > SDK_MAX_KEY_TTL_MS)
+		ttl = SDK_MAX_KEY_TTL_MS;
+	return ttl;
 }
 
 static int read_result(const msgpack_object *m, bool synced, cueq_push_result *r, proto_error *e)
@@ -47,12 +104,15 @@ static int read_result(const msgpack_object *m, bool synced, cueq_push_result *r
 	int rc;
 
 	memset(r, 0, sizeof(*r));
-	if ((rc = sdk_item_status(m, &r->err, e)) != CUEQ_OK || r->err != CUEQ_OK)
+	if ((rc = sdk_item_status(m, &r->err, e)) != CUEQ_OK)
 		return rc;
+	if (r->err != CUEQ_OK)
+		return sdk_get_id(m, "holder", false, r->holder, e);
 	if ((rc = sdk_get_id(m, "execution_id", true, r->execution_id, e)) != CUEQ_OK ||
 	    (rc = sdk_get_id(m, "cue_id", false, r->cue_id, e)) != CUEQ_OK ||
 	    (rc = sdk_get_state(m, "state", false, &r->state, e)) != CUEQ_OK ||
-	    (rc = proto_uint(m, "run_at", false, 0, INT64_MAX, &run_at, e)) != CUEQ_OK)
+	    (rc = proto_uint(m, "run_at", false, 0, INT64_MAX, &run_at, e)) != CUEQ_OK ||
+	    (rc = proto_bool(m, "duplicate", false, &r->duplicate, e)) != CUEQ_OK)
 		return rc;
 	r->run_at_ms = (int64_t)run_at;
 	r->synced = synced;
@@ -65,8 +125,9 @@ int cueq_push_many(cueq_client *c, const cueq_job_spec *jobs, size_t n, cueq_pus
 	struct sdk_reply rp;
 	const msgpack_object_array *res;
 	const char *dur = NULL;
-	size_t dur_n = 0, total = 0;
+	size_t dur_n = 0, total = 0, refused = n;
 	proto_error e = { 0 };
+	int64_t auto_ttl;
 	int rc;
 	char why[1024];
 
@@ -96,8 +157,9 @@ int cueq_push_many(cueq_client *c, const cueq_job_spec *jobs, size_t n, cueq_pus
 		return rc;
 	proto_key(sdk_pk(&rq), "jobs");
 	msgpack_pack_array(sdk_pk(&rq), n);
+	auto_ttl = auto_key_ttl(c);
 	for (size_t i = 0; i < n; i++)
-		pack_job(sdk_pk(&rq), &jobs[i]);
+		pack_job(sdk_pk(&rq), &jobs[i], auto_ttl);
 	if ((rc = sdk_call(c, &rq, 0, 0, &rp)) != CUEQ_OK)
 		return rc;
 	if ((rc = sdk_get_results(rp.root, n, &res, &e)) != CUEQ_OK ||
@@ -111,6 +173,16 @@ int cueq_push_many(cueq_client *c, const cueq_job_spec *jobs, size_t n, cueq_pus
 			rc = sdk_bad_reply("push", &e);
 			goto out;
 		}
+		if (out[i].err != CUEQ_OK && refused == n) {
+			refused = i;
+			snprintf(why, sizeof(why), "%s", cueq_last_error());
+		}
+	}
+	if (refused < n) {
+		if (n == 1)
+			sdk_fail(out[refused].err, "%s", why);
+		else
+			sdk_fail(out[refused].err, "job %zu of %zu: %s", refused, n, why);
 	}
 out:
 	sdk_reply_free(&rp);
@@ -127,9 +199,9 @@ int cueq_push(cueq_client *c, const char *queue, const void *payload, size_t len
 	if (opts != NULL)
 		j.opts = *opts;
 	rc = cueq_push_many(c, &j, 1, &r);
-	if (rc == CUEQ_OK)
-		rc = r.err; /* a refused job: its sentence is the last error */
-	if (rc == CUEQ_OK && out != NULL)
-		*out = r;
-	return rc;
+	if (rc != CUEQ_OK)
+		return rc;
+	if (out != NULL)
+		*out = r; /* a refused job's result still names the holder */
+	return r.err;	  /* a refused job: its sentence is the last error */
 }

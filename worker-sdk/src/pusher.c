@@ -9,6 +9,10 @@
  * sender thread per in-flight request is the simplest correct shape: the
  * request engine (retries with the same request ID) is reused as it is.
  * on_result calls are serialised, so the callback never runs twice at once.
+ * Each job's result (its own err: IDEMPOTENCY_MISMATCH, CONFLICT with the
+ * holder, or a duplicate) goes to on_result; the first error also to
+ * flush().  A job added without a key gets one from cueq_push_many when its
+ * batch is packed, once, so the sender's retries never push it twice.
  */
 #include "sdk.h"
 
@@ -55,7 +59,7 @@ static void batch_free(struct batch *b)
 	if (b == NULL)
 		return;
 	for (size_t i = 0; i < b->n; i++)
-		free((void *)b->specs[i].queue); /* queue and payload share one block */
+		free((void *)b->specs[i].queue); /* queue, payload and keys share one block */
 	free(b->specs);
 	free(b->tags);
 	free(b);
@@ -219,7 +223,7 @@ int cueq_pusher_new(cueq_client *c, const cueq_pusher_opts *opts, cueq_pusher **
 int cueq_pusher_add(cueq_pusher *p, const char *queue, const void *payload, size_t len,
 		    const cueq_push_opts *opts, void *tag)
 {
-	size_t bytes = 0, qn;
+	size_t bytes = 0, qn, kn = 0, un = 0;
 	char *copy;
 	int rc;
 
@@ -228,11 +232,21 @@ int cueq_pusher_add(cueq_pusher *p, const char *queue, const void *payload, size
 	if ((rc = sdk_check_job(queue, payload, len, opts, &bytes)) != CUEQ_OK)
 		return rc;
 	qn = strlen(queue) + 1;
-	if ((copy = malloc(qn + len + 1)) == NULL)
+	if (opts != NULL && opts->key != NULL)
+		kn = strlen(opts->key) + 1;
+	if (opts != NULL && opts->unique != NULL)
+		un = strlen(opts->unique) + 1;
+	/* One block: queue, payload, NUL, key, unique (see batch_free). */
+	if ((copy = malloc(qn + len + 1 + kn + un)) == NULL)
 		return sdk_fail(CUEQ_ERR_NOMEM, "out of memory copying a job");
 	memcpy(copy, queue, qn);
 	if (len > 0)
 		memcpy(copy + qn, payload, len);
+	copy[qn + len] = '\0';
+	if (kn > 0)
+		memcpy(copy + qn + len + 1, opts->key, kn);
+	if (un > 0)
+		memcpy(copy + qn + len + 1 + kn, opts->unique, un);
 
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
@@ -259,8 +273,11 @@ int cueq_pusher_add(cueq_pusher *p, const char *queue, const void *payload, size
 	s->queue = copy;
 	s->payload = copy + qn;
 	s->payload_len = len;
-	if (opts != NULL)
+	if (opts != NULL) {
 		s->opts = *opts;
+		s->opts.key = kn > 0 ? copy + qn + len + 1 : NULL;
+		s->opts.unique = un > 0 ? copy + qn + len + 1 + kn : NULL;
+	}
 	b->tags[b->n] = tag;
 	if (b->n++ == 0) {
 		p->pending_since = proto_mono_ms();

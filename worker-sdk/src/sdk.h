@@ -26,6 +26,12 @@
 #define SDK_RID_LEN 16	 /* random bytes in each request ID */
 #define SDK_POOL_MAX 32	 /* idle request contexts kept per client */
 #define SDK_FRAME_MARGIN 4096 /* room for a request's non-payload bytes */
+#define SDK_JOB_OVERHEAD 192  /* a pushed job's bytes beyond queue, payload, keys */
+#define SDK_MIN_KEY_TTL_MS 1000LL
+#define SDK_MAX_KEY_TTL_MS 2592000000LL /* 30 days */
+/* Keys the SDK makes for pushes without one: "sdk-" and 32 hex digits. */
+#define SDK_AUTO_KEY_PREFIX "sdk-"
+#define SDK_AUTO_KEY_LEN (sizeof(SDK_AUTO_KEY_PREFIX) - 1 + 32)
 
 /* ---- errors (errors.c) --------------------------------------------------- */
 
@@ -55,6 +61,12 @@ int sdk_check_id(const char *what, const char *s);
 /* A result or error text: NULL is fine, else at most CUEQ_MAX_TEXT bytes. */
 int sdk_check_text(const char *what, const char *s);
 int sdk_check_lease(const char *what, int64_t lease_ms, bool zero_ok);
+/* An idempotency or unique key: NULL is fine, else 1-CUEQ_MAX_KEY bytes. */
+int sdk_check_key(const char *what, const char *s);
+/* A step name: 1-128 bytes of [A-Za-z0-9._:-]. */
+int sdk_check_step_name(const char *name);
+/* A step value: at most CUEQ_MAX_STEP_VALUE bytes. */
+int sdk_check_step_value(const void *value, size_t len);
 /* Validates one job to push; *wire_bytes gets its size estimate. */
 int sdk_check_job(const char *queue, const void *payload, size_t len, const cueq_push_opts *o,
 		  size_t *wire_bytes);
@@ -76,6 +88,11 @@ int sdk_item_status(const msgpack_object *m, int *code, proto_error *e);
 /* The results array of a batch reply, exactly n maps. */
 int sdk_get_results(const msgpack_object *root, size_t n, const msgpack_object_array **out,
 		    proto_error *e);
+/* The optional array of step maps under key (`steps` of a steps or get
+ * reply) into *out[*n], in the broker's order; on failure what was read is
+ * freed and *out is NULL. */
+int sdk_get_steps(const msgpack_object *m, const char *key, cueq_step **out, size_t *n,
+		  proto_error *e);
 
 /* ---- the client and its request engine (client.c) ----------------------- */
 

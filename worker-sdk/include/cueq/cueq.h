@@ -270,7 +270,7 @@ CUEQ_API void cueq_steps_free(cueq_step *steps, size_t n);
 
 typedef struct cueq_event {
 	int64_t at_ms;
-	char *event;	   /* claimed, extended, expired, nacked, succeeded, dead */
+	char *event;	   /* claimed, extended, expired, nacked, succeeded, dead, step */
 	uint32_t attempt;  /* delivery it belongs to, 0 if none */
 	char *lease_token; /* may be NULL */
 	char *detail;	   /* worker name, error text...; may be NULL */
