@@ -9,8 +9,15 @@
 static int append(void *data, const char *buf, size_t len)
 {
 	proto_writer *w = data;
+	size_t need = nng_msg_len(w->msg) + len, cap = nng_msg_capacity(w->msg);
 	if (w->failed)
 		return -1;
+	/* grow geometrically: nng 1.5 grows a message only to the size asked,
+	 * which makes packing many small values quadratic */
+	if (need > cap && nng_msg_reserve(w->msg, need > 2 * cap ? need + 256 : 2 * cap) != 0) {
+		w->failed = 1;
+		return -1;
+	}
 	if (nng_msg_append(w->msg, buf, len) != 0) {
 		w->failed = 1;
 		return -1;
