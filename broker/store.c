@@ -98,11 +98,8 @@ int store_open(const char *dir, struct store **out, char *err, size_t errlen)
 	s->table = rocksdb_block_based_options_create();
 	rocksdb_block_based_options_set_block_cache(s->table, s->cache);
 	/* Key lookups (idempotency, unique keys) mostly miss: bloom filters
-	 * answer those without reading data blocks.  Index and filter blocks
-	 * live in the block cache, so their memory is bounded with it. */
+	 * (about 1.25 bytes a key) answer those without reading data blocks. */
 	rocksdb_block_based_options_set_filter_policy(s->table, rocksdb_filterpolicy_create_bloom(10));
-	rocksdb_block_based_options_set_cache_index_and_filter_blocks(s->table, 1);
-	rocksdb_block_based_options_set_pin_l0_filter_and_index_blocks_in_cache(s->table, 1);
 	rocksdb_options_set_block_based_table_factory(s->opts, s->table);
 	for (int i = 0; i < CF_COUNT; i++)
 		cf_opts[i] = s->opts;
