@@ -154,6 +154,14 @@ int th_run(th_proc *p, const char *stdin_data, int timeout_ms, char *const argv[
 	   char *const env_extra[]);
 /* Runs the cueq CLI with the NULL-terminated args. */
 int th_cli(th_proc *p, const char *stdin_data, int timeout_ms, const char *const *args);
+/* Runs the CLI (args NULL-terminated, TH_CLI_MS at most) and fails the
+ * test, showing its output, unless it exits want_exit. */
+#define TH_CLI_MS 20000
+void th_cli_expect(th_proc *p, const char *stdin_data, int want_exit, const char *const *args);
+#define TH_CLI(p, in, code, ...) \
+	th_cli_expect((p), (in), (code), (const char *const[]){__VA_ARGS__, NULL})
+/* The first line of p's stdout, trimmed, into out. */
+void th_first_line(const th_proc *p, char *out, size_t size);
 void th_proc_free(th_proc *p);
 /* Prints a proc's exit code and captures to stderr (for failures). */
 void th_proc_dump(const char *what, const th_proc *p);

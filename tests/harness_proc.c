@@ -7,6 +7,13 @@
  * stdin is written and both outputs are read through one poll loop, so a
  * child that writes a lot before reading cannot deadlock the test.
  */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
 #include "harness.h"
 
 #include <errno.h>
@@ -296,4 +303,28 @@ bool th_json_int(const char *json, const char *key, int64_t *out)
 		return false;
 	*out = x;
 	return true;
+}
+
+void th_cli_expect(th_proc *p, const char *stdin_data, int want_exit, const char *const *args)
+{
+	if (th_cli(p, stdin_data, TH_CLI_MS, args) != 0)
+		fail_msg("could not start %s", th_cli_path);
+	if (p->exit_code != want_exit) {
+		char what[512] = "cueq";
+		for (size_t i = 0; args[i] != NULL && strlen(what) < 400; i++) {
+			strcat(what, " ");
+			strncat(what, args[i], 40);
+		}
+		th_proc_dump(what, p);
+		fail_msg("%s: exit %d, expected %d", what, p->exit_code, want_exit);
+	}
+}
+
+void th_first_line(const th_proc *p, char *out, size_t size)
+{
+	size_t n = strcspn(p->out, "\r\n");
+	if (n >= size)
+		n = size - 1;
+	memcpy(out, p->out, n);
+	out[n] = '\0';
 }

@@ -20,25 +20,8 @@
 
 #include "harness.h"
 
-#define T_MS 20000 /* time limit of one CLI run */
 
-/* Runs cueq with args (NULL-terminated) and checks the exit code. */
-static void cli(th_proc *p, const char *stdin_data, int want_exit, const char *const *args)
-{
-	if (th_cli(p, stdin_data, T_MS, args) != 0)
-		fail_msg("could not start %s", th_cli_path);
-	if (p->exit_code != want_exit) {
-		char what[256] = "cueq";
-		for (size_t i = 0; args[i] != NULL && strlen(what) < 200; i++) {
-			strcat(what, " ");
-			strncat(what, args[i], 40);
-		}
-		th_proc_dump(what, p);
-		fail_msg("%s: exit %d, expected %d", what, p->exit_code, want_exit);
-	}
-}
-
-#define CLI(p, in, code, ...) cli((p), (in), (code), (const char *const[]){ __VA_ARGS__, NULL })
+#define CLI(p, in, code, ...) TH_CLI((p), (in), (code), __VA_ARGS__)
 
 static bool is_id(const char *s)
 {
@@ -50,21 +33,11 @@ static bool is_id(const char *s)
 	return true;
 }
 
-/* The first line of p's stdout, trimmed. */
-static void first_line(const th_proc *p, char *out, size_t size)
-{
-	size_t n = strcspn(p->out, "\r\n");
-	if (n >= size)
-		n = size - 1;
-	memcpy(out, p->out, n);
-	out[n] = '\0';
-}
-
 static void push_id(th_broker *b, const char *queue, const char *payload, char id[64])
 {
 	th_proc p;
 	CLI(&p, NULL, 0, "push", queue, payload, "--url", b->url);
-	first_line(&p, id, 64);
+	th_first_line(&p, id, 64);
 	if (!is_id(id))
 		fail_msg("push printed '%s', not an execution ID", p.out);
 	th_proc_free(&p);
@@ -99,7 +72,7 @@ static void test_cli_basic_flow(void **state)
 	snprintf(url_env, sizeof(url_env), "CUEQ_URL=%s", b->url);
 	char *env[] = { url_env, NULL };
 	const char *argv[] = { th_cli_path, "ping", NULL };
-	assert_int_equal(th_run(&p, NULL, T_MS, (char *const *)argv, env), 0);
+	assert_int_equal(th_run(&p, NULL, TH_CLI_MS, (char *const *)argv, env), 0);
 	if (p.exit_code != 0) {
 		th_proc_dump("CUEQ_URL=... cueq ping", &p);
 		fail_msg("cueq ping with CUEQ_URL set: exit %d", p.exit_code);

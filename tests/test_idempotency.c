@@ -31,7 +31,6 @@
 #include "cueq/cueq.h"
 #include "harness.h"
 
-#define T_MS 20000 /* time limit of one CLI run */
 
 /* ---- helpers ---------------------------------------------------------- */
 
@@ -844,22 +843,7 @@ static void test_unique_with_keys_and_batches(void **state)
 
 /* ---- the command line ------------------------------------------------------ */
 
-static void cli(th_proc *p, int want_exit, const char *const *args)
-{
-	if (th_cli(p, NULL, T_MS, args) != 0)
-		fail_msg("could not start %s", th_cli_path);
-	if (p->exit_code != want_exit) {
-		char what[512] = "cueq";
-		for (size_t i = 0; args[i] != NULL && strlen(what) < 400; i++) {
-			strcat(what, " ");
-			strncat(what, args[i], 40);
-		}
-		th_proc_dump(what, p);
-		fail_msg("%s: exit %d, expected %d", what, p->exit_code, want_exit);
-	}
-}
-
-#define CLI(p, code, ...) cli((p), (code), (const char *const[]){ __VA_ARGS__, NULL })
+#define CLI(p, code, ...) TH_CLI((p), NULL, (code), __VA_ARGS__)
 
 /* A JSON boolean field: "key": true|false. */
 static bool json_bool(const char *json, const char *key, bool *out)
@@ -878,15 +862,6 @@ static bool json_bool(const char *json, const char *key, bool *out)
 	if (strncmp(v, "false", 5) == 0)
 		return *out = false, true;
 	return false;
-}
-
-static void first_line(const th_proc *p, char *out, size_t size)
-{
-	size_t n = strcspn(p->out, "\r\n");
-	if (n >= size)
-		n = size - 1;
-	memcpy(out, p->out, n);
-	out[n] = '\0';
 }
 
 static void test_cli_keys(void **state)
@@ -909,7 +884,7 @@ static void test_cli_keys(void **state)
 	th_proc_free(&p);
 	/* Plain output: the original ID. */
 	CLI(&p, 0, "push", "cq", "hello", "--key", "cli-k", "--url", b->url);
-	first_line(&p, line, sizeof(line));
+	th_first_line(&p, line, sizeof(line));
 	assert_string_equal(line, id1);
 	th_proc_free(&p);
 	/* Another request under the key: exit 4 with a sentence. */
@@ -922,7 +897,7 @@ static void test_cli_keys(void **state)
 
 	/* Unique: the conflict names the holder. */
 	CLI(&p, 0, "push", "cq", "report", "--unique", "cli-u", "--url", b->url);
-	first_line(&p, id1, sizeof(id1));
+	th_first_line(&p, id1, sizeof(id1));
 	assert_int_equal(strlen(id1), PROTO_ID_LEN);
 	th_proc_free(&p);
 	CLI(&p, 4, "push", "cq", "report again", "--unique", "cli-u", "--url", b->url);

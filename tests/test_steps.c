@@ -28,7 +28,6 @@
 #include "cueq/cueq.h"
 #include "harness.h"
 
-#define T_MS 20000 /* time limit of one CLI run */
 
 /* ---- helpers ---------------------------------------------------------- */
 
@@ -705,22 +704,7 @@ static void test_step_once_in_worker(void **state)
 
 /* ---- the command line ------------------------------------------------------ */
 
-static void cli(th_proc *p, int want_exit, const char *const *args)
-{
-	if (th_cli(p, NULL, T_MS, args) != 0)
-		fail_msg("could not start %s", th_cli_path);
-	if (p->exit_code != want_exit) {
-		char what[512] = "cueq";
-		for (size_t i = 0; args[i] != NULL && strlen(what) < 400; i++) {
-			strcat(what, " ");
-			strncat(what, args[i], 40);
-		}
-		th_proc_dump(what, p);
-		fail_msg("%s: exit %d, expected %d", what, p->exit_code, want_exit);
-	}
-}
-
-#define CLI(p, code, ...) cli((p), (code), (const char *const[]){ __VA_ARGS__, NULL })
+#define CLI(p, code, ...) TH_CLI((p), NULL, (code), __VA_ARGS__)
 
 static void test_cli_steps(void **state)
 {
