@@ -107,6 +107,13 @@ msgpack_packer *th_pk(th_req *q);
 /* Sends the request (and frees it); like th_raw_call. */
 int th_req_call(th_raw *r, th_req *q, th_reply *rep);
 void th_req_free(th_req *q);
+/* A built request kept as bytes, to be sent as often as wanted. */
+typedef struct th_bytes {
+	void *p;
+	size_t n;
+} th_bytes;
+/* Copies q's bytes (failing the test if packing failed) and frees q. */
+th_bytes th_req_keep(th_req *q);
 
 /* Field access on decoded maps.  Each returns false when the key is absent
  * or of another type. */
@@ -154,6 +161,9 @@ int th_run(th_proc *p, const char *stdin_data, int timeout_ms, char *const argv[
 	   char *const env_extra[]);
 /* Runs the cueq CLI with the NULL-terminated args. */
 int th_cli(th_proc *p, const char *stdin_data, int timeout_ms, const char *const *args);
+/* A copy of environ less the names that extra (NAME=VALUE, NULL-ended)
+ * sets, then extra; NULL when out of memory.  free() the array only. */
+char **th_make_env(char *const extra[]);
 /* Runs the CLI (args NULL-terminated, TH_CLI_MS at most) and fails the
  * test, showing its output, unless it exits want_exit. */
 #define TH_CLI_MS 20000

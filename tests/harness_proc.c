@@ -35,8 +35,7 @@ const char th_cli_path[] = CUEQ_CLI_PATH;
 
 extern char **environ;
 
-/* environ without the keys that extra sets, then extra. */
-static char **make_env(char *const extra[])
+char **th_make_env(char *const extra[])
 {
 	size_t n = 0, m = 0, k = 0;
 	char **env;
@@ -114,7 +113,7 @@ int th_run(th_proc *p, const char *stdin_data, int timeout_ms, char *const argv[
 	struct capture co = { 0 }, ce = { 0 };
 	size_t in_len = stdin_data ? strlen(stdin_data) : 0, in_off = 0;
 	int64_t deadline = th_now_ms() + timeout_ms;
-	char **env = make_env(env_extra);
+	char **env = th_make_env(env_extra);
 	int status = 0, rc = -1;
 	pid_t pid;
 

@@ -7,6 +7,13 @@
  * Automatic resend is off (a replayed request must be the test's choice),
  * and every receive is bounded by the socket's receive timeout.
  */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
 #include "harness.h"
 
 #include <nng/protocol/reqrep0/req.h>
@@ -412,4 +419,14 @@ out:
 	free(lines);
 	th_reply_free(&rep);
 	return out;
+}
+
+th_bytes th_req_keep(th_req *q)
+{
+	th_bytes b = {malloc(nng_msg_len(q->msg)), nng_msg_len(q->msg)};
+	assert_non_null(b.p);
+	assert_int_equal(q->w.failed, 0);
+	memcpy(b.p, nng_msg_body(q->msg), b.n);
+	th_req_free(q);
+	return b;
 }

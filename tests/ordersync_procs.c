@@ -31,35 +31,9 @@ extern char **environ;
 
 #define MAX_STRAYS 256
 
-/* environ less the names env_extra sets, then env_extra. */
-static char **make_env(char *const extra[])
-{
-	size_t n = 0, m = 0, k = 0;
-	char **env;
-
-	while (environ[n] != NULL)
-		n++;
-	while (extra != NULL && extra[m] != NULL)
-		m++;
-	if ((env = calloc(n + m + 1, sizeof(*env))) == NULL)
-		return NULL;
-	for (size_t i = 0; i < n; i++) {
-		bool replaced = false;
-		for (size_t j = 0; j < m && !replaced; j++) {
-			size_t kl = strcspn(extra[j], "=") + 1;
-			replaced = strncmp(environ[i], extra[j], kl) == 0;
-		}
-		if (!replaced)
-			env[k++] = environ[i];
-	}
-	for (size_t j = 0; j < m; j++)
-		env[k++] = extra[j];
-	return env;
-}
-
 pid_t os_spawn(char *const argv[], char *const env_extra[], const char *log_path)
 {
-	char **env = make_env(env_extra);
+	char **env = th_make_env(env_extra);
 	int logfd;
 	pid_t pid;
 

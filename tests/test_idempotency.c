@@ -157,20 +157,6 @@ static void raw_push_req(th_req *q, const raw_job *jobs, size_t n)
 	assert_int_equal(q->w.failed, 0);
 }
 
-typedef struct bytes {
-	void *p;
-	size_t n;
-} bytes;
-
-static bytes keep(th_req *q)
-{
-	bytes b = { malloc(nng_msg_len(q->msg)), nng_msg_len(q->msg) };
-	assert_non_null(b.p);
-	memcpy(b.p, nng_msg_body(q->msg), b.n);
-	th_req_free(q);
-	return b;
-}
-
 /* results[i] of an accepted push reply: its ID and duplicate flag. */
 static void raw_result(const th_reply *rep, size_t i, char id[PROTO_ID_LEN + 1], bool *dup)
 {
@@ -427,7 +413,7 @@ static void test_key_bounds(void **state)
 	raw_refused(&r, &q, "push of a good job and one with an empty key", "BAD_REQUEST", NULL);
 	expect_total(b, "bq", 0);
 
-	/* 256 bytes and the bounds of key_ttl_ms are fine. */
+	/* 256 th_bytes and the bounds of key_ttl_ms are fine. */
 	raw_job ok[] = { { .queue = "bq", .payload = "x", .key = max_key, .unique = max_key },
 			 { .queue = "bq", .payload = "y", .key = "ttl-min", .key_ttl_ms = 1000 },
 			 { .queue = "bq", .payload = "z", .key = "ttl-max", .key_ttl_ms = 2592000000ull } };
@@ -650,9 +636,9 @@ static void test_sdk_keys_and_retry(void **state)
 	raw_job j = { .queue = "rq", .payload = "retried", .key = "sdk-0123456789abcdef" };
 	th_req q;
 	raw_push_req(&q, &j, 1);
-	bytes first = keep(&q);
+	th_bytes first = th_req_keep(&q);
 	raw_push_req(&q, &j, 1);
-	bytes retry = keep(&q);
+	th_bytes retry = th_req_keep(&q);
 	assert_true(first.n != retry.n || memcmp(first.p, retry.p, first.n) != 0);
 
 	assert_int_equal(th_raw_open(&r, b->url, 10000), 0);
@@ -669,7 +655,7 @@ static void test_sdk_keys_and_retry(void **state)
 	assert_true(dup);
 	assert_string_equal(id1, id2);
 	th_reply_free(&rep);
-	/* The very same bytes again: the remembered first answer. */
+	/* The very same th_bytes again: the remembered first answer. */
 	assert_int_equal(th_raw_call(&r, first.p, first.n, &rep), 0);
 	assert_true(rep.ok);
 	raw_result(&rep, 0, id3, &dup);

@@ -17,23 +17,7 @@
 
 #include "harness.h"
 
-/* A built request kept as bytes, to be sent as often as wanted. */
-typedef struct bytes {
-	void *p;
-	size_t n;
-} bytes;
-
-static bytes keep(th_req *q)
-{
-	bytes b = { malloc(nng_msg_len(q->msg)), nng_msg_len(q->msg) };
-	assert_non_null(b.p);
-	assert_int_equal(q->w.failed, 0);
-	memcpy(b.p, nng_msg_body(q->msg), b.n);
-	th_req_free(q);
-	return b;
-}
-
-static bytes push_req(const char *queue, const char *payload)
+static th_bytes push_req(const char *queue, const char *payload)
 {
 	th_req q;
 	assert_int_equal(th_req_begin(&q, "push", 1), 0);
@@ -42,11 +26,11 @@ static bytes push_req(const char *queue, const char *payload)
 	msgpack_pack_map(th_pk(&q), 2);
 	proto_kv_cstr(th_pk(&q), "queue", queue);
 	proto_kv_bin(th_pk(&q), "payload", payload, strlen(payload));
-	return keep(&q);
+	return th_req_keep(&q);
 }
 
 /* Sends b, expects ok, returns the first result's (or job's) field. */
-static void call_ok(th_raw *r, const bytes *b, th_reply *rep)
+static void call_ok(th_raw *r, const th_bytes *b, th_reply *rep)
 {
 	int rv = th_raw_call(r, b->p, b->n, rep);
 	if (rv != 0)
@@ -75,7 +59,7 @@ static void test_push_replay(void **state)
 	char id1[PROTO_ID_LEN + 1], id2[PROTO_ID_LEN + 1], id3[PROTO_ID_LEN + 1],
 		id4[PROTO_ID_LEN + 1];
 	th_counts c;
-	bytes req = push_req("rp", "hello");
+	th_bytes req = push_req("rp", "hello");
 
 	open_raw(b, &r);
 	call_ok(&r, &req, &rep);
@@ -99,7 +83,7 @@ static void test_push_replay(void **state)
 	th_raw_close(&r2);
 
 	/* A new request ID with the same body is a second push. */
-	bytes again = push_req("rp", "hello");
+	th_bytes again = push_req("rp", "hello");
 	call_ok(&r, &again, &rep);
 	result_id(&rep, "results", id4);
 	th_reply_free(&rep);
@@ -112,7 +96,7 @@ static void test_push_replay(void **state)
 	th_raw_close(&r);
 }
 
-static bytes finish_req(const char *op, const char *id, const char *token, const char *text)
+static th_bytes finish_req(const char *op, const char *id, const char *token, const char *text)
 {
 	th_req q;
 	assert_int_equal(th_req_begin(&q, op, 1), 0);
@@ -128,7 +112,7 @@ static bytes finish_req(const char *op, const char *id, const char *token, const
 		proto_kv_cstr(th_pk(&q), "error", text);
 		proto_kv_uint(th_pk(&q), "retry_in_ms", 0);
 	}
-	return keep(&q);
+	return th_req_keep(&q);
 }
 
 static void expect_item_ok(const th_reply *rep)
@@ -169,7 +153,7 @@ static void test_ack_and_nack_replay(void **state)
 
 	/* nack twice with one request ID: one failure. */
 	assert_int_equal(th_raw_claim(&r, "ra", 0, 1000, id, tok, &attempt), 0);
-	bytes nack = finish_req("nack", id, tok, "boom");
+	th_bytes nack = finish_req("nack", id, tok, "boom");
 	call_ok(&r, &nack, &rep);
 	expect_item_ok(&rep);
 	th_reply_free(&rep);
@@ -190,7 +174,7 @@ static void test_ack_and_nack_replay(void **state)
 		;
 	assert_int_equal(rc, 0);
 	assert_int_equal(attempt, 2);
-	bytes ack = finish_req("ack", id, tok, "fine");
+	th_bytes ack = finish_req("ack", id, tok, "fine");
 	call_ok(&r, &ack, &rep);
 	expect_item_ok(&rep);
 	th_reply_free(&rep);
@@ -227,7 +211,7 @@ static void test_claim_replay(void **state)
 	proto_kv_cstr(th_pk(&q), "queue", "rc");
 	proto_kv_uint(th_pk(&q), "max", 1);
 	proto_kv_uint(th_pk(&q), "lease_ms", 60000);
-	bytes claim = keep(&q);
+	th_bytes claim = th_req_keep(&q);
 
 	call_ok(&r, &claim, &rep);
 	result_id(&rep, "jobs", id1);
@@ -267,7 +251,7 @@ static void test_batch_replay_and_reused_id(void **state)
 		proto_kv_cstr(th_pk(&q), "queue", "rb");
 		proto_kv_bin(th_pk(&q), "payload", payload, strlen(payload));
 	}
-	bytes req = keep(&q);
+	th_bytes req = th_req_keep(&q);
 
 	open_raw(b, &r);
 	call_ok(&r, &req, &rep1);
