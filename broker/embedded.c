@@ -189,8 +189,6 @@ int emb_read_rec(struct engine *e, uint64_t id, struct exec_rec *rec, msgpack_un
 	*buf = NULL;
 	msgpack_unpacked_init(up);
 	emb_key(k, id);
-	if (emb_flush(e) != 0)
-		return -1;
 	rc = store_get(e->st, CF_EXEC, k, 8, buf, &len);
 	if (rc <= 0)
 		return rc;
@@ -353,7 +351,7 @@ static int emb_open(const struct eng_config *cfg, struct engine **out, char *err
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	if (store_open(cfg->data_dir, &e->st, err, errlen) != 0)
+	if (store_open(cfg->data_dir, cfg->max_open_files, &e->st, err, errlen) != 0)
 		goto fail;
 	if (load_meta(e, err, errlen) != 0)
 		goto fail;
@@ -390,7 +388,8 @@ static uint32_t emb_epoch(struct engine *e)
 	return e->epoch;
 }
 
-int emb_flush(struct engine *e)
+/* Adds the finished counts that changed this turn to the batch. */
+static void put_counts(struct engine *e)
 {
 	for (uint32_t i = 0; i < e->nq; i++) {
 		struct queue *q = e->queues[i];
@@ -404,14 +403,14 @@ int emb_flush(struct engine *e)
 			store_be64(v + 8 * s, q->count[CUEQ_SUCCEEDED + s]);
 		store_put(e->st, CF_META, k, 2 + (size_t)q->len, v, sizeof(v));
 	}
-	return store_commit(e->st);
 }
 
 static int emb_commit(struct engine *e, bool *durable_needed)
 {
 	*durable_needed = e->durable;
 	e->durable = false;
-	return emb_flush(e);
+	put_counts(e);
+	return store_commit(e->st);
 }
 
 static int emb_sync(struct engine *e)

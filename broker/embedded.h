@@ -76,10 +76,6 @@ void emb_key(uint8_t k[8], uint64_t id);
 /* Key of the done index: queue 0 state id. Returns its length. */
 size_t emb_done_key(uint8_t *k, const char *queue, size_t qlen, int state, uint64_t id);
 
-/* Writes the turn so far (with the finished counts it changed): reads and
- * iterators see only what is written.  0, or -1 storage failed. */
-int emb_flush(struct engine *e);
-
 /* Moves a job between states, keeping heaps and counts right. */
 void emb_set_state(struct engine *e, struct job *j, int state);
 

@@ -24,6 +24,7 @@ struct engine;
 
 struct eng_config {
 	const char *data_dir;
+	int max_open_files; /* descriptors the store may keep open; 0: unbounded */
 	int64_t retention_ms; /* finished executions kept this long */
 	int64_t idem_window_ms; /* default life of an idempotency key */
 };

@@ -157,7 +157,7 @@ int emb_list(struct engine *e, const char *queue, size_t qlen, int state, uint64
 		memset(hi, 0xff, 8);
 		hil = 8;
 	}
-	struct store_iter *it = emb_flush(e) == 0 ? store_iter_new(e->st, cf, lo, lol, hi, hil) : NULL;
+	struct store_iter *it = store_iter_new(e->st, cf, lo, lol, hi, hil);
 	if (it == NULL)
 		return proto_fail(err, CUEQ_ERR_UNAVAILABLE, "the broker could not read its index");
 	for (; store_iter_valid(it) && *n < limit && text < REPLY_TEXT_BUDGET;

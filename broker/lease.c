@@ -47,9 +47,6 @@ int emb_claim(struct engine *e, const char *queue, size_t qlen, size_t max, uint
 	*n = 0;
 	if (q == NULL || q->ready.n == 0)
 		return CUEQ_OK;
-	/* payloads pushed this turn must be readable */
-	if (emb_flush(e) != 0)
-		return proto_fail(err, CUEQ_ERR_UNAVAILABLE, "the broker's storage failed; try again later");
 	while (*n < max && (j = heap_top(&q->ready)) != NULL) {
 		struct eng_claimed *c = &out[*n];
 		struct exec_rec rec;

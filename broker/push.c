@@ -6,10 +6,10 @@
  * the key's time to live; a push with the key replays that answer or, for
  * another request, is refused.  A unique key names the one unfinished
  * execution that holds it; emb_retire frees it when that execution ends.
- * Both are read from RocksDB rather than held in memory, so only jobs that
- * carry keys pay: a push request with keys writes what the turn holds so
- * far once (emb_flush), then reads; jobs of the same request are compared
- * with each other directly.
+ * Both are read from the store rather than held in memory, so only jobs
+ * that carry keys pay; reads see the writes of earlier requests of the
+ * turn (the store's batch is readable), and jobs of the same request are
+ * compared with each other directly.
  */
 #include "embedded.h"
 
@@ -172,7 +172,7 @@ size_t emb_unique_of(struct engine *e, uint64_t id, char *buf, size_t size)
 	size_t vl = 0;
 	r[0] = 'r';
 	store_be64(r + 1, id);
-	if (emb_flush(e) != 0 || store_get(e->st, CF_UNIQUE, r, 9, &v, &vl) != 1)
+	if (store_get(e->st, CF_UNIQUE, r, 9, &v, &vl) != 1)
 		return 0;
 	if (vl > size)
 		vl = 0;
@@ -208,11 +208,9 @@ int emb_push(struct engine *e, const struct eng_push *jobs, size_t n, struct eng
 	uint8_t k[8];
 	bool keys = false;
 
+	(void)err; /* refusals are per job (out[i].err) */
 	for (size_t i = 0; i < n; i++)
 		keys |= jobs[i].key != NULL || jobs[i].unique != NULL;
-	/* the keys of earlier requests of this turn must be readable */
-	if (keys && emb_flush(e) != 0)
-		return proto_fail(err, CUEQ_ERR_UNAVAILABLE, "the broker's storage failed; try again later");
 	for (size_t i = 0; i < n; i++) {
 		const struct eng_push *p = &jobs[i];
 		struct eng_pushed *o = &out[i];

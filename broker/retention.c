@@ -105,12 +105,12 @@ int64_t emb_sweep(struct engine *e, int64_t now)
 	}
 	e->last_sweep = now;
 	e->next_sweep = now + SWEEP_EVERY_MS;
-	if (emb_flush(e) == 0 && sweep_keys(e, now) == SWEEP_BATCH)
+	if (sweep_keys(e, now) == SWEEP_BATCH)
 		e->next_sweep = now; /* more is due: go on next turn */
 	if (now - e->retention_ms <= 0)
 		return e->next_sweep;
 	store_be64(hi, (uint64_t)(now - e->retention_ms));
-	struct store_iter *it = emb_flush(e) == 0 ? store_iter_new(e->st, CF_EXPIRY, e->sweep_from, 16, hi, 8) : NULL;
+	struct store_iter *it = store_iter_new(e->st, CF_EXPIRY, e->sweep_from, 16, hi, 8);
 	if (it == NULL)
 		return e->next_sweep;
 	for (; n < SWEEP_BATCH && store_iter_valid(it); store_iter_next(it), n++) {

@@ -53,7 +53,7 @@ int emb_step_set(struct engine *e, uint64_t id, uint64_t token, const char *name
 		*err = probe.err;
 		return err->code;
 	}
-	if (emb_flush(e) != 0 || (rc = store_get(e->st, CF_STEPS, k, kl, &v, &vl)) < 0)
+	if ((rc = store_get(e->st, CF_STEPS, k, kl, &v, &vl)) < 0)
 		return proto_fail(err, CUEQ_ERR_UNAVAILABLE, "the broker could not read the steps; try again");
 	if (rc == 1)
 		store_free(v);

@@ -6,14 +6,29 @@
  * collector because a queue deletes from the front constantly.  Debian's
  * RocksDB keeps its assertions on, so every iterator and column-family
  * handle is destroyed before the database closes.
+ *
+ * The turn's writes gather in a WriteBatchWithIndex, so reads and iterators
+ * see them before they are written: nothing is ever written in the middle
+ * of a turn, and one request can never be split over two writes.  Range
+ * deletes (not supported by that batch) are kept aside and appended to the
+ * same write at commit.
+ *
+ * Failure is sticky (see store.h): after the first failed write or sync,
+ * RocksDB is never written or synced again by this process.  That is also
+ * what keeps RocksDB's own assertions out of reach: a WAL file writer that
+ * saw an error asserts when it is appended to or synced once more.  Writes
+ * and syncs are serialised by one mutex so that a sync can never race a
+ * failing write.
  */
 #include "store.h"
 
+#include <pthread.h>
 #include <rocksdb/c.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "fault.h"
 #include "log.h"
 
 static const char *const cf_names[CF_COUNT] = {
@@ -30,13 +45,28 @@ struct store {
 	rocksdb_writeoptions_t *wopts;
 	rocksdb_writeoptions_t *wopts_sync;
 	rocksdb_readoptions_t *ropts;
-	rocksdb_writebatch_t *batch;
+	rocksdb_writebatch_wi_t *batch; /* this turn's writes, readable */
+	struct range *ranges;		/* this turn's range deletes */
+	size_t n_ranges, cap_ranges;
+	pthread_mutex_t io; /* one write or sync at a time */
+	bool failed;	    /* a write or sync failed: never write again */
+	struct fault *fault;
+};
+
+struct range {
+	int cf;
+	char *from, *to;
+	size_t fl, tl;
 };
 
 struct store_iter {
 	rocksdb_iterator_t *it;
 	rocksdb_readoptions_t *ro;
 	char *lo, *hi; /* RocksDB keeps pointers to the bounds */
+	size_t ll, hl;
+	char *k, *v; /* copies of the current entry: writes to the batch */
+	size_t kl, vl, kcap, vcap; /* may move what the iterator points at */
+	bool valid;
 };
 
 void store_be64(uint8_t *p, uint64_t v)
@@ -59,6 +89,35 @@ void store_be32(uint8_t *p, uint32_t v)
 		p[i] = (uint8_t)v;
 }
 
+static char *dup_bytes(const void *p, size_t n)
+{
+	char *d = malloc(n ? n : 1);
+	if (d && n)
+		memcpy(d, p, n);
+	return d;
+}
+
+static int grow(char **p, size_t *cap, size_t need)
+{
+	size_t c = *cap ? *cap : 64;
+	while (c < need)
+		c *= 2;
+	char *n = realloc(*p, c);
+	if (n == NULL)
+		return -1;
+	*p = n, *cap = c;
+	return 0;
+}
+
+static void clear_ranges(struct store *s)
+{
+	for (size_t i = 0; i < s->n_ranges; i++) {
+		free(s->ranges[i].from);
+		free(s->ranges[i].to);
+	}
+	s->n_ranges = 0;
+}
+
 static int take_err(char *rerr, const char *what, char *err, size_t errlen)
 {
 	if (rerr == NULL)
@@ -71,7 +130,7 @@ static int take_err(char *rerr, const char *what, char *err, size_t errlen)
 	return -1;
 }
 
-int store_open(const char *dir, struct store **out, char *err, size_t errlen)
+int store_open(const char *dir, int max_open_files, struct store **out, char *err, size_t errlen)
 {
 	struct store *s = calloc(1, sizeof(*s));
 	char *rerr = NULL;
@@ -82,7 +141,19 @@ int store_open(const char *dir, struct store **out, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
+	pthread_mutex_init(&s->io, NULL);
+	if (fault_parse(getenv("CUEQ_FAULT"), &s->fault, err, errlen) != 0) {
+		pthread_mutex_destroy(&s->io);
+		free(s);
+		return -1;
+	}
+	if (s->fault)
+		log_warn("storage fault injection is on (CUEQ_FAULT=%s): for tests only", getenv("CUEQ_FAULT"));
 	s->opts = rocksdb_options_create();
+	/* the table cache is bounded so that client connections can never
+	 * take the descriptors the store needs (main.c reserves them) */
+	if (max_open_files > 0)
+		rocksdb_options_set_max_open_files(s->opts, max_open_files);
 	rocksdb_options_set_create_if_missing(s->opts, 1);
 	rocksdb_options_set_create_missing_column_families(s->opts, 1);
 	rocksdb_options_increase_parallelism(s->opts, 2);
@@ -143,7 +214,7 @@ int store_open(const char *dir, struct store **out, char *err, size_t errlen)
 	s->wopts_sync = rocksdb_writeoptions_create();
 	rocksdb_writeoptions_set_sync(s->wopts_sync, 1);
 	s->ropts = rocksdb_readoptions_create();
-	s->batch = rocksdb_writebatch_create();
+	s->batch = rocksdb_writebatch_wi_create(0, 1);
 	*out = s;
 	return 0;
 fail:
@@ -159,7 +230,9 @@ void store_close(struct store *s)
 	if (s == NULL)
 		return;
 	if (s->batch)
-		rocksdb_writebatch_destroy(s->batch);
+		rocksdb_writebatch_wi_destroy(s->batch);
+	clear_ranges(s);
+	free(s->ranges);
 	for (int i = 0; i < CF_COUNT; i++)
 		if (s->cf[i])
 			rocksdb_column_family_handle_destroy(s->cf[i]);
@@ -177,57 +250,134 @@ void store_close(struct store *s)
 		rocksdb_block_based_options_destroy(s->table);
 	if (s->cache)
 		rocksdb_cache_destroy(s->cache);
+	fault_free(s->fault);
+	pthread_mutex_destroy(&s->io);
 	free(s);
 }
 
 void store_put(struct store *s, int cf, const void *k, size_t kl, const void *v, size_t vl)
 {
-	rocksdb_writebatch_put_cf(s->batch, s->cf[cf], k, kl, v, vl);
+	rocksdb_writebatch_wi_put_cf(s->batch, s->cf[cf], k, kl, v, vl);
 }
 
 void store_del(struct store *s, int cf, const void *k, size_t kl)
 {
-	rocksdb_writebatch_delete_cf(s->batch, s->cf[cf], k, kl);
+	rocksdb_writebatch_wi_delete_cf(s->batch, s->cf[cf], k, kl);
 }
 
 void store_del_range(struct store *s, int cf, const void *from, size_t fl, const void *to, size_t tl)
 {
-	rocksdb_writebatch_delete_range_cf(s->batch, s->cf[cf], from, fl, to, tl);
+	if (s->n_ranges == s->cap_ranges) {
+		size_t cap = s->cap_ranges ? s->cap_ranges * 2 : 64;
+		struct range *r = realloc(s->ranges, cap * sizeof(*r));
+		if (r == NULL)
+			goto oom;
+		s->ranges = r, s->cap_ranges = cap;
+	}
+	struct range *r = &s->ranges[s->n_ranges];
+	r->cf = cf, r->fl = fl, r->tl = tl;
+	r->from = dup_bytes(from, fl);
+	r->to = dup_bytes(to, tl);
+	if (r->from == NULL || r->to == NULL)
+		goto oom;
+	s->n_ranges++;
+	return;
+oom:
+	log_error("out of memory in the store; stopping without committing this turn");
+	abort();
 }
 
 bool store_dirty(const struct store *s)
 {
-	return rocksdb_writebatch_count(s->batch) > 0;
+	return rocksdb_writebatch_wi_count(s->batch) > 0 || s->n_ranges > 0;
+}
+
+bool store_failed(struct store *s)
+{
+	pthread_mutex_lock(&s->io);
+	bool f = s->failed;
+	pthread_mutex_unlock(&s->io);
+	return f;
+}
+
+/* The batch, with the range deletes appended when there are any. */
+static void write_batch(struct store *s, char **rerr)
+{
+	if (s->n_ranges == 0) {
+		rocksdb_write_writebatch_wi(s->db, s->wopts, s->batch, rerr);
+		return;
+	}
+	size_t n;
+	const char *rep = rocksdb_writebatch_wi_data(s->batch, &n);
+	rocksdb_writebatch_t *b = rocksdb_writebatch_create_from(rep, n);
+	for (size_t i = 0; i < s->n_ranges; i++) {
+		const struct range *r = &s->ranges[i];
+		rocksdb_writebatch_delete_range_cf(b, s->cf[r->cf], r->from, r->fl, r->to, r->tl);
+	}
+	rocksdb_write(s->db, s->wopts, b, rerr);
+	rocksdb_writebatch_destroy(b);
 }
 
 int store_commit(struct store *s)
 {
 	char *rerr = NULL;
-	if (!store_dirty(s))
-		return 0;
-	rocksdb_write(s->db, s->wopts, s->batch, &rerr);
-	rocksdb_writebatch_clear(s->batch);
-	return take_err(rerr, "write failed", NULL, 0);
+	int rc = 0;
+
+	pthread_mutex_lock(&s->io);
+	if (s->failed) {
+		rc = -1;
+	} else if (store_dirty(s)) {
+		enum fault_verdict f = fault_check(s->fault, FAULT_WRITE);
+		if (f == FAULT_FAIL)
+			rerr = strdup("injected I/O error (CUEQ_FAULT)");
+		else
+			write_batch(s, &rerr);
+		if (rerr == NULL && f == FAULT_EXIT_AFTER)
+			fault_die();
+		rc = take_err(rerr, "write failed", NULL, 0);
+		s->failed = rc != 0;
+	}
+	pthread_mutex_unlock(&s->io);
+	rocksdb_writebatch_wi_clear(s->batch);
+	clear_ranges(s);
+	return rc;
 }
 
 int store_sync(struct store *s)
 {
 	char *rerr = NULL;
-	rocksdb_flush_wal(s->db, 1, &rerr);
-	return take_err(rerr, "WAL sync failed", NULL, 0);
+	int rc = -1;
+
+	pthread_mutex_lock(&s->io);
+	if (!s->failed) {
+		enum fault_verdict f = fault_check(s->fault, FAULT_SYNC);
+		if (f == FAULT_FAIL)
+			rerr = strdup("injected I/O error (CUEQ_FAULT)");
+		else
+			rocksdb_flush_wal(s->db, 1, &rerr);
+		if (rerr == NULL && f == FAULT_EXIT_AFTER)
+			fault_die();
+		rc = take_err(rerr, "WAL sync failed", NULL, 0);
+		s->failed = rc != 0;
+	}
+	pthread_mutex_unlock(&s->io);
+	return rc;
 }
 
 int store_put_now(struct store *s, int cf, const void *k, size_t kl, const void *v, size_t vl)
 {
 	char *rerr = NULL;
 	rocksdb_put_cf(s->db, s->wopts_sync, s->cf[cf], k, kl, v, vl, &rerr);
+	if (rerr)
+		s->failed = true;
 	return take_err(rerr, "synced write failed", NULL, 0);
 }
 
 int store_get(struct store *s, int cf, const void *k, size_t kl, char **v, size_t *vl)
 {
 	char *rerr = NULL;
-	*v = rocksdb_get_cf(s->db, s->ropts, s->cf[cf], k, kl, vl, &rerr);
+	*v = rocksdb_writebatch_wi_get_from_batch_and_db_cf(s->batch, s->db, s->ropts, s->cf[cf], k,
+							      kl, vl, &rerr);
 	if (take_err(rerr, "read failed", NULL, 0) != 0)
 		return -1;
 	return *v != NULL;
@@ -238,12 +388,33 @@ void store_free(void *p)
 	rocksdb_free(p);
 }
 
-static char *dup_bytes(const void *p, size_t n)
+/* Copies the entry the iterator is at (or marks it done past hi: the
+ * batch's part of the iterator does not honour the upper bound). */
+static void iter_load(struct store_iter *it)
 {
-	char *d = malloc(n ? n : 1);
-	if (d && n)
-		memcpy(d, p, n);
-	return d;
+	size_t kl, vl;
+	const char *k, *v;
+	it->valid = false;
+	if (!rocksdb_iter_valid(it->it))
+		return;
+	k = rocksdb_iter_key(it->it, &kl);
+	if (it->hi) {
+		size_t m = kl < it->hl ? kl : it->hl;
+		int c = memcmp(k, it->hi, m);
+		if (c > 0 || (c == 0 && kl >= it->hl))
+			return;
+	}
+	v = rocksdb_iter_value(it->it, &vl);
+	if ((kl > it->kcap && grow(&it->k, &it->kcap, kl) != 0) ||
+	    (vl > it->vcap && grow(&it->v, &it->vcap, vl) != 0)) {
+		log_error("out of memory in the store; stopping without committing this turn");
+		abort();
+	}
+	memcpy(it->k, k, kl);
+	if (vl)
+		memcpy(it->v, v, vl);
+	it->kl = kl, it->vl = vl;
+	it->valid = true;
 }
 
 struct store_iter *store_iter_new(struct store *s, int cf, const void *from, size_t fl,
@@ -254,38 +425,46 @@ struct store_iter *store_iter_new(struct store *s, int cf, const void *from, siz
 		return NULL;
 	it->ro = rocksdb_readoptions_create();
 	it->lo = dup_bytes(from, fl);
+	it->ll = fl;
 	if (to)
-		it->hi = dup_bytes(to, tl);
-	if (it->lo == NULL || (to && it->hi == NULL)) {
+		it->hi = dup_bytes(to, tl), it->hl = tl;
+	if (it->lo == NULL || (to && it->hi == NULL) || grow(&it->k, &it->kcap, 64) != 0 ||
+	    grow(&it->v, &it->vcap, 64) != 0) {
 		store_iter_free(it);
 		return NULL;
 	}
 	rocksdb_readoptions_set_iterate_lower_bound(it->ro, it->lo, fl);
 	if (to)
 		rocksdb_readoptions_set_iterate_upper_bound(it->ro, it->hi, tl);
-	it->it = rocksdb_create_iterator_cf(s->db, it->ro, s->cf[cf]);
+	rocksdb_iterator_t *base = rocksdb_create_iterator_cf(s->db, it->ro, s->cf[cf]);
+	/* takes base over: destroying it->it destroys both */
+	it->it = rocksdb_writebatch_wi_create_iterator_with_base_cf(s->batch, base, s->cf[cf]);
 	rocksdb_iter_seek(it->it, it->lo, fl);
+	iter_load(it);
 	return it;
 }
 
 bool store_iter_valid(struct store_iter *it)
 {
-	return rocksdb_iter_valid(it->it) != 0;
+	return it->valid;
 }
 
 void store_iter_next(struct store_iter *it)
 {
 	rocksdb_iter_next(it->it);
+	iter_load(it);
 }
 
 const char *store_iter_key(struct store_iter *it, size_t *kl)
 {
-	return rocksdb_iter_key(it->it, kl);
+	*kl = it->kl;
+	return it->k;
 }
 
 const char *store_iter_value(struct store_iter *it, size_t *vl)
 {
-	return rocksdb_iter_value(it->it, vl);
+	*vl = it->vl;
+	return it->v;
 }
 
 void store_iter_free(struct store_iter *it)
@@ -298,5 +477,7 @@ void store_iter_free(struct store_iter *it)
 		rocksdb_readoptions_destroy(it->ro);
 	free(it->lo);
 	free(it->hi);
+	free(it->k);
+	free(it->v);
 	free(it);
 }

@@ -16,10 +16,22 @@
  *            'r' id(8)              -> queue 0 key (to free it at the end)
  *   steps    id(8) name             -> step record (record.h)
  *
- * Writes of the core thread gather in one pending WriteBatch per loop turn;
- * store_commit() writes it without sync, store_sync() (any thread) makes
- * everything written so far durable with one WAL fsync.  That split is the
- * group commit: the core keeps working while the sync runs.
+ * Writes of the core thread gather in one pending batch per loop turn, which
+ * reads and iterators already see; store_commit() writes it as one atomic
+ * RocksDB write without sync, store_sync() (any thread) makes everything
+ * written so far durable with one WAL fsync.  That split is the group
+ * commit: the core keeps working while the sync runs.
+ *
+ * The failure rule (fail-stop, as PostgreSQL does on a failed fsync): the
+ * first write or sync that fails makes the store failed for good.  Every
+ * later commit and sync returns -1 at once without touching RocksDB, so
+ * nothing written after a failure can be acknowledged, and the caller stops
+ * the broker without answering the requests of the failed batch; restart
+ * recovers from what is on disk.  A failed read changes nothing and is
+ * answered UNAVAILABLE by the caller.
+ *
+ * Writes and syncs can be made to fail, or the process to die at them, for
+ * tests: see fault.h (CUEQ_FAULT).
  */
 #ifndef CUEQ_STORE_H
 #define CUEQ_STORE_H
@@ -47,33 +59,42 @@ enum store_cf {
 struct store;
 struct store_iter;
 
-/* Opens (creating) the database in dir.  On failure returns -1 with a
- * sentence in err. */
-int store_open(const char *dir, struct store **out, char *err, size_t errlen);
+/* Opens (creating) the database in dir, keeping at most max_open_files
+ * table files open (0: RocksDB's default, unbounded).  On failure returns
+ * -1 with a sentence in err. */
+int store_open(const char *dir, int max_open_files, struct store **out, char *err, size_t errlen);
 /* Closes; a pending batch is discarded (commit first). */
 void store_close(struct store *s);
 
-/* Add to the pending batch (core thread only). */
+/* Add to the pending batch (core thread only).  Range deletes are not seen
+ * by reads of the same turn: use them only for keys no request of the turn
+ * reads (what retention deletes). */
 void store_put(struct store *s, int cf, const void *k, size_t kl, const void *v, size_t vl);
 void store_del(struct store *s, int cf, const void *k, size_t kl);
 void store_del_range(struct store *s, int cf, const void *from, size_t fl, const void *to, size_t tl);
 /* True when the pending batch holds anything. */
 bool store_dirty(const struct store *s);
-/* Writes the pending batch (no sync).  0, or -1 after logging why. */
+/* Writes the pending batch as one atomic write (no sync) and empties it.
+ * 0, or -1 after logging why; -1 at once when the store has failed before,
+ * even with nothing to write. */
 int store_commit(struct store *s);
 /* Syncs the WAL: everything committed before the call is durable after it.
- * Thread-safe.  0, or -1 after logging why. */
+ * Thread-safe.  0, or -1 after logging why (or when failed before). */
 int store_sync(struct store *s);
+/* True once a write or sync failed (thread-safe). */
+bool store_failed(struct store *s);
 /* Writes k=v synced, at once (start-up only). */
 int store_put_now(struct store *s, int cf, const void *k, size_t kl, const void *v, size_t vl);
 
-/* Reads k from what is committed: store_commit() first to see this turn's
- * writes.  Returns 1 found (*v malloc'd, free with store_free), 0 absent, -1 error. */
+/* Reads k from the pending batch and what is committed.  Returns 1 found
+ * (*v malloc'd, free with store_free), 0 absent, -1 error. */
 int store_get(struct store *s, int cf, const void *k, size_t kl, char **v, size_t *vl);
 void store_free(void *p);
 
-/* Iterates cf over keys in [from, to) (to may be NULL: no upper bound).
- * The bounds are copied.  Sees only what is committed. */
+/* Iterates cf over keys in [from, to) (to may be NULL: no upper bound),
+ * the pending batch included.  The bounds are copied, and so is each entry:
+ * key and value stay valid until the next step even when the batch is
+ * written to meanwhile. */
 struct store_iter *store_iter_new(struct store *s, int cf, const void *from, size_t fl,
 				  const void *to, size_t tl);
 bool store_iter_valid(struct store_iter *it);
