@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "loop.h"
@@ -13,6 +14,7 @@
 static const char usage[] =
 	"usage: cueqd [--data DIR] [--listen URL]... [--fsync always|interval|never]\n"
 	"             [--fsync-interval D] [--retention D] [--idempotency-window D]\n"
+	"             [--max-connections N]\n"
 	"\n"
 	"The cueq broker: an at-least-once job queue with worker claim/lease.\n"
 	"\n"
@@ -28,10 +30,17 @@ static const char usage[] =
 	"  --idempotency-window D\n"
 	"                       remember a push's idempotency key this long, unless\n"
 	"                       the push sets its own (default 24h)\n"
+	"  --max-connections N  client connections served at once; more are closed as\n"
+	"                       they connect (default 1024, less when the descriptor\n"
+	"                       limit, raised to its hard limit at start, is lower)\n"
 	"  --help               this text\n"
 	"  --version            print the version\n"
 	"\n"
-	"Durations: 250ms, 30s, 5m, 2h, 1d.  SIGTERM or SIGINT stops it cleanly.\n";
+	"Durations: 250ms, 30s, 5m, 2h, 1d.  SIGTERM or SIGINT stops it cleanly.\n"
+	"\n"
+	"Exit status: 0 stopped cleanly; 1 could not start; 2 storage failed (a write\n"
+	"or fsync was refused: the requests it carried got no answer, everything\n"
+	"answered is on disk; fix the disk and start it again).\n";
 
 static int bad(const char *fmt, const char *arg)
 {
@@ -107,6 +116,12 @@ int config_parse(struct config *c, int argc, char **argv)
 		} else if (strcmp(flag, "--idempotency-window") == 0) {
 			if (duration(flag, v, 1000, &c->idem_window_ms) != 0)
 				return -1;
+		} else if (strcmp(flag, "--max-connections") == 0) {
+			char *end;
+			long n = strtol(v, &end, 10);
+			if (*v == '\0' || *end != '\0' || n < 1 || n > 1000000)
+				return bad("--max-connections '%s' is not a number from 1 to 1000000", v);
+			c->max_connections = (int)n;
 		} else if (strcmp(flag, "--retention") == 0) {
 			if (duration(flag, v, 1000, &c->retention_ms) != 0)
 				return -1;

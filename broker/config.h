@@ -17,6 +17,7 @@ struct config {
 	int64_t fsync_interval_ms;
 	int64_t retention_ms;
 	int64_t idem_window_ms;
+	int max_connections; /* 0: the default, sized to the descriptor limit */
 };
 
 /* Parses argv.  Returns 0 to run, 1 when it printed help or version (exit

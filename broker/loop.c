@@ -1,14 +1,13 @@
 /*
- * loop.c - the core turn, request IDs, parked claims and the syncer.
- * See loop.h for the shape; the invariant that keeps replies honest:
- * replies leave in turn order, and a reply that depends on a write leaves
- * only after that write is as durable as the fsync policy promises.
+ * loop.c - the core turn and request IDs; parked claims are park.c, the
+ * group-commit thread syncer.c.  See loop.h for the shape; the invariant
+ * that keeps replies honest: replies leave in turn order, a reply that
+ * depends on a write leaves only after that write is as durable as the
+ * fsync policy promises, and after a failed write or sync none leaves.
  */
 #include "loop.h"
 
-#include <errno.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -16,33 +15,9 @@
 #include "log.h"
 #include "ops.h"
 #include "record.h"
+#include "park.h"
 #include "ridcache.h"
-
-#define RECENT_GONE 1024
-
-struct out {
-	struct request *r;
-	nng_msg *m;
-};
-
-struct batch {
-	struct out *v;
-	size_t n, cap;
-	bool sync;
-	struct batch *next;
-};
-
-struct park {
-	struct request *r;
-	struct claim_args a;
-	int64_t deadline; /* monotonic ms */
-	struct rid_entry *rid_entry;
-	bool gone; /* its connection closed: answer empty, lease nothing */
-	uint8_t rid[PROTO_MAX_RID];
-	size_t rid_len;
-	bool rid_bin;
-	struct park *next;
-};
+#include "syncer.h"
 
 struct loop {
 	const struct engine_ops *eo;
@@ -58,34 +33,12 @@ struct loop {
 	size_t ngone, capgone;
 	bool stop;
 
-	pthread_t syncer;
-	pthread_mutex_t smu;
-	pthread_cond_t scv;
-	struct batch *sq_head, *sq_tail;
-	bool sbusy, sstop, written;
-	atomic_int fatal; /* storage failed: set by either thread */
-
+	struct syncer *syncer;
+	bool fatal; /* storage failed */
 	struct ridcache *rids;
-	struct park *parks;
-	uint32_t recent_gone[RECENT_GONE]; /* closed connections, newest last */
-	size_t n_recent_gone;
-	struct batch *turn;
+	struct parks parks;
+	struct replies *turn;
 };
-
-static void cond_init_mono(pthread_cond_t *cv)
-{
-	pthread_condattr_t a;
-	pthread_condattr_init(&a);
-	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-	pthread_cond_init(cv, &a);
-	pthread_condattr_destroy(&a);
-}
-
-static void deadline_ts(struct timespec *ts, int64_t mono_ms)
-{
-	ts->tv_sec = mono_ms / 1000;
-	ts->tv_nsec = (mono_ms % 1000) * 1000000;
-}
 
 static void *xoom(void *p)
 {
@@ -98,20 +51,12 @@ static void *xoom(void *p)
 
 /* ---- replies ---- */
 
-static void add_out(struct batch *b, struct request *r, nng_msg *m)
-{
-	if (b->n == b->cap) {
-		b->cap = b->cap ? b->cap * 2 : 64;
-		b->v = xoom(realloc(b->v, b->cap * sizeof(*b->v)));
-	}
-	b->v[b->n++] = (struct out){r, m};
-}
-
 /* Queues reply m (answer code: CUEQ_OK or the error) for r, remembers it
  * under its request ID and answers the repeats that waited for it.  A
  * "try again" answer is not remembered: the retry must be able to work. */
-static void answer(struct loop *l, struct request *r, nng_msg *m, int code, struct rid_entry *e)
+static void answer(void *arg, struct request *r, nng_msg *m, int code, struct rid_entry *e)
 {
+	struct loop *l = arg;
 	if (e != NULL) {
 		struct request *w = e->waiters;
 		e->waiters = NULL;
@@ -123,13 +68,13 @@ static void answer(struct loop *l, struct request *r, nng_msg *m, int code, stru
 			struct request *next = w->next;
 			nng_msg *copy;
 			if (nng_msg_dup(&copy, m) == 0)
-				add_out(l->turn, w, copy);
+				replies_add(l->turn, w, copy);
 			else
 				server_drop(l->srv, w);
 			w = next;
 		}
 	}
-	add_out(l->turn, r, m);
+	replies_add(l->turn, r, m);
 }
 
 static nng_msg *new_msg(proto_writer *w)
@@ -168,21 +113,8 @@ static void run_op(struct loop *l, struct request *r, const struct op *op,
 	};
 	int rc = op->fn(&c);
 	if (rc == OP_PARKED) {
-		struct park *p = xoom(calloc(1, sizeof(*p)));
 		nng_msg_free(m);
-		p->r = r;
-		p->a = c.park;
-		p->deadline = proto_mono_ms() + c.park.wait_ms;
-		p->rid_entry = e;
-		memcpy(p->rid, rid, rid_len);
-		p->rid_len = rid_len;
-		p->rid_bin = rid_bin;
-		for (size_t i = 0; i < l->n_recent_gone; i++)
-			p->gone |= l->recent_gone[i] == r->pipe; /* closed before it arrived */
-		struct park **tail = &l->parks;
-		while (*tail)
-			tail = &(*tail)->next;
-		*tail = p;
+		park_add(&l->parks, r, &c.park, e, rid, rid_len, rid_bin);
 		return;
 	}
 	if (rc != CUEQ_OK || w.failed) {
@@ -209,12 +141,12 @@ static void handle(struct loop *l, struct request *r)
 	if (len > PROTO_MAX_FRAME) {
 		snprintf(msg, sizeof(msg), "request is %zu bytes; the limit is %u: send smaller batches",
 			 len, PROTO_MAX_FRAME);
-		add_out(l->turn, r, error_msg(NULL, 0, false, CUEQ_ERR_TOO_LARGE, msg));
+		replies_add(l->turn, r, error_msg(NULL, 0, false, CUEQ_ERR_TOO_LARGE, msg));
 		return;
 	}
 	if (proto_decode(buf, len, &up, &err) != CUEQ_OK) {
 		msgpack_unpacked_destroy(&up);
-		add_out(l->turn, r, error_msg(NULL, 0, false, err.code, err.msg));
+		replies_add(l->turn, r, error_msg(NULL, 0, false, err.code, err.msg));
 		return;
 	}
 	const msgpack_object *root = &up.data;
@@ -222,7 +154,7 @@ static void handle(struct loop *l, struct request *r)
 	    rid_len == 0) {
 		if (err.code == CUEQ_OK)
 			proto_fail(&err, CUEQ_ERR_BAD_REQUEST, "field 'rid' must not be empty");
-		add_out(l->turn, r, error_msg(NULL, 0, false, CUEQ_ERR_BAD_REQUEST, err.msg));
+		replies_add(l->turn, r, error_msg(NULL, 0, false, CUEQ_ERR_BAD_REQUEST, err.msg));
 		goto out;
 	}
 	bool rid_bin = proto_get(root, "rid")->type == MSGPACK_OBJECT_BIN;
@@ -231,11 +163,11 @@ static void handle(struct loop *l, struct request *r)
 			proto_fail(&err, CUEQ_ERR_BAD_REQUEST,
 				   "protocol version %llu is not spoken here; this broker speaks %d",
 				   (unsigned long long)v, PROTO_VERSION);
-		add_out(l->turn, r, error_msg(rid, rid_len, rid_bin, err.code, err.msg));
+		replies_add(l->turn, r, error_msg(rid, rid_len, rid_bin, err.code, err.msg));
 		goto out;
 	}
 	if (proto_str(root, "op", true, 64, &opname, &oplen, &err) != CUEQ_OK) {
-		add_out(l->turn, r, error_msg(rid, rid_len, rid_bin, CUEQ_ERR_BAD_REQUEST, err.msg));
+		replies_add(l->turn, r, error_msg(rid, rid_len, rid_bin, CUEQ_ERR_BAD_REQUEST, err.msg));
 		goto out;
 	}
 	const struct op *op = ops_find(opname, oplen);
@@ -245,7 +177,7 @@ static void handle(struct loop *l, struct request *r)
 		for (char *p = msg; *p; p++)
 			if (*p < 0x20 || *p == 0x7f)
 				*p = '?';
-		add_out(l->turn, r, error_msg(rid, rid_len, rid_bin, CUEQ_ERR_BAD_REQUEST, msg));
+		replies_add(l->turn, r, error_msg(rid, rid_len, rid_bin, CUEQ_ERR_BAD_REQUEST, msg));
 		goto out;
 	}
 	struct rid_entry *e = NULL;
@@ -253,13 +185,13 @@ static void handle(struct loop *l, struct request *r)
 		uint64_t hash = record_hash(RECORD_HASH_INIT, buf, len);
 		e = ridcache_find(l->rids, rid, rid_len);
 		if (e != NULL && e->body_hash != hash) {
-			add_out(l->turn, r,
+			replies_add(l->turn, r,
 				error_msg(rid, rid_len, rid_bin, CUEQ_ERR_BAD_REQUEST,
 					  "this request ID was already used for a different request; use a new ID for each request and the same one only to resend it unchanged"));
 			goto out;
 		}
 		if (e != NULL && e->done) {
-			add_out(l->turn, r, xoom(ridcache_reply(e)));
+			replies_add(l->turn, r, xoom(ridcache_reply(e)));
 			goto out;
 		}
 		if (e != NULL) { /* the first is still in progress */
@@ -274,178 +206,16 @@ out:
 	msgpack_unpacked_destroy(&up);
 }
 
-/* ---- parked claims ---- */
-
-static void serve_parks(struct loop *l, bool all_final)
-{
-	int64_t now = proto_mono_ms();
-	struct park **pp = &l->parks;
-	while (*pp) {
-		struct park *p = *pp;
-		bool final = all_final || p->gone || now >= p->deadline;
-		if (p->gone)
-			p->a.max = 0; /* nobody would get the jobs */
-		if (!final && !l->eo->has_ready(l->e, p->a.queue, p->a.qlen)) {
-			pp = &p->next;
-			continue;
-		}
-		proto_writer w;
-		nng_msg *m = new_msg(&w);
-		struct opctx c = {
-			.eo = l->eo,
-			.e = l->e,
-			.pk = &w.pk,
-			.rid = p->rid,
-			.rid_len = p->rid_len,
-			.rid_bin = p->rid_bin,
-			.synced = l->fsync == FSYNC_ALWAYS,
-		};
-		int rc = ops_claim(&c, &p->a, final);
-		if (rc == OP_PARKED) {
-			nng_msg_free(m);
-			pp = &p->next;
-			continue;
-		}
-		if (rc != CUEQ_OK || w.failed) {
-			nng_msg_free(m);
-			if (rc == CUEQ_OK)
-				rc = proto_fail(&c.err, CUEQ_ERR_INTERNAL, "the broker could not build the reply");
-			m = error_msg(p->rid, p->rid_len, p->rid_bin, c.err.code, c.err.msg);
-		}
-		answer(l, p->r, m, rc, p->rid_entry);
-		*pp = p->next;
-		free(p);
-	}
-}
-
-/* A closed connection cannot take its claim's answer: end its wait now
- * instead of leasing jobs to nobody. */
-static void drop_gone(struct loop *l, const uint32_t *gone, size_t n)
-{
-	for (struct park *p = l->parks; p; p = p->next)
-		for (size_t i = 0; i < n; i++)
-			p->gone |= p->r->pipe == gone[i];
-	/* its request may still be on its way to the core: remember it */
-	for (size_t i = 0; i < n; i++) {
-		if (l->n_recent_gone == RECENT_GONE) {
-			memmove(l->recent_gone, l->recent_gone + RECENT_GONE / 2,
-				RECENT_GONE / 2 * sizeof(uint32_t));
-			l->n_recent_gone = RECENT_GONE / 2;
-		}
-		l->recent_gone[l->n_recent_gone++] = gone[i];
-	}
-}
-
-static int64_t next_park_deadline(const struct loop *l)
-{
-	int64_t d = INT64_MAX;
-	for (const struct park *p = l->parks; p; p = p->next)
-		if (p->deadline < d)
-			d = p->deadline;
-	return d;
-}
-
-/* ---- syncer ---- */
-
-static void send_batch(struct loop *l, struct batch *b, bool drop)
-{
-	for (size_t i = 0; i < b->n; i++) {
-		if (drop) {
-			nng_msg_free(b->v[i].m);
-			server_drop(l->srv, b->v[i].r);
-		} else {
-			server_reply(l->srv, b->v[i].r, b->v[i].m);
-		}
-	}
-	b->n = 0;
-}
-
-static void free_batch(struct batch *b)
-{
-	if (b) {
-		free(b->v);
-		free(b);
-	}
-}
-
-static void *syncer_main(void *arg)
-{
-	struct loop *l = arg;
-	pthread_mutex_lock(&l->smu);
-	for (;;) {
-		while (l->sq_head == NULL && !l->sstop) {
-			if (l->fsync == FSYNC_INTERVAL) {
-				struct timespec ts;
-				deadline_ts(&ts, proto_mono_ms() + l->fsync_interval_ms);
-				if (pthread_cond_timedwait(&l->scv, &l->smu, &ts) == ETIMEDOUT &&
-				    l->written) {
-					l->written = false;
-					pthread_mutex_unlock(&l->smu);
-					if (l->eo->sync(l->e) != 0) {
-						l->fatal = 1;
-						loop_stop(l);
-					}
-					pthread_mutex_lock(&l->smu);
-				}
-			} else {
-				pthread_cond_wait(&l->scv, &l->smu);
-			}
-		}
-		if (l->sq_head == NULL && l->sstop)
-			break;
-		struct batch *b = l->sq_head;
-		l->sq_head = l->sq_tail = NULL;
-		l->sbusy = true;
-		pthread_mutex_unlock(&l->smu);
-
-		bool need = false, failed = l->fatal;
-		for (struct batch *x = b; x; x = x->next)
-			need |= x->sync;
-		if (need && !failed && l->eo->sync(l->e) != 0) {
-			log_error("cannot make writes durable; their requests get no answer and the broker stops");
-			failed = true;
-			l->fatal = 1;
-			loop_stop(l);
-		}
-		while (b) {
-			struct batch *next = b->next;
-			send_batch(l, b, failed);
-			free_batch(b);
-			b = next;
-		}
-		pthread_mutex_lock(&l->smu);
-		l->sbusy = false;
-	}
-	pthread_mutex_unlock(&l->smu);
-	return NULL;
-}
-
-static void dispatch(struct loop *l, bool durable)
-{
-	struct batch *b = l->turn;
-	bool need_sync = durable && l->fsync == FSYNC_ALWAYS;
-
-	pthread_mutex_lock(&l->smu);
-	if (durable)
-		l->written = true;
-	if (b->n == 0 || (!need_sync && !l->sbusy && l->sq_head == NULL)) {
-		pthread_mutex_unlock(&l->smu);
-		send_batch(l, b, false); /* nothing is queued before it */
-		return;
-	}
-	b->sync = need_sync;
-	b->next = NULL;
-	if (l->sq_tail)
-		l->sq_tail->next = b;
-	else
-		l->sq_head = b;
-	l->sq_tail = b;
-	pthread_cond_signal(&l->scv);
-	pthread_mutex_unlock(&l->smu);
-	l->turn = xoom(calloc(1, sizeof(*l->turn)));
-}
-
 /* ---- the loop ---- */
+
+static void cond_init_mono(pthread_cond_t *cv)
+{
+	pthread_condattr_t a;
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	pthread_cond_init(cv, &a);
+	pthread_condattr_destroy(&a);
+}
 
 int loop_new(const struct engine_ops *eo, struct engine *e, int fsync, int64_t fsync_interval_ms,
 	     struct loop **out)
@@ -456,9 +226,7 @@ int loop_new(const struct engine_ops *eo, struct engine *e, int fsync, int64_t f
 		return -1;
 	l->eo = eo, l->e = e, l->fsync = fsync, l->fsync_interval_ms = fsync_interval_ms;
 	pthread_mutex_init(&l->mu, NULL);
-	pthread_mutex_init(&l->smu, NULL);
 	cond_init_mono(&l->cv);
-	cond_init_mono(&l->scv);
 	l->rids = ridcache_new();
 	l->turn = calloc(1, sizeof(*l->turn));
 	if (l->rids == NULL || l->turn == NULL) {
@@ -514,18 +282,41 @@ void loop_stop(struct loop *l)
 	pthread_mutex_unlock(&l->mu);
 }
 
-/* Writes the turn and passes its replies on; false when storage failed. */
+static void stop_cb(void *arg)
+{
+	loop_stop(arg);
+}
+
+/* Writes the turn and hands its replies over; false when storage failed
+ * (now or in an earlier sync): then nothing of this turn is answered. */
 static bool end_turn(struct loop *l)
 {
 	bool durable = false;
 	if (l->eo->commit(l->e, &durable) != 0) {
-		log_error("cannot write to storage; this turn's requests get no answer and the broker stops");
-		l->fatal = 1;
-		send_batch(l, l->turn, true);
+		log_error("cannot write to storage; this turn's requests get no answer and the broker stops (restart it: what was answered is on disk)");
+		syncer_fail(l->syncer);
+		l->fatal = true;
+		replies_send(l->srv, l->turn, true);
 		return false;
 	}
-	dispatch(l, durable);
-	return true;
+	l->turn = syncer_hand(l->syncer, l->turn, durable);
+	return !syncer_failed(l->syncer);
+}
+
+/* Waits for requests, closed connections, a stop, or the next time the
+ * engine or a parked claim has work (next_due: wall ms). */
+static void wait_for_work(struct loop *l, int64_t next_due)
+{
+	while (l->in_head == NULL && l->ngone == 0 && !l->stop) {
+		int64_t mono = proto_mono_ms(), wall = proto_now_ms();
+		int64_t wake = park_next_deadline(&l->parks);
+		if (next_due != INT64_MAX && mono + (next_due - wall) < wake)
+			wake = mono + (next_due - wall);
+		if (wake <= mono)
+			break;
+		struct timespec ts = {.tv_sec = wake / 1000, .tv_nsec = (wake % 1000) * 1000000};
+		pthread_cond_timedwait(&l->cv, &l->mu, &ts);
+	}
 }
 
 int loop_run(struct loop *l)
@@ -534,23 +325,14 @@ int loop_run(struct loop *l)
 	uint32_t *gone = NULL;
 	size_t capgone = 0;
 
-	if (pthread_create(&l->syncer, NULL, syncer_main, l) != 0) {
+	if (syncer_start(l->eo, l->e, l->srv, l->fsync, l->fsync_interval_ms, stop_cb, l,
+			 &l->syncer) != 0) {
 		log_error("cannot start the syncer thread");
 		return -1;
 	}
 	for (;;) {
 		pthread_mutex_lock(&l->mu);
-		while (l->in_head == NULL && l->ngone == 0 && !l->stop) {
-			int64_t mono = proto_mono_ms(), wall = proto_now_ms();
-			int64_t wake = next_park_deadline(l);
-			if (next_due != INT64_MAX && mono + (next_due - wall) < wake)
-				wake = mono + (next_due - wall);
-			if (wake <= mono)
-				break;
-			struct timespec ts;
-			deadline_ts(&ts, wake);
-			pthread_cond_timedwait(&l->cv, &l->mu, &ts);
-		}
+		wait_for_work(l, next_due);
 		struct request *in = l->in_head;
 		l->in_head = l->in_tail = NULL;
 		size_t ngone = l->ngone;
@@ -573,21 +355,20 @@ int loop_run(struct loop *l)
 				handle(l, in);
 			in = next;
 		}
-		drop_gone(l, gone, ngone);
-		serve_parks(l, stop);
+		park_gone(&l->parks, gone, ngone);
+		park_serve(&l->parks, l->eo, l->e, l->fsync == FSYNC_ALWAYS, stop, answer, l);
 		ridcache_trim(l->rids, proto_mono_ms());
 		next_due = l->eo->next_due(l->e); /* this turn may have set timers */
 		if (!end_turn(l) || stop)
 			break;
 	}
 	free(gone);
-	pthread_mutex_lock(&l->smu);
-	l->sstop = true;
-	pthread_cond_signal(&l->scv);
-	pthread_mutex_unlock(&l->smu);
-	pthread_join(l->syncer, NULL);
+	if (syncer_failed(l->syncer))
+		l->fatal = true;
+	syncer_stop(l->syncer);
+	l->syncer = NULL;
 	if (!l->fatal && l->eo->sync(l->e) != 0)
-		l->fatal = 1;
+		l->fatal = true;
 	return l->fatal ? -1 : 0;
 }
 
@@ -595,17 +376,11 @@ void loop_free(struct loop *l)
 {
 	if (l == NULL)
 		return;
-	while (l->parks) {
-		struct park *p = l->parks;
-		l->parks = p->next;
-		free(p);
-	}
+	park_free_all(&l->parks);
 	ridcache_free(l->rids);
-	free_batch(l->turn);
+	replies_free(l->srv, l->turn);
 	free(l->gone);
 	pthread_mutex_destroy(&l->mu);
-	pthread_mutex_destroy(&l->smu);
 	pthread_cond_destroy(&l->cv);
-	pthread_cond_destroy(&l->scv);
 	free(l);
 }

@@ -16,8 +16,7 @@
 
 #include "engine.h"
 #include "server.h"
-
-enum fsync_policy { FSYNC_ALWAYS, FSYNC_INTERVAL, FSYNC_NEVER };
+#include "syncer.h"
 
 struct loop;
 
@@ -29,7 +28,9 @@ void loop_set_server(struct loop *l, struct server *s);
 void loop_deliver(void *arg, struct request *r);
 void loop_pipe_gone(void *arg, uint32_t pipe);
 /* Runs the core on the calling thread until loop_stop; then answers parked
- * claims, writes and syncs what is left.  0, or -1 if storage failed. */
+ * claims, writes and syncs what is left.  0, or -1 if storage failed: then
+ * the requests of the failed write were not answered, and the caller must
+ * stop without writing anything more (restart recovers from disk). */
 int loop_run(struct loop *l);
 /* Asks the loop to stop (any thread). */
 void loop_stop(struct loop *l);

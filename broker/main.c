@@ -5,12 +5,22 @@
  * Signals are blocked in every thread (nng's included, which start after
  * the mask is set) and taken by one thread with sigwait(), so the stop path
  * is ordinary code, not a signal handler.
+ *
+ * Running out of descriptors is a storage fault (RocksDB cannot open its
+ * next WAL or table file), so it is made unlikely here: the soft limit is
+ * raised to the hard one, the store's share is reserved (its table cache is
+ * bounded to it), and client connections get only what is left
+ * (--max-connections).  When storage fails the broker stops with status 2
+ * without closing the database: closing would write again to a store that
+ * just refused a write, and what was answered is already on disk.
  */
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "engine.h"
@@ -40,6 +50,52 @@ static void *signal_main(void *arg)
 	return NULL;
 }
 
+#define DEFAULT_MAX_CONNECTIONS 1024
+#define FD_FIXED 64  /* listeners, nng's pollers, logs, the WAL, MANIFEST, LOCK... */
+#define FD_MIN 128   /* below this cueqd does not start */
+
+/* Sizes the store's table cache and the connection cap to the descriptor
+ * limit (raised to the hard limit first).  -1 after logging why not. */
+static int budget_descriptors(struct config *cfg, int *tables)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+		log_error("cannot read the descriptor limit");
+		return -1;
+	}
+	if (rl.rlim_max == RLIM_INFINITY || rl.rlim_max > (1u << 20))
+		rl.rlim_max = 1u << 20;
+	if (rl.rlim_cur < rl.rlim_max) {
+		struct rlimit up = {.rlim_cur = rl.rlim_max, .rlim_max = rl.rlim_max};
+		if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+			rl.rlim_cur = rl.rlim_max;
+	}
+	long nofile = (long)rl.rlim_cur;
+	if (nofile < FD_MIN) {
+		log_error("the descriptor limit is %ld; cueqd needs at least %d (raise ulimit -n)",
+			  nofile, FD_MIN);
+		return -1;
+	}
+	long t = nofile / 8;
+	*tables = (int)(t < 32 ? 32 : t > 1024 ? 1024 : t);
+	long clients = nofile - *tables - FD_FIXED;
+	if (cfg->max_connections > clients) {
+		log_error("--max-connections %d does not fit the descriptor limit %ld (the store keeps %d for itself); raise ulimit -n to at least %ld or ask for at most %ld connections",
+			  cfg->max_connections, nofile, *tables + FD_FIXED,
+			  (long)cfg->max_connections + *tables + FD_FIXED, clients);
+		return -1;
+	}
+	if (cfg->max_connections == 0) {
+		cfg->max_connections = DEFAULT_MAX_CONNECTIONS;
+		if (clients < DEFAULT_MAX_CONNECTIONS) {
+			cfg->max_connections = (int)clients;
+			log_warn("the descriptor limit is %ld: serving at most %ld connections (raise ulimit -n for more)",
+				 nofile, clients);
+		}
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct config cfg;
@@ -50,10 +106,12 @@ int main(int argc, char **argv)
 	struct sigctx sc;
 	pthread_t sigthr;
 	char err[512];
-	int rc = config_parse(&cfg, argc, argv), status = 1;
+	int rc = config_parse(&cfg, argc, argv), status = 1, tables = 0;
 
 	if (rc != 0)
 		return rc > 0 ? 0 : 1;
+	if (budget_descriptors(&cfg, &tables) != 0)
+		return 1;
 	/* RocksDB's memtable arenas come and go in blocks of a few hundred KiB.
 	 * A fixed mmap threshold keeps them out of the heap, so memory freed by
 	 * a flush goes back to the system instead of fragmenting the heap
@@ -68,6 +126,7 @@ int main(int argc, char **argv)
 
 	struct eng_config ec = {
 		.data_dir = cfg.data_dir,
+		.max_open_files = tables,
 		.retention_ms = cfg.retention_ms,
 		.idem_window_ms = cfg.idem_window_ms,
 	};
@@ -79,8 +138,8 @@ int main(int argc, char **argv)
 		log_error("out of memory at start");
 		goto out;
 	}
-	if (server_start(cfg.listen, cfg.n_listen, loop_deliver, loop_pipe_gone, l, &srv, err,
-			 sizeof(err)) != 0) {
+	if (server_start(cfg.listen, cfg.n_listen, cfg.max_connections, loop_deliver, loop_pipe_gone,
+			 l, &srv, err, sizeof(err)) != 0) {
 		log_error("%s", err);
 		goto out;
 	}
@@ -92,11 +151,17 @@ int main(int argc, char **argv)
 	}
 	for (size_t i = 0; i < cfg.n_listen; i++)
 		log_info("listening on %s", cfg.listen[i]);
-	log_info("data in %s, fsync %s, boot epoch %u", cfg.data_dir, fsync_names[cfg.fsync],
-		 eo->epoch(e));
+	log_info("data in %s, fsync %s, boot epoch %u, at most %d connections", cfg.data_dir,
+		 fsync_names[cfg.fsync], eo->epoch(e), cfg.max_connections);
 	status = loop_run(l) == 0 ? 0 : 2;
 	pthread_kill(sigthr, SIGUSR1);
 	pthread_join(sigthr, NULL);
+	if (status == 2) {
+		/* fail-stop: no more writes of any kind, not even a close */
+		server_close(srv);
+		log_error("stopped: storage failed; everything answered is on disk, the requests of the failed write got no answer. Fix the disk (space, errors, descriptors) and start cueqd again: it recovers from what is on disk");
+		_exit(2);
+	}
 out:
 	server_close(srv);
 	loop_free(l);

@@ -5,6 +5,11 @@
  * receive it hands the request to the core; after a send it listens again.
  * Replies are sent with nng_ctx_send from the core or syncer thread, which
  * nng allows from any thread.
+ *
+ * Connections are capped (--max-connections): a connection past the cap is
+ * closed as it is added, so clients can never take the descriptors the
+ * store needs.  The connections let in are kept in a small hash set of
+ * pipe IDs, so a pipe closed before it counted is never uncounted.
  */
 #include "server.h"
 
@@ -45,6 +50,10 @@ struct server {
 	struct sctx *all;
 	size_t total, listening, sending;
 	bool stopping;
+	uint32_t *pipes; /* connections let in: open addressing, 0 = free */
+	size_t pipes_cap, n_pipes, max_pipes;
+	uint64_t refused;
+	int64_t refused_logged; /* monotonic ms of the last warning */
 };
 
 static void ctx_cb(void *arg);
@@ -125,15 +134,83 @@ static void ctx_cb(void *arg)
 	s->deliver(s->arg, &c->req);
 }
 
+/* ---- the set of connections let in (call with mu held) ---- */
+
+static size_t slot_of(const struct server *s, uint32_t id)
+{
+	return (id * 2654435761u) & (s->pipes_cap - 1);
+}
+
+static void pipes_add(struct server *s, uint32_t id)
+{
+	size_t i = slot_of(s, id);
+	while (s->pipes[i])
+		i = (i + 1) & (s->pipes_cap - 1);
+	s->pipes[i] = id;
+	s->n_pipes++;
+}
+
+/* Removes id (backward-shift deletion); false when it was not there. */
+static bool pipes_remove(struct server *s, uint32_t id)
+{
+	size_t mask = s->pipes_cap - 1, i = slot_of(s, id);
+	while (s->pipes[i] != id) {
+		if (s->pipes[i] == 0)
+			return false;
+		i = (i + 1) & mask;
+	}
+	for (size_t j = (i + 1) & mask; s->pipes[j]; j = (j + 1) & mask) {
+		size_t home = slot_of(s, s->pipes[j]);
+		/* move j back into the hole at i unless its home lies in (i, j] */
+		if (((j - home) & mask) >= ((j - i) & mask)) {
+			s->pipes[i] = s->pipes[j];
+			i = j;
+		}
+	}
+	s->pipes[i] = 0;
+	s->n_pipes--;
+	return true;
+}
+
+/* Runs on an nng thread with the socket's lock held: touches no socket. */
 static void pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
 	struct server *s = arg;
-	if (ev == NNG_PIPE_EV_REM_POST)
-		s->gone(s->arg, nng_pipe_id(p));
+	uint32_t id = (uint32_t)nng_pipe_id(p);
+	if (ev == NNG_PIPE_EV_ADD_PRE) {
+		bool refuse;
+		int64_t now = proto_mono_ms();
+		bool warn = false;
+		pthread_mutex_lock(&s->mu);
+		refuse = s->n_pipes >= s->max_pipes;
+		if (refuse) {
+			s->refused++;
+			warn = now - s->refused_logged >= 10000;
+			if (warn)
+				s->refused_logged = now;
+		} else {
+			pipes_add(s, id);
+		}
+		uint64_t refused = s->refused;
+		pthread_mutex_unlock(&s->mu);
+		if (refuse) {
+			nng_pipe_close(p);
+			if (warn)
+				log_warn("refusing connections: %zu are open, the limit (--max-connections); %llu refused so far",
+					 s->max_pipes, (unsigned long long)refused);
+		}
+		return;
+	}
+	if (ev == NNG_PIPE_EV_REM_POST) {
+		pthread_mutex_lock(&s->mu);
+		pipes_remove(s, id);
+		pthread_mutex_unlock(&s->mu);
+		s->gone(s->arg, id);
+	}
 }
 
-int server_start(const char *const *urls, size_t n, server_deliver_fn deliver, server_pipe_fn gone,
-		 void *arg, struct server **out, char *err, size_t errlen)
+int server_start(const char *const *urls, size_t n, int max_connections, server_deliver_fn deliver,
+		 server_pipe_fn gone, void *arg, struct server **out, char *err, size_t errlen)
 {
 	struct server *s = calloc(1, sizeof(*s));
 	int rv;
@@ -145,11 +222,25 @@ int server_start(const char *const *urls, size_t n, server_deliver_fn deliver, s
 	}
 	pthread_mutex_init(&s->mu, NULL);
 	s->deliver = deliver, s->gone = gone, s->arg = arg;
-	if ((rv = nng_rep0_open(&s->sock)) != 0) {
-		snprintf(err, errlen, "cannot open the REP socket: %s", nng_strerror(rv));
+	s->max_pipes = max_connections > 0 ? (size_t)max_connections : 1;
+	s->refused_logged = INT64_MIN / 2;
+	for (s->pipes_cap = 16; s->pipes_cap < s->max_pipes * 2; s->pipes_cap *= 2)
+		;
+	s->pipes = calloc(s->pipes_cap, sizeof(*s->pipes));
+	if (s->pipes == NULL) {
+		snprintf(err, errlen, "out of memory");
+		pthread_mutex_destroy(&s->mu);
 		free(s);
 		return -1;
 	}
+	if ((rv = nng_rep0_open(&s->sock)) != 0) {
+		snprintf(err, errlen, "cannot open the REP socket: %s", nng_strerror(rv));
+		free(s->pipes);
+		pthread_mutex_destroy(&s->mu);
+		free(s);
+		return -1;
+	}
+	nng_pipe_notify(s->sock, NNG_PIPE_EV_ADD_PRE, pipe_cb, s);
 	nng_pipe_notify(s->sock, NNG_PIPE_EV_REM_POST, pipe_cb, s);
 	s->listeners = calloc(n, sizeof(*s->listeners));
 	if (s->listeners == NULL) {
@@ -250,6 +341,7 @@ void server_close(struct server *s)
 		free(c);
 	}
 	free(s->listeners);
+	free(s->pipes);
 	pthread_mutex_destroy(&s->mu);
 	free(s);
 }

@@ -1,0 +1,60 @@
+/*
+ * park.h - claims parked until a job is ready or their wait ends (long
+ * polls), as Redis's blocked.c holds clients blocked on a key.
+ *
+ * A parked claim holds its request (and so its server context) but no
+ * thread.  Each turn the core serves those whose queue has work, whose
+ * wait ended, or whose connection closed (those get an empty answer and
+ * lease nothing: nobody would receive the jobs).  Core thread only.
+ */
+#ifndef CUEQ_PARK_H
+#define CUEQ_PARK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ops.h"
+#include "ridcache.h"
+
+#define PARK_RECENT_GONE 1024
+
+struct park {
+	struct request *r;
+	struct claim_args a;
+	int64_t deadline; /* monotonic ms */
+	struct rid_entry *rid_entry;
+	bool gone; /* its connection closed */
+	uint8_t rid[PROTO_MAX_RID];
+	size_t rid_len;
+	bool rid_bin;
+	struct park *next;
+};
+
+struct parks {
+	struct park *head;
+	uint32_t recent_gone[PARK_RECENT_GONE]; /* closed connections, newest last */
+	size_t n_recent_gone;
+};
+
+/* Parks r's claim a (waiting a->wait_ms from now). */
+void park_add(struct parks *ps, struct request *r, const struct claim_args *a,
+	      struct rid_entry *e, const void *rid, size_t rid_len, bool rid_bin);
+/* Connections that closed: their parked claims end now, and claims from
+ * them still on their way to the core are recognised when they park. */
+void park_gone(struct parks *ps, const uint32_t *gone, size_t n);
+/* The earliest wait end (monotonic ms), INT64_MAX for none. */
+int64_t park_next_deadline(const struct parks *ps);
+
+/* How a served claim is answered (the loop's reply path). */
+typedef void (*park_answer_fn)(void *arg, struct request *r, nng_msg *m, int code,
+			       struct rid_entry *e);
+/* Serves every parked claim that can be answered now (all of them when
+ * all_final is set, at shutdown): runs the claim through the ops table
+ * and hands the reply to answer. */
+void park_serve(struct parks *ps, const struct engine_ops *eo, struct engine *e, bool synced,
+		bool all_final, park_answer_fn answer, void *arg);
+/* Frees every parked claim without answering (the server frees contexts). */
+void park_free_all(struct parks *ps);
+
+#endif /* CUEQ_PARK_H */
