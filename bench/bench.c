@@ -175,7 +175,7 @@ static void print_header(const struct opts *o)
 /* One (policy, mode) run on a fresh broker; returns 0 if no job was lost. */
 static int run_one(const struct opts *o, const char *policy, const char *mode)
 {
-	struct brokerproc b = { 0 };
+	cueqd_proc b = { 0 };
 	struct bench_cfg cfg = o->cfg;
 	struct bench_result r = { 0 };
 	char push[40], claim[40], ack[40], e2e[40], rss[24];
@@ -230,7 +230,7 @@ static int run_one(const struct opts *o, const char *policy, const char *mode)
 static int memory(const struct opts *o)
 {
 	const char *policy = "always";
-	struct brokerproc b = { 0 };
+	cueqd_proc b = { 0 };
 	struct memory_result m;
 	long grown;
 	int rc;

@@ -1,30 +1,23 @@
 /*
- * brokerproc.c - start, watch and stop a private cueqd (see brokerproc.h).
+ * brokerproc.c - the benchmark's settings for its private cueqd (see
+ * brokerproc.h): the --fsync flag, an SDK ping, SIGTERM if the benchmark
+ * dies, and what to say when the broker did not last the run; plus the
+ * /proc readers of the broker's memory and CPU time.
  *
- * The port is found by binding 127.0.0.1:0 and closing the socket again;
- * another process could take it in between, so a start whose broker exits
- * at once is tried again on a new port.  Readiness is a ping through the
- * public SDK, the same path the benchmark then uses.
+ * The temp dir, the port (tried again on a clash) and the bounded waits
+ * are cueqd_proc.c's, shared with the test suite.
  */
-#define _XOPEN_SOURCE 700
 #include "brokerproc.h"
-#include "latency.h"
 
 #include <cueq/cueq.h>
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
-#include <netinet/in.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -46,73 +39,8 @@ int brokerproc_default_path(char *buf, size_t len)
 	return 0;
 }
 
-static int free_port(void)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	socklen_t sl = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-
-	if (fd < 0)
-		return -1;
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&sa, &sl) == 0)
-		port = ntohs(sa.sin_port);
-	close(fd);
-	return port;
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	remove(path);
-	return 0;
-}
-
-static void print_log_tail(const char *log)
-{
-	char buf[2048];
-	FILE *f = fopen(log, "r");
-	long size;
-	size_t n;
-
-	if (f == NULL)
-		return;
-	fseek(f, 0, SEEK_END);
-	size = ftell(f);
-	fseek(f, size > (long)sizeof(buf) - 1 ? size - (long)sizeof(buf) + 1 : 0, SEEK_SET);
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	buf[n] = '\0';
-	fclose(f);
-	if (n > 0)
-		fprintf(stderr, "--- last lines of %s ---\n%s%s---\n", log, buf,
-			buf[n - 1] == '\n' ? "" : "\n");
-}
-
-static pid_t spawn(const char *path, const char *data, const char *url, const char *policy,
-		   const char *log)
-{
-	pid_t pid = fork();
-
-	if (pid != 0)
-		return pid;
-	/* Child: the broker must not outlive the benchmark. */
-	prctl(PR_SET_PDEATHSIG, SIGTERM);
-	int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-	if (fd >= 0) {
-		dup2(fd, 1);
-		dup2(fd, 2);
-		close(fd);
-	}
-	execl(path, path, "--data", data, "--listen", url, "--fsync", policy, (char *)NULL);
-	fprintf(stderr, "cannot run %s: %s\n", path, strerror(errno));
-	_exit(127);
-}
-
-/* 1: answered, 0: not yet. */
-static int ping_once(const char *url)
+/* 1: a broker at url answered a ping. */
+static int sdk_ping(const char *url, void *arg)
 {
 	cueq_client_opts o = {
 		.connect_timeout_ms = 300, .request_timeout_ms = 1000, .retry_deadline_ms = 1000
@@ -120,6 +48,7 @@ static int ping_once(const char *url)
 	cueq_client *c = NULL;
 	int ok = 0;
 
+	(void)arg;
 	if (cueq_connect(url, &o, &c) == CUEQ_OK) {
 		ok = cueq_ping(c, NULL) == CUEQ_OK;
 		cueq_close(c);
@@ -127,130 +56,52 @@ static int ping_once(const char *url)
 	return ok;
 }
 
-/* 0: ready; 1: the child exited (maybe lost the port); -1: timed out. */
-static int wait_ready(struct brokerproc *b)
+int brokerproc_start(cueqd_proc *b, const char *path, const char *policy)
 {
-	uint64_t deadline = now_ns() + 15000000000ull;
-	int status;
-
-	while (now_ns() < deadline) {
-		if (waitpid(b->pid, &status, WNOHANG) == b->pid) {
-			b->pid = 0;
-			return 1;
-		}
-		if (ping_once(b->url))
-			return 0;
-		sleep_ms(50);
-	}
-	return -1;
-}
-
-int brokerproc_start(struct brokerproc *b, const char *path, const char *policy)
-{
-	char data[PATH_MAX + 8];
-	int tries, rc = -1;
-
 	if (access(path, X_OK) != 0) {
 		fprintf(stderr, "cueq-bench: cannot run the broker %s: %s (build it, or pass "
 				"--cueqd PATH)\n",
 			path, strerror(errno));
 		return -1;
 	}
-	snprintf(b->dir, sizeof(b->dir), "%s/cueq-bench-XXXXXX",
-		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-	if (mkdtemp(b->dir) == NULL) {
-		fprintf(stderr, "cueq-bench: cannot make a temp dir %s: %s\n", b->dir,
-			strerror(errno));
-		b->dir[0] = '\0';
-		return -1;
-	}
-	snprintf(data, sizeof(data), "%s/data", b->dir);
-	snprintf(b->log, sizeof(b->log), "%s/cueqd.log", b->dir);
-	for (tries = 0; tries < 3; tries++) {
-		int port = free_port();
-
-		if (port < 0) {
-			fprintf(stderr, "cueq-bench: cannot find a free loopback port: %s\n",
-				strerror(errno));
-			break;
-		}
-		snprintf(b->url, sizeof(b->url), "tcp://127.0.0.1:%d", port);
-		b->pid = spawn(path, data, b->url, policy, b->log);
-		if (b->pid < 0) {
-			fprintf(stderr, "cueq-bench: fork failed: %s\n", strerror(errno));
-			b->pid = 0;
-			break;
-		}
-		rc = wait_ready(b);
-		if (rc == 0)
-			return 0;
-		if (rc < 0) {
-			fprintf(stderr, "cueq-bench: %s did not answer a ping on %s within 15 s\n",
-				path, b->url);
-			break;
-		}
-		/* Exited: maybe the port was taken meanwhile; try another. */
-	}
+	b->path = path;
+	b->tag = "cueq-bench";
+	b->extra[0] = "--fsync";
+	b->extra[1] = policy;
+	b->n_extra = 2;
+	b->death_signal = SIGTERM; /* the broker must not outlive the benchmark */
+	b->ready_ms = 15000;
+	b->ping = sdk_ping;
+	if (cueqd_start(b) == 0)
+		return 0;
 	fprintf(stderr, "cueq-bench: could not start %s --fsync %s\n", path, policy);
-	print_log_tail(b->log);
-	brokerproc_stop(b);
+	cueqd_cleanup(b);
 	return -1;
 }
 
-/* Describes an exit status: "exit status 1", "signal 11 (Segmentation fault)". */
-static void describe(int status, char *buf, size_t len)
-{
-	if (WIFEXITED(status))
-		snprintf(buf, len, "exit status %d", WEXITSTATUS(status));
-	else if (WIFSIGNALED(status))
-		snprintf(buf, len, "signal %d (%s)%s", WTERMSIG(status), strsignal(WTERMSIG(status)),
-			 WCOREDUMP(status) ? ", core dumped" : "");
-	else
-		snprintf(buf, len, "status 0x%x", (unsigned)status);
-}
-
-int brokerproc_stop(struct brokerproc *b)
+int brokerproc_stop(cueqd_proc *b)
 {
 	char how[96];
 	int status = 0, rc = 0;
+	pid_t pid = b->pid;
 
-	if (b->pid > 0) {
-		uint64_t deadline = now_ns() + 10000000000ull;
-
-		if (waitpid(b->pid, &status, WNOHANG) == b->pid) {
-			describe(status, how, sizeof(how));
+	if (pid > 0) {
+		if (cueqd_wait(b, 0, &status) == 0) {
+			proc_describe(status, how, sizeof(how));
 			fprintf(stderr, "cueq-bench: BROKER DIED during the run (pid %d, %s)\n",
-				(int)b->pid, how);
-			print_log_tail(b->log);
+				(int)pid, how);
+			cueqd_dump_log(b);
 			rc = -1;
-		} else {
-			kill(b->pid, SIGTERM);
-			while (waitpid(b->pid, &status, WNOHANG) == 0) {
-				if (now_ns() > deadline) {
-					fprintf(stderr, "cueq-bench: broker %d ignored SIGTERM for 10 "
-							"s; killing it\n",
-						(int)b->pid);
-					kill(b->pid, SIGKILL);
-					waitpid(b->pid, &status, 0);
-					rc = -1;
-					break;
-				}
-				sleep_ms(10);
-			}
-			if (rc == 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
-				describe(status, how, sizeof(how));
-				fprintf(stderr, "cueq-bench: the broker ended with %s on SIGTERM\n",
-					how);
-				print_log_tail(b->log);
-				rc = -1;
-			}
+		} else if (cueqd_stop(b, 10000, &status) != 0) {
+			rc = -1;
+		} else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+			proc_describe(status, how, sizeof(how));
+			fprintf(stderr, "cueq-bench: the broker ended with %s on SIGTERM\n", how);
+			cueqd_dump_log(b);
+			rc = -1;
 		}
-		b->pid = 0;
 	}
-	if (b->dir[0] != '\0') {
-		nftw(b->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-		b->dir[0] = '\0';
-	}
+	cueqd_cleanup(b);
 	return rc;
 }
 

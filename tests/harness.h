@@ -6,9 +6,11 @@
  * free loopback port and starts the real cueqd on it, then waits (bounded)
  * until a ping answers, so tests run in parallel without sharing anything.
  * The broker can be killed with SIGKILL and restarted on the same data dir,
- * or stopped with SIGTERM and its exit status checked.  The raw client
- * speaks the wire protocol with the proto/ codec, for tests that must send
- * bytes no SDK would.  Every wait here is bounded by time.
+ * stopped with SIGTERM and its exit status checked, or started with extra
+ * environment and a descriptor limit and waited for as it exits by itself;
+ * the process work is cueqd_proc.c's, shared with cueq-bench.  The raw
+ * client speaks the wire protocol with the proto/ codec, for tests that
+ * must send bytes no SDK would.  Every wait here is bounded by time.
  *
  * None of these functions call cmocka's asserts: they return errors (and
  * print one line saying what went wrong), so they are safe from any thread.
@@ -22,37 +24,68 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "cueqd_proc.h"
 #include "proto.h"
 
-#define TH_MAX_EXTRA 16
+/* ---- the broker (cueqd_proc.h does the work) -------------------------- */
 
-/* ---- the broker ------------------------------------------------------ */
+#define TH_MAX_EXTRA CUEQD_MAX_ARGS
 
-typedef struct th_broker {
-	char dir[PATH_MAX - 64]; /* the temp dir; removed by th_broker_cleanup */
-	char data[PATH_MAX]; /* dir/data: the broker's --data */
-	char log[PATH_MAX];  /* dir/broker.log: its stdout and stderr */
-	char url[64];	     /* tcp://127.0.0.1:PORT */
-	int port;
-	pid_t pid; /* 0 when not running */
-	const char *extra[TH_MAX_EXTRA]; /* extra flags, e.g. "--fsync", "never" */
-	size_t n_extra;
-} th_broker;
+/* A test's broker.  Besides the fields that cueqd_start fills (dir, data,
+ * log, url, port, pid) a test may set, before a start or restart:
+ *   env[n_env]  "NAME=VALUE" entries for the broker, e.g.
+ *               "CUEQ_FAULT=write:3:exit" (borrowed strings);
+ *   nofile      RLIMIT_NOFILE soft and hard of the broker (0: inherit). */
+typedef cueqd_proc th_broker;
 
 /* Makes the temp dir, picks a port and starts cueqd with the extra flags
- * (a NULL-terminated list, may be NULL).  Returns 0 when a ping answered. */
+ * (a NULL-terminated list, may be NULL), retrying on a port clash.  b must
+ * be zero-filled or cleaned up (th_broker_cleanup), with env, n_env and
+ * nofile as wanted.  Returns 0 when a ping answered, else -1 (then
+ * th_broker_cleanup still removes the temp dir). */
 int th_broker_start(th_broker *b, const char *const *extra);
-/* Starts cueqd again on the same dir and port (it must not be running). */
-int th_broker_restart(th_broker *b);
-/* SIGKILL and reap. */
-int th_broker_kill9(th_broker *b);
+/* Starts cueqd again on the same dir (it must not be running) with b's
+ * current env and nofile, and waits for a ping: first on the same port,
+ * then, if it exits at once, on new ones.  Returns 0 when a ping answered. */
+static inline int th_broker_restart(th_broker *b)
+{
+	return cueqd_restart(b);
+}
+/* One start without retries, for a broker expected to die: on b's dir and
+ * port, or on fresh ones if b was never started (b zero-filled but for
+ * env, n_env, nofile).  Returns 0 when a ping answered; 1 when cueqd
+ * exited first, with its wait status in *status (e.g. WEXITSTATUS 2);
+ * -1 when it could not start or did not answer in time (left running). */
+int th_broker_launch(th_broker *b, int *status);
+/* Waits up to timeout_ms for a broker that exits by itself.  Returns 0
+ * with its wait status in *status; -1 on timeout (the broker is left
+ * running) or when it was not running. */
+static inline int th_broker_wait(th_broker *b, int timeout_ms, int *status)
+{
+	return cueqd_wait(b, timeout_ms, status);
+}
+/* SIGKILL and reap (bounded).  Returns 0, -1 when it would not die. */
+static inline int th_broker_kill9(th_broker *b)
+{
+	return cueqd_kill9(b);
+}
 /* SIGTERM, wait up to timeout_ms; *status gets the wait status.  Returns 0
  * when the broker exited (any status), -1 when it had to be killed. */
-int th_broker_stop(th_broker *b, int timeout_ms, int *status);
-/* Kills the broker if it runs and removes the temp dir. */
-void th_broker_cleanup(th_broker *b);
+static inline int th_broker_stop(th_broker *b, int timeout_ms, int *status)
+{
+	return cueqd_stop(b, timeout_ms, status);
+}
+/* Kills the broker if it runs and removes the temp dir (kept when
+ * CUEQ_TEST_KEEP is set). */
+static inline void th_broker_cleanup(th_broker *b)
+{
+	cueqd_cleanup(b);
+}
 /* Prints the last lines of the broker's log to stderr (for failures). */
-void th_broker_dump_log(const th_broker *b);
+static inline void th_broker_dump_log(const th_broker *b)
+{
+	cueqd_dump_log(b);
+}
 
 /* cmocka fixtures: a th_broker started with default flags in *state, and
  * its cleanup (which also frees it). */
@@ -60,10 +93,19 @@ int th_fixture_start(void **state);
 int th_fixture_stop(void **state);
 
 /* A free loopback TCP port (bind port 0, read it back, close). */
-int th_free_port(void);
+static inline int th_free_port(void)
+{
+	return proc_free_port();
+}
 /* Monotonic milliseconds. */
-int64_t th_now_ms(void);
-void th_sleep_ms(int64_t ms);
+static inline int64_t th_now_ms(void)
+{
+	return proc_now_ms();
+}
+static inline void th_sleep_ms(int64_t ms)
+{
+	proc_sleep_ms(ms);
+}
 
 /* ---- the raw protocol client ----------------------------------------- */
 
@@ -163,7 +205,10 @@ int th_run(th_proc *p, const char *stdin_data, int timeout_ms, char *const argv[
 int th_cli(th_proc *p, const char *stdin_data, int timeout_ms, const char *const *args);
 /* A copy of environ less the names that extra (NAME=VALUE, NULL-ended)
  * sets, then extra; NULL when out of memory.  free() the array only. */
-char **th_make_env(char *const extra[]);
+static inline char **th_make_env(char *const extra[])
+{
+	return proc_make_env(extra);
+}
 /* Runs the CLI (args NULL-terminated, TH_CLI_MS at most) and fails the
  * test, showing its output, unless it exits want_exit. */
 #define TH_CLI_MS 20000

@@ -1,30 +1,18 @@
 /*
- * harness_broker.c - starts, kills, restarts and stops a real cueqd for
- * one test, in its own temp dir and on its own loopback port.
+ * harness_broker.c - the test suite's settings for a real cueqd: the
+ * binary under test, a ping over the raw protocol, SIGKILL for brokers
+ * whose test dies, temp dirs kept on request; and the cmocka fixtures.
  *
- * The broker is a child process with PR_SET_PDEATHSIG, so a test that
- * crashes or is killed by ctest's timeout does not leave brokers behind.
- * Readiness is a ping answered over the wire, polled with a bound, while
- * watching for the child dying early (a bad flag, a port someone else
- * took: then another port is tried).
+ * Starting, waiting and stopping are cueqd_proc.c's, shared with
+ * cueq-bench; this file only fills in what is particular to tests.
  */
-#define _XOPEN_SOURCE 700 /* nftw */
 #include "harness.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
 #ifndef CUEQD_PATH
 #error "CUEQD_PATH must name the cueqd binary (set by tests/CMakeLists.txt)"
@@ -32,158 +20,41 @@
 
 const char th_cueqd_path[] = CUEQD_PATH;
 
-#define READY_TIMEOUT_MS 20000
-#define START_TRIES 3
-
-int64_t th_now_ms(void)
+/* 1 when a broker at url answers a ping within 250 ms. */
+static int raw_ping(const char *url, void *arg)
 {
-	return proto_mono_ms();
-}
-
-void th_sleep_ms(int64_t ms)
-{
-	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000 };
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
-int th_free_port(void)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET };
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-
-	if (fd < 0)
-		return -1;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	a.sin_port = 0;
-	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-		port = ntohs(a.sin_port);
-	close(fd);
-	return port;
-}
-
-/* Forks and execs cueqd; only async-signal-safe calls in the child. */
-static int spawn(th_broker *b)
-{
-	const char *argv[8 + TH_MAX_EXTRA];
-	size_t n = 0;
-	int logfd;
-	pid_t pid;
-
-	argv[n++] = th_cueqd_path;
-	argv[n++] = "--data";
-	argv[n++] = b->data;
-	argv[n++] = "--listen";
-	argv[n++] = b->url;
-	for (size_t i = 0; i < b->n_extra; i++)
-		argv[n++] = b->extra[i];
-	argv[n] = NULL;
-
-	logfd = open(b->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-	if (logfd < 0) {
-		fprintf(stderr, "harness: cannot open %s: %s\n", b->log, strerror(errno));
-		return -1;
-	}
-	pid = fork();
-	if (pid < 0) {
-		fprintf(stderr, "harness: fork failed: %s\n", strerror(errno));
-		close(logfd);
-		return -1;
-	}
-	if (pid == 0) {
-		int nul = open("/dev/null", O_RDONLY);
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (nul >= 0)
-			dup2(nul, 0);
-		dup2(logfd, 1);
-		dup2(logfd, 2);
-		execv(th_cueqd_path, (char *const *)argv);
-		_exit(127);
-	}
-	close(logfd);
-	b->pid = pid;
-	return 0;
-}
-
-/* Waits until a ping answers; -1 when the broker died or the time ran out.
- * *died tells which. */
-static int wait_ready(th_broker *b, bool *died)
-{
-	int64_t deadline = th_now_ms() + READY_TIMEOUT_MS;
 	th_raw r;
-	int rc = -1;
+	th_req q;
+	th_reply rep;
+	int ok = 0;
 
-	*died = false;
-	if (th_raw_open(&r, b->url, 250) != 0)
-		return -1;
-	while (th_now_ms() < deadline) {
-		int status;
-		th_reply rep;
-
-		if (waitpid(b->pid, &status, WNOHANG) == b->pid) {
-			b->pid = 0;
-			*died = true;
-			break;
-		}
-		th_req q;
-		if (th_req_begin(&q, "ping", 0) != 0)
-			break;
-		int e = th_req_call(&r, &q, &rep);
-		bool ok = e == 0 && rep.ok;
+	(void)arg;
+	if (th_raw_open(&r, url, 250) != 0)
+		return 0;
+	if (th_req_begin(&q, "ping", 0) == 0) {
+		ok = th_req_call(&r, &q, &rep) == 0 && rep.ok;
 		th_reply_free(&rep);
-		if (ok) {
-			rc = 0;
-			break;
-		}
-		if (e != NNG_ETIMEDOUT)
-			th_sleep_ms(20);
 	}
 	th_raw_close(&r);
-	return rc;
+	return ok;
 }
 
-static int start_with_tries(th_broker *b)
+/* What every test broker shares; flags, env and nofile are the test's. */
+static void settings(th_broker *b)
 {
-	for (int i = 0; i < START_TRIES; i++) {
-		bool died;
-		if (spawn(b) != 0)
-			return -1;
-		if (wait_ready(b, &died) == 0)
-			return 0;
-		if (!died) {
-			fprintf(stderr, "harness: cueqd did not answer a ping within %d ms\n",
-				READY_TIMEOUT_MS);
-			th_broker_dump_log(b);
-			th_broker_kill9(b);
-			return -1;
-		}
-		/* Maybe the port was taken meanwhile: try another. */
-		b->port = th_free_port();
-		snprintf(b->url, sizeof(b->url), "tcp://127.0.0.1:%d", b->port);
-	}
-	fprintf(stderr, "harness: cueqd exited at start %d times\n", START_TRIES);
-	th_broker_dump_log(b);
-	return -1;
+	signal(SIGPIPE, SIG_IGN);
+	b->path = th_cueqd_path;
+	b->tag = "cueq-test";
+	b->death_signal = SIGKILL;
+	b->ping = raw_ping;
+	b->ping_arg = NULL;
+	b->keep_dir = getenv("CUEQ_TEST_KEEP") != NULL;
 }
 
 int th_broker_start(th_broker *b, const char *const *extra)
 {
-	const char *tmp = getenv("TMPDIR");
-
-	memset(b, 0, sizeof(*b));
-	signal(SIGPIPE, SIG_IGN);
-	if (tmp == NULL || *tmp == '\0')
-		tmp = "/tmp";
-	snprintf(b->dir, sizeof(b->dir), "%s/cueq-test-XXXXXX", tmp);
-	if (mkdtemp(b->dir) == NULL) {
-		fprintf(stderr, "harness: mkdtemp under %s failed: %s\n", tmp, strerror(errno));
-		b->dir[0] = '\0';
-		return -1;
-	}
-	snprintf(b->data, sizeof(b->data), "%s/data", b->dir);
-	snprintf(b->log, sizeof(b->log), "%s/broker.log", b->dir);
+	settings(b);
+	b->n_extra = 0;
 	for (; extra != NULL && extra[b->n_extra] != NULL; b->n_extra++) {
 		if (b->n_extra == TH_MAX_EXTRA) {
 			fprintf(stderr, "harness: too many extra broker flags\n");
@@ -191,89 +62,13 @@ int th_broker_start(th_broker *b, const char *const *extra)
 		}
 		b->extra[b->n_extra] = extra[b->n_extra];
 	}
-	b->port = th_free_port();
-	if (b->port <= 0) {
-		fprintf(stderr, "harness: no free loopback port\n");
-		return -1;
-	}
-	snprintf(b->url, sizeof(b->url), "tcp://127.0.0.1:%d", b->port);
-	return start_with_tries(b);
+	return cueqd_start(b);
 }
 
-int th_broker_restart(th_broker *b)
+int th_broker_launch(th_broker *b, int *status)
 {
-	if (b->pid != 0) {
-		fprintf(stderr, "harness: restart of a broker that still runs\n");
-		return -1;
-	}
-	return start_with_tries(b);
-}
-
-int th_broker_kill9(th_broker *b)
-{
-	int status;
-
-	if (b->pid == 0)
-		return 0;
-	kill(b->pid, SIGKILL);
-	while (waitpid(b->pid, &status, 0) < 0 && errno == EINTR)
-		;
-	b->pid = 0;
-	return 0;
-}
-
-int th_broker_stop(th_broker *b, int timeout_ms, int *status)
-{
-	int64_t deadline = th_now_ms() + timeout_ms;
-
-	*status = 0;
-	if (b->pid == 0)
-		return 0;
-	kill(b->pid, SIGTERM);
-	while (th_now_ms() < deadline) {
-		pid_t r = waitpid(b->pid, status, WNOHANG);
-		if (r == b->pid) {
-			b->pid = 0;
-			return 0;
-		}
-		th_sleep_ms(10);
-	}
-	fprintf(stderr, "harness: cueqd ignored SIGTERM for %d ms; killing it\n", timeout_ms);
-	th_broker_dump_log(b);
-	th_broker_kill9(b);
-	return -1;
-}
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st, (void)flag, (void)ftw;
-	remove(path);
-	return 0;
-}
-
-void th_broker_cleanup(th_broker *b)
-{
-	th_broker_kill9(b);
-	if (b->dir[0] != '\0' && getenv("CUEQ_TEST_KEEP") == NULL)
-		nftw(b->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-	b->dir[0] = '\0';
-}
-
-void th_broker_dump_log(const th_broker *b)
-{
-	char buf[4096];
-	FILE *f = fopen(b->log, "r");
-	long size;
-
-	if (f == NULL)
-		return;
-	fseek(f, 0, SEEK_END);
-	size = ftell(f);
-	fseek(f, size > (long)sizeof(buf) - 1 ? size - (long)sizeof(buf) + 1 : 0, SEEK_SET);
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	buf[n] = '\0';
-	fclose(f);
-	fprintf(stderr, "---- end of %s ----\n%s\n----\n", b->log, buf);
+	settings(b);
+	return cueqd_launch(b, status);
 }
 
 int th_fixture_start(void **state)
@@ -295,6 +90,7 @@ int th_fixture_stop(void **state)
 {
 	th_broker *b = *state;
 	int status = 0, rc = 0;
+	char how[96];
 
 	/* Every test ends with a graceful stop that must exit 0: a broker
 	 * that crashed, hangs, or (under the sanitizers) leaked or misbehaved
@@ -302,7 +98,8 @@ int th_fixture_stop(void **state)
 	if (b != NULL) {
 		if (b->pid != 0 && (th_broker_stop(b, 15000, &status) != 0 ||
 				    !WIFEXITED(status) || WEXITSTATUS(status) != 0)) {
-			fprintf(stderr, "harness: cueqd did not stop cleanly (status 0x%x)\n", status);
+			proc_describe(status, how, sizeof(how));
+			fprintf(stderr, "harness: cueqd did not stop cleanly (%s)\n", how);
 			th_broker_dump_log(b);
 			rc = -1;
 		}

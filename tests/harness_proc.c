@@ -23,7 +23,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -32,37 +31,6 @@
 #endif
 
 const char th_cli_path[] = CUEQ_CLI_PATH;
-
-extern char **environ;
-
-char **th_make_env(char *const extra[])
-{
-	size_t n = 0, m = 0, k = 0;
-	char **env;
-
-	while (environ[n] != NULL)
-		n++;
-	while (extra != NULL && extra[m] != NULL)
-		m++;
-	env = calloc(n + m + 1, sizeof(*env));
-	if (env == NULL)
-		return NULL;
-	for (size_t i = 0; i < n; i++) {
-		bool replaced = false;
-		for (size_t j = 0; j < m; j++) {
-			const char *eq = strchr(extra[j], '=');
-			size_t kl = eq ? (size_t)(eq - extra[j]) + 1 : strlen(extra[j]);
-			if (strncmp(environ[i], extra[j], kl) == 0)
-				replaced = true;
-		}
-		if (!replaced)
-			env[k++] = environ[i];
-	}
-	for (size_t j = 0; j < m; j++)
-		env[k++] = extra[j];
-	env[k] = NULL;
-	return env;
-}
 
 /* A pipe whose ends close on exec (pipe2 needs _GNU_SOURCE). */
 static int cloexec_pipe(int fd[2])
@@ -113,26 +81,18 @@ int th_run(th_proc *p, const char *stdin_data, int timeout_ms, char *const argv[
 	struct capture co = { 0 }, ce = { 0 };
 	size_t in_len = stdin_data ? strlen(stdin_data) : 0, in_off = 0;
 	int64_t deadline = th_now_ms() + timeout_ms;
-	char **env = th_make_env(env_extra);
 	int status = 0, rc = -1;
 	pid_t pid;
 
 	memset(p, 0, sizeof(*p));
 	p->exit_code = -1;
 	signal(SIGPIPE, SIG_IGN);
-	if (env == NULL || cloexec_pipe(in) || cloexec_pipe(out) || cloexec_pipe(err))
+	if (cloexec_pipe(in) || cloexec_pipe(out) || cloexec_pipe(err))
 		goto out;
-	pid = fork();
+	pid = proc_spawn(argv, &(proc_opts){ .env = env_extra,
+					     .stdio = (const int[3]){ in[0], out[1], err[1] } });
 	if (pid < 0)
 		goto out;
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		dup2(in[0], 0);
-		dup2(out[1], 1);
-		dup2(err[1], 2);
-		execve(argv[0], argv, env);
-		_exit(127);
-	}
 	close(in[0]), close(out[1]), close(err[1]);
 	in[0] = out[1] = err[1] = -1;
 	fcntl(in[1], F_SETFL, O_NONBLOCK);
@@ -161,19 +121,10 @@ int th_run(th_proc *p, const char *stdin_data, int timeout_ms, char *const argv[
 		}
 	}
 	/* Outputs closed: the child is exiting; reap it within the deadline. */
-	for (;;) {
-		pid_t r = waitpid(pid, &status, WNOHANG);
-		if (r == pid)
-			break;
-		if (r < 0 && errno != EINTR)
-			break;
-		if (th_now_ms() > deadline) {
-			p->timed_out = true;
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			break;
-		}
-		th_sleep_ms(5);
+	int64_t left = deadline - th_now_ms();
+	if (proc_wait(pid, left > 0 ? (int)left : 0, &status) != 0) {
+		p->timed_out = true;
+		proc_kill9(pid);
 	}
 	if (!p->timed_out && WIFEXITED(status))
 		p->exit_code = WEXITSTATUS(status);
@@ -189,7 +140,6 @@ out:
 	}
 	finish_capture(&co, &p->out, &p->out_len);
 	finish_capture(&ce, &p->err, &p->err_len);
-	free(env);
 	return rc;
 }
 

@@ -1,11 +1,10 @@
 /*
- * ordersync_procs.c - worker processes for test_ordersync: start with a
- * log file and an environment, SIGKILL, stop gracefully, and clean up the
+ * ordersync_procs.c - cleaning up after the workers of test_ordersync: the
  * orphans a killed worker leaves (a `cueq work` command still running, a
- * fake-API call in flight).
+ * fake-API call in flight).  The workers themselves are started, killed
+ * and stopped with proc.h, like every child of the tests.
  *
- * Every process started here dies with the test (PR_SET_PDEATHSIG).  The
- * grandchildren of a killed worker are not ours to start with; as a child
+ * The grandchildren of a killed worker are not ours to start with; as a child
  * subreaper the test inherits them and waits for them (bounded) at the end,
  * so no test leaves processes behind.  Strays are found in /proc by parent
  * pid, and only those are waited for: the broker, also our child, is left
@@ -16,9 +15,6 @@
 
 #include <ctype.h>
 #include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,69 +23,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-extern char **environ;
-
 #define MAX_STRAYS 256
-
-pid_t os_spawn(char *const argv[], char *const env_extra[], const char *log_path)
-{
-	char **env = th_make_env(env_extra);
-	int logfd;
-	pid_t pid;
-
-	if (env == NULL)
-		return -1;
-	logfd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-	if (logfd < 0) {
-		fprintf(stderr, "ordersync: cannot open %s: %s\n", log_path, strerror(errno));
-		free(env);
-		return -1;
-	}
-	pid = fork();
-	if (pid == 0) {
-		int nul = open("/dev/null", O_RDONLY);
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (nul >= 0)
-			dup2(nul, 0);
-		dup2(logfd, 1);
-		dup2(logfd, 2);
-		execve(argv[0], argv, env);
-		_exit(127);
-	}
-	if (pid < 0)
-		fprintf(stderr, "ordersync: fork: %s\n", strerror(errno));
-	close(logfd);
-	free(env);
-	return pid;
-}
-
-void os_kill9(pid_t pid)
-{
-	int status;
-
-	if (pid <= 0)
-		return;
-	kill(pid, SIGKILL);
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-}
-
-int os_stop(pid_t pid, int timeout_ms, int *status)
-{
-	int64_t deadline = th_now_ms() + timeout_ms;
-
-	*status = 0;
-	kill(pid, SIGTERM);
-	while (th_now_ms() < deadline) {
-		if (waitpid(pid, status, WNOHANG) == pid)
-			return 0;
-		th_sleep_ms(10);
-	}
-	kill(pid, SIGKILL);
-	while (waitpid(pid, status, 0) < 0 && errno == EINTR)
-		;
-	return -1;
-}
 
 void os_become_subreaper(void)
 {
@@ -154,26 +88,8 @@ size_t os_reap_strays(const pid_t *keep, size_t n_keep, int timeout_ms)
 	for (size_t i = 0; i < n; i++) {
 		fprintf(stderr, "ordersync: stray process %d still runs after %d ms: killing it\n",
 			(int)strays[i], timeout_ms);
-		os_kill9(strays[i]);
+		proc_kill9(strays[i]);
 		killed++;
 	}
 	return killed;
-}
-
-void os_dump_tail(const char *path, size_t bytes)
-{
-	char *buf = malloc(bytes + 1);
-	FILE *f = fopen(path, "r");
-
-	if (f != NULL && buf != NULL) {
-		fseek(f, 0, SEEK_END);
-		long size = ftell(f);
-		fseek(f, size > (long)bytes ? size - (long)bytes : 0, SEEK_SET);
-		size_t n = fread(buf, 1, bytes, f);
-		buf[n] = '\0';
-		fprintf(stderr, "---- end of %s ----\n%s\n----\n", path, buf);
-	}
-	if (f != NULL)
-		fclose(f);
-	free(buf);
 }

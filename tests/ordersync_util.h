@@ -1,6 +1,7 @@
 /*
  * ordersync_util.h - what test_ordersync.c needs beyond the harness:
- * worker processes it can SIGKILL and restart (ordersync_procs.c), and a
+ * waiting for the orphans of killed workers (ordersync_procs.c; the
+ * workers themselves are started and killed with proc.h), and a
  * reader for the fake third-party APIs' store that the order-sync examples
  * write (ordersync_store.c; the format is worker-sdk/examples/fake_api.h).
  *
@@ -14,17 +15,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-/* ---- processes -------------------------------------------------------- */
+/* ---- orphans of killed workers ---------------------------------------- */
 
-/* Starts argv[0] with our environment plus env_extra ("K=V", NULL-ended,
- * replacing variables of the same name), stdout and stderr appended to
- * log_path, and SIGKILL when the test dies.  Returns the pid, or -1. */
-pid_t os_spawn(char *const argv[], char *const env_extra[], const char *log_path);
-/* SIGKILL and reap. */
-void os_kill9(pid_t pid);
-/* SIGTERM, wait up to timeout_ms (then SIGKILL); *status gets the wait
- * status.  Returns 0 when it exited by itself, -1 when it was killed. */
-int os_stop(pid_t pid, int timeout_ms, int *status);
 /* Makes this process the reaper of its orphaned descendants (the commands
  * and API calls of killed workers), so os_reap_strays can wait for them. */
 void os_become_subreaper(void);
@@ -32,8 +24,6 @@ void os_become_subreaper(void);
  * reaping them; SIGKILLs those still there then.  Returns how many had to
  * be killed. */
 size_t os_reap_strays(const pid_t *keep, size_t n_keep, int timeout_ms);
-/* Prints the last bytes of a log file to stderr. */
-void os_dump_tail(const char *path, size_t bytes);
 
 /* ---- the fake APIs' store ------------------------------------------------- */
 

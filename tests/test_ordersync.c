@@ -71,7 +71,7 @@ static int teardown(void **state)
 	if (live != NULL)
 		for (int k = 0; k < live->n; k++)
 			if (live->pid[k] > 0)
-				os_kill9(live->pid[k]);
+				proc_kill9(live->pid[k]);
 	live = NULL;
 	return th_fixture_stop(state);
 }
@@ -79,7 +79,7 @@ static int teardown(void **state)
 static void dump_logs(const struct fleet *f)
 {
 	for (int k = 0; k < f->n; k++)
-		os_dump_tail(f->log[k], 3000);
+		proc_dump_tail(f->log[k], 3000);
 	th_broker_dump_log(f->b);
 }
 
@@ -92,14 +92,14 @@ static pid_t start_worker(struct fleet *f, int k)
 		char *argv[] = { (char *)ORDER_SYNC_PATH, "--url", f->b->url, "--queue",
 				 (char *)f->queue, "--dir", f->store, "--concurrency", "4",
 				 "--step-delay", "15ms", NULL };
-		pid = os_spawn(argv, NULL, f->log[k]);
+		pid = proc_spawn(argv, &(proc_opts){ .log = f->log[k] });
 	} else {
 		char *argv[] = { (char *)th_cli_path, "work", (char *)f->queue, "--concurrency", "2",
 				 "--url", f->b->url, "--", "/bin/sh", (char *)ORDER_SYNC_SH, NULL };
 		snprintf(env_dir, sizeof(env_dir), "ORDER_SYNC_DIR=%s", f->store);
 		snprintf(env_cueq, sizeof(env_cueq), "CUEQ=%s", th_cli_path);
 		char *env[] = { env_dir, env_cueq, "ORDER_SYNC_STEP_DELAY=0.05", NULL };
-		pid = os_spawn(argv, env, f->log[k]);
+		pid = proc_spawn(argv, &(proc_opts){ .env = env, .log = f->log[k] });
 	}
 	if (pid <= 0)
 		fail_msg("could not start worker %d", k);
@@ -121,7 +121,7 @@ static void supervise(struct fleet *f)
 		}
 		fprintf(stderr, "ordersync: worker %d exited with status %d by itself; restarting it\n",
 			k, WEXITSTATUS(status));
-		os_dump_tail(f->log[k], 800);
+		proc_dump_tail(f->log[k], 800);
 		f->self_exits++;
 		start_worker(f, k);
 	}
@@ -133,7 +133,7 @@ static void stop_workers(struct fleet *f)
 		int status = 0;
 		if (f->pid[k] <= 0)
 			continue;
-		int rc = os_stop(f->pid[k], 15000, &status);
+		int rc = proc_stop(f->pid[k], 15000, &status);
 		f->pid[k] = 0;
 		if (rc != 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 			dump_logs(f);
@@ -322,7 +322,7 @@ static void run(struct fleet *f, size_t n, const size_t *kill_at, size_t n_kills
 			th_sleep_ms(rand_r(seed) % 40); /* a random point in the handler */
 			fprintf(stderr, "ordersync: %zu/%zu done, kill -9 worker %d (pid %d)\n", done, n,
 				k, (int)f->pid[k]);
-			os_kill9(f->pid[k]);
+			proc_kill9(f->pid[k]);
 			start_worker(f, k);
 			kills++;
 		}
@@ -340,7 +340,7 @@ static void run(struct fleet *f, size_t n, const size_t *kill_at, size_t n_kills
 			broker_killed = true;
 			if (strcmp(url, f->b->url) != 0) /* it had to take another port */
 				for (int k = 0; k < f->n; k++) {
-					os_kill9(f->pid[k]);
+					proc_kill9(f->pid[k]);
 					start_worker(f, k);
 				}
 		}
