@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "cueq/cueq.h"
+#include "cueq/defs.h"
 
 #define PROTO_VERSION 1
 #define PROTO_MAX_FRAME (4u << 20)	  /* a request over this is TOO_LARGE */
@@ -36,7 +36,7 @@
 #define PROTO_MAX_ATTEMPTS 1000
 #define PROTO_ID_LEN 16 /* hex digits of IDs and tokens on the wire */
 
-/* An error on its way to a reply: code (cueq_err) and a sentence. */
+/* An error on its way to a reply: code (cueq_err of cueq/defs.h) and a sentence. */
 typedef struct proto_error {
 	int code;
 	char msg[256];
