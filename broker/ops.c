@@ -76,17 +76,17 @@ static int key_field(struct opctx *c, const msgpack_object *m, const char *field
 /* Hash of a job's canonical request: what an idempotency key compares. */
 static uint64_t job_hash(const struct eng_push *p, uint64_t delay, uint64_t run_at)
 {
-	uint64_t h = RECORD_HASH_INIT;
+	uint64_t h = PROTO_HASH_INIT;
 	uint64_t nums[6] = {(uint64_t)p->priority, p->max_attempts, p->lease_ms, delay, run_at,
 			    p->payload_len};
 	uint8_t has_unique = p->unique != NULL;
-	h = record_hash(h, p->queue, p->queue_len);
-	h = record_hash(h, "", 1);
-	h = record_hash(h, nums, sizeof(nums));
-	h = record_hash(h, p->payload, p->payload_len);
-	h = record_hash(h, &has_unique, 1);
+	h = proto_hash(h, p->queue, p->queue_len);
+	h = proto_hash(h, "", 1);
+	h = proto_hash(h, nums, sizeof(nums));
+	h = proto_hash(h, p->payload, p->payload_len);
+	h = proto_hash(h, &has_unique, 1);
 	if (p->unique)
-		h = record_hash(h, p->unique, p->unique_len);
+		h = proto_hash(h, p->unique, p->unique_len);
 	return h;
 }
 

@@ -24,10 +24,7 @@ const char *record_event_name(int event)
 
 uint64_t record_hash(uint64_t h, const void *p, size_t n)
 {
-	const unsigned char *b = p;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ b[i]) * 0x100000001b3ull;
-	return h;
+	return proto_hash(h, p, n);
 }
 
 void record_pack(msgpack_packer *pk, const struct exec_rec *r)

@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto.h"
+
 #define RECORD_VERSION 1
 
 enum outcome_kind { OUT_NONE = 0, OUT_ACK = 1, OUT_NACK = 2 };
@@ -89,8 +91,9 @@ struct step_rec {
 void record_pack_step(msgpack_packer *pk, const struct step_rec *s);
 int record_unpack_step(const char *buf, size_t len, msgpack_unpacked *up, struct step_rec *s);
 
-/* FNV-1a over the bytes; used to compare outcome bodies. */
+/* The hash of stored outcome bodies (out_hash): proto_hash, whose values
+ * records keep, so it is named here with the format that relies on it. */
 uint64_t record_hash(uint64_t h, const void *p, size_t n);
-#define RECORD_HASH_INIT 0xcbf29ce484222325ull
+#define RECORD_HASH_INIT PROTO_HASH_INIT
 
 #endif /* CUEQ_RECORD_H */

@@ -129,6 +129,13 @@ void proto_request_begin(msgpack_packer *pk, const char *op, const void *rid, si
  * also summed: "1h30m") into milliseconds.  Returns false when s is not one. */
 bool proto_parse_duration(const char *s, int64_t *ms);
 
+/* FNV-1a over n bytes, going on from h (PROTO_HASH_INIT to start): request
+ * bodies, outcome bodies and idempotent requests are compared by it, and
+ * the broker stores such hashes, so the algorithm and the constant never
+ * change. */
+uint64_t proto_hash(uint64_t h, const void *p, size_t n);
+#define PROTO_HASH_INIT 0xcbf29ce484222325ull
+
 /* Unix time in milliseconds, and a monotonic clock in milliseconds. */
 int64_t proto_now_ms(void);
 int64_t proto_mono_ms(void);
