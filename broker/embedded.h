@@ -15,7 +15,12 @@
 
 #include "engine.h"
 #include "index.h"
+#include "record.h"
 #include "store.h"
+
+/* Records keep the engine's outcome kinds as they are (lease.c). */
+_Static_assert((int)OUT_ACK == (int)ENG_ACK && (int)OUT_NACK == (int)ENG_NACK,
+	       "stored outcome kinds");
 
 struct queue {
 	char name[PROTO_MAX_QUEUE + 1];

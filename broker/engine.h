@@ -18,9 +18,31 @@
 #include <stdint.h>
 
 #include "proto.h"
-#include "record.h"
 
 struct engine;
+
+/* What a worker's outcome does: succeed, or fail this attempt. */
+enum eng_outcome_kind { ENG_ACK = 1, ENG_NACK = 2 };
+
+/* What an execution's history tells, event by event. */
+enum eng_event_kind {
+	ENG_EV_UNKNOWN = 0, /* an event this broker has no word for */
+	ENG_EV_CLAIMED,	    /* detail: the worker's name, if it gave one */
+	ENG_EV_EXTENDED,
+	ENG_EV_EXPIRED,
+	ENG_EV_NACKED, /* detail: the error */
+	ENG_EV_SUCCEEDED,
+	ENG_EV_DEAD, /* detail: why */
+	ENG_EV_STEP, /* detail: the step's name */
+};
+
+/* Wire name of an event kind ("claimed"), "unknown" for any other value. */
+static inline const char *eng_event_name(int kind)
+{
+	static const char *const names[] = {"unknown", "claimed",   "extended", "expired",
+					    "nacked",  "succeeded", "dead",	"step"};
+	return kind > ENG_EV_UNKNOWN && kind <= ENG_EV_STEP ? names[kind] : names[0];
+}
 
 struct eng_config {
 	const char *data_dir;
@@ -74,7 +96,7 @@ struct eng_claimed {
 /* An ack or nack of one execution; the out fields are the answer. */
 struct eng_outcome {
 	uint64_t id, token;
-	int kind; /* OUT_ACK or OUT_NACK */
+	int kind; /* ENG_ACK or ENG_NACK */
 	const char *text; /* result (ack) or error (nack); NULL: none */
 	size_t text_len;
 	int64_t retry_in_ms; /* nack: <0 the default backoff */
@@ -91,12 +113,39 @@ struct eng_extend {
 	int64_t deadline; /* out */
 };
 
+/* One execution as get and list show it. */
+struct eng_exec {
+	uint64_t id, cue_id;
+	const char *queue;
+	size_t queue_len;
+	int state; /* cueq_state */
+	int32_t priority;
+	uint32_t attempt;  /* deliveries so far */
+	uint32_t expiries; /* leases that ran out */
+	uint32_t failures; /* nacks */
+	uint32_t max_attempts, lease_ms;
+	int64_t created_at, run_at, deadline, finished_at; /* Unix ms; 0 none */
+	uint64_t token;					   /* live lease token; 0 none */
+	const char *result, *error;			   /* NULL: none */
+	size_t result_len, error_len;
+};
+
+/* One event of an execution's history. */
+struct eng_event {
+	int64_t at;	  /* Unix ms */
+	int kind;	  /* enum eng_event_kind */
+	uint32_t attempt; /* the delivery it belongs to; 0 none */
+	uint64_t token;	  /* the lease it happened under; 0 none */
+	const char *detail; /* NULL: none */
+	size_t detail_len;
+};
+
 /* A read-only snapshot of one execution for get and list. */
 struct eng_view {
-	struct exec_rec rec;
+	struct eng_exec exec;
 	const char *payload; /* get only */
 	size_t payload_len;
-	struct hist_rec *hist; /* get only */
+	struct eng_event *hist; /* get only */
 	size_t n_hist;
 	struct eng_step *steps; /* get only */
 	size_t n_steps;

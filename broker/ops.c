@@ -296,9 +296,9 @@ static int outcome(struct opctx *c, int kind)
 		o[i].kind = kind;
 		o[i].retry_in_ms = -1;
 		if ((rc = ids(c, m, &o[i].id, &o[i].token)) != CUEQ_OK ||
-		    (rc = proto_str(m, kind == OUT_ACK ? "result" : "error", false, CUEQ_MAX_TEXT,
+		    (rc = proto_str(m, kind == ENG_ACK ? "result" : "error", false, CUEQ_MAX_TEXT,
 				    &o[i].text, &o[i].text_len, &c->err)) != CUEQ_OK ||
-		    (kind == OUT_NACK &&
+		    (kind == ENG_NACK &&
 		     ((rc = proto_uint(m, "retry_in_ms", false, 0, MAX_DELAY_MS, &retry, &c->err)) !=
 			      CUEQ_OK ||
 		      (rc = proto_bool(m, "terminal", false, &o[i].terminal, &c->err)) != CUEQ_OK))) {
@@ -318,7 +318,7 @@ static int outcome(struct opctx *c, int kind)
 			pack_item_error(c->pk, &o[i].err);
 			continue;
 		}
-		bool again = kind == OUT_NACK && o[i].state != CUEQ_DEAD;
+		bool again = kind == ENG_NACK && o[i].state != CUEQ_DEAD;
 		msgpack_pack_map(c->pk, 2 + again);
 		proto_kv_bool(c->pk, "ok", true);
 		proto_kv_cstr(c->pk, "state", proto_state_name(o[i].state));
@@ -332,12 +332,12 @@ static int outcome(struct opctx *c, int kind)
 
 static int op_ack(struct opctx *c)
 {
-	return outcome(c, OUT_ACK);
+	return outcome(c, ENG_ACK);
 }
 
 static int op_nack(struct opctx *c)
 {
-	return outcome(c, OUT_NACK);
+	return outcome(c, ENG_NACK);
 }
 
 static int op_extend(struct opctx *c)
@@ -450,7 +450,7 @@ static int op_steps(struct opctx *c)
 
 static void pack_exec(msgpack_packer *pk, const struct eng_view *v, bool detail)
 {
-	const struct exec_rec *r = &v->rec;
+	const struct eng_exec *r = &v->exec;
 	bool leased = r->state == CUEQ_LEASED && r->token != 0;
 	size_t n = 12 + 2 * leased + (r->finished_at != 0) + (r->result != NULL) +
 		   (r->error != NULL) + 3 * detail + (detail && v->unique != NULL);
@@ -488,10 +488,10 @@ static void pack_exec(msgpack_packer *pk, const struct eng_view *v, bool detail)
 	proto_key(pk, "history");
 	msgpack_pack_array(pk, v->n_hist);
 	for (size_t i = 0; i < v->n_hist; i++) {
-		const struct hist_rec *h = &v->hist[i];
+		const struct eng_event *h = &v->hist[i];
 		msgpack_pack_map(pk, 2 + (h->attempt != 0) + (h->token != 0) + (h->detail != NULL));
 		proto_kv_int(pk, "at", h->at);
-		proto_kv_cstr(pk, "event", record_event_name(h->event));
+		proto_kv_cstr(pk, "event", eng_event_name(h->kind));
 		if (h->attempt != 0)
 			proto_kv_uint(pk, "attempt", h->attempt);
 		if (h->token != 0)

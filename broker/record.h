@@ -49,6 +49,8 @@ void record_pack(msgpack_packer *pk, const struct exec_rec *r);
  * keeps alive and destroys.  Returns 0, or -1 on a corrupt or newer record. */
 int record_unpack(const char *buf, size_t len, msgpack_unpacked *up, struct exec_rec *r);
 
+/* Stored event numbers: event 1 was "pushed" in early drafts; numbers stay
+ * stable on disk (inspect.c gives the engine's words for them). */
 enum hist_event {
 	EV_CLAIMED = 2,
 	EV_EXTENDED,
@@ -68,7 +70,6 @@ struct hist_rec {
 	size_t detail_len;
 };
 
-const char *record_event_name(int event);
 void record_pack_event(msgpack_packer *pk, const struct hist_rec *h);
 int record_unpack_event(const char *buf, size_t len, msgpack_unpacked *up, struct hist_rec *h);
 
