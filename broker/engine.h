@@ -1,14 +1,18 @@
 /*
  * engine.h - the seam between the broker's server/protocol layer and the
- * state of the queues.
+ * state of the queues: the one interface a storage engine implements.
  *
- * ops.c and loop.c speak only this interface; they never see RocksDB.  The
- * embedded engine (memory indexes + RocksDB, embedded.c) is the default; an
- * engine on another store (e.g. PostgreSQL) can sit behind the same table.
+ * ops.c, loop.c and main.c speak only this interface and its own types;
+ * they never see how an engine stores anything.  The embedded engine
+ * (memory indexes + RocksDB, embedded.c) is the default; an engine on
+ * another store (e.g. PostgreSQL) can sit behind the same table.
  *
- * Calls come from the core thread only, except sync.  Writes made by the
- * calls of one loop turn are gathered and written by commit(); sync() makes
- * them durable (see loop.c for the group commit).
+ * Threads: the core thread (loop.c) calls every member except sync, which
+ * the syncer thread calls while the core goes on.  Writes made by the calls
+ * of one loop turn are gathered and written by commit(); sync() makes them
+ * durable (group commit, see loop.c).  Members that may block say so; the
+ * others are answered from memory, because the core calls them every turn.
+ * Members returning int answer CUEQ_OK or a cueq_err with *err set.
  */
 #ifndef CUEQ_ENGINE_H
 #define CUEQ_ENGINE_H
@@ -45,7 +49,9 @@ static inline const char *eng_event_name(int kind)
 }
 
 struct eng_config {
-	const char *data_dir;
+	/* where the state lives: a directory for the embedded engine, a
+	 * connection string for another */
+	const char *location;
 	int64_t retention_ms; /* finished executions kept this long */
 	int64_t idem_window_ms; /* default life of an idempotency key */
 };
@@ -159,56 +165,92 @@ struct eng_stats {
 	uint64_t count[6]; /* by cueq_state */
 };
 
+/* Bump when a member of struct engine_ops is added, removed or moved, or
+ * changes what it promises; cueqd refuses a table of another version. */
+#define ENGINE_OPS_VERSION 1
+
 struct engine_ops {
+	uint32_t version; /* ENGINE_OPS_VERSION */
 	const char *name;
+
+	/* Opens the state at cfg->location (creating it when new) and
+	 * rebuilds what the engine keeps in memory.  -1 with a sentence in
+	 * err.  Core thread, before the loop; blocks on storage. */
 	int (*open)(const struct eng_config *cfg, struct engine **out, char *err, size_t errlen);
+	/* Frees e (NULL is fine); what was not committed is lost.  Core
+	 * thread, after the loop and the syncer stopped; may block. */
 	void (*close)(struct engine *e);
-	uint32_t (*epoch)(struct engine *e);
+	/* A number that differs on every start (IDs and tokens are never
+	 * reused across starts).  Core thread; does not block. */
+	uint64_t (*boot_id)(struct engine *e);
 
 	/* Creates n executions; a job refused for its key (out[i].err) creates
-	 * nothing, the others are created. */
+	 * nothing, the others are created.  Core thread; may block reading
+	 * keys. */
 	int (*push)(struct engine *e, const struct eng_push *jobs, size_t n, struct eng_pushed *out,
 		    proto_error *err);
 	/* Leases up to max ready executions of queue (lease_ms 0: each job's
-	 * own).  *n may be 0. */
+	 * own).  *n may be 0.  Core thread; may block reading payloads. */
 	int (*claim)(struct engine *e, const char *queue, size_t qlen, size_t max, uint32_t lease_ms,
 		     const char *worker, size_t wlen, struct eng_claimed *out, size_t *n,
 		     proto_error *err);
+	/* Releases what claim gave c.  Core thread; does not block. */
 	void (*claimed_free)(struct engine *e, struct eng_claimed *c);
+	/* Whether a claim on queue would find work now.  Core thread, for
+	 * every parked claim each turn; does not block. */
 	bool (*has_ready)(struct engine *e, const char *queue, size_t qlen);
+	/* Applies n acks or nacks; each item's answer is in its out fields.
+	 * Core thread; may block reading the stored outcome of a late token. */
 	void (*finish)(struct engine *e, struct eng_outcome *items, size_t n);
+	/* Extends n leases; answers as finish.  Core thread; may block like
+	 * finish. */
 	void (*extend)(struct engine *e, struct eng_extend *items, size_t n);
 
-	/* The step ledger: writes need the live lease token. */
+	/* The step ledger: writes need the live lease token.  Core thread;
+	 * may block on storage reads. */
 	int (*step_set)(struct engine *e, uint64_t id, uint64_t token, const char *name,
 			size_t name_len, const char *value, size_t value_len, int64_t *at,
 			proto_error *err);
 	/* Reads steps of id: one (name not NULL) or all; *out as in a view's
-	 * steps, released with view_free on a view holding them. */
+	 * steps, released with view_free on a view holding them.  Core
+	 * thread; may block on storage reads. */
 	int (*steps)(struct engine *e, uint64_t id, const char *name, size_t name_len,
 		     struct eng_view *out, proto_error *err);
 
+	/* One execution with its payload, history, steps and unique key.
+	 * Core thread; may block on storage reads. */
 	int (*get)(struct engine *e, uint64_t id, struct eng_view *out, proto_error *err);
 	/* Lists up to limit executions of queue with state (-1: any) after
-	 * the ID after; *next is the ID to continue from, 0 at the end. */
+	 * the ID after; *next is the ID to continue from, 0 at the end.
+	 * Core thread; may block on storage reads. */
 	int (*list)(struct engine *e, const char *queue, size_t qlen, int state, uint64_t after,
 		    size_t limit, struct eng_view *out, size_t *n, uint64_t *next, proto_error *err);
+	/* Releases what get, list or steps put in v.  Core thread; does not
+	 * block. */
 	void (*view_free)(struct engine *e, struct eng_view *v);
-	/* Counts per queue (queue NULL: all); *out malloc'd, caller frees. */
+	/* Counts per queue (queue NULL: all); *out malloc'd, caller frees.
+	 * Core thread; may block on storage reads. */
 	int (*stats)(struct engine *e, const char *queue, size_t qlen, struct eng_stats **out,
 		     size_t *n, proto_error *err);
 
-	/* Time passes: due executions become ready, expired leases end,
-	 * finished executions past retention are deleted.  Returns the next
-	 * time (Unix ms) it has work, INT64_MAX for none. */
+	/* Time passes: due executions become ready, leases whose deadline is
+	 * <= now end, finished executions past retention and expired
+	 * idempotency keys are deleted.  Returns the next time (Unix ms) it
+	 * has work, INT64_MAX for none.  Core thread, at the start of every
+	 * turn; may block on storage. */
 	int64_t (*tick)(struct engine *e, int64_t now);
-	/* The time (Unix ms) tick next has work, without doing any. */
+	/* The time (Unix ms) tick next has work, without doing any.  Core
+	 * thread, every turn; does not block. */
 	int64_t (*next_due)(struct engine *e);
 	/* Writes this turn's changes (no sync).  *durable_needed says whether
 	 * any of them must be synced before answering.  0, or -1: storage
-	 * failed and the broker must stop. */
+	 * failed and the broker must stop.  Core thread, at the end of every
+	 * turn; may block on storage writes. */
 	int (*commit)(struct engine *e, bool *durable_needed);
-	/* Syncs everything committed; any thread.  0 or -1. */
+	/* Makes everything committed before the call durable.  0 or -1.  The
+	 * syncer thread, while the core thread calls the other members
+	 * (commit included), and the core thread once more after the syncer
+	 * stopped; never two calls at once.  Blocks on fsync. */
 	int (*sync)(struct engine *e);
 };
 

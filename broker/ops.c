@@ -101,7 +101,7 @@ static int op_ping(struct opctx *c)
 {
 	proto_reply_begin(c->pk, c->rid, c->rid_len, c->rid_bin, 3);
 	proto_kv_int(c->pk, "time", proto_now_ms());
-	proto_kv_uint(c->pk, "epoch", c->eo->epoch(c->e));
+	proto_kv_uint(c->pk, "epoch", c->eo->boot_id(c->e)); /* the wire's name for it */
 	proto_kv_cstr(c->pk, "version", "0.1.0");
 	return CUEQ_OK;
 }
