@@ -13,6 +13,10 @@
 #ifndef CUEQ_EMBEDDED_H
 #define CUEQ_EMBEDDED_H
 
+#ifndef CUEQ_EMBEDDED_ENGINE
+#error "embedded.h is private to the embedded engine: outside it, use engine.h"
+#endif
+
 #include "engine.h"
 #include "index.h"
 #include "record.h"

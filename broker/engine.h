@@ -4,8 +4,9 @@
  *
  * ops.c, loop.c and main.c speak only this interface and its own types;
  * they never see how an engine stores anything.  The embedded engine
- * (memory indexes + RocksDB, embedded.c) is the default; an engine on
- * another store (e.g. PostgreSQL) can sit behind the same table.
+ * (memory indexes + RocksDB, the library cueqengine_embedded, whose own
+ * headers compile only inside it) is the default; an engine on another
+ * store (e.g. PostgreSQL) can sit behind the same table.
  *
  * Threads: the core thread (loop.c) calls every member except sync, which
  * the syncer thread calls while the core goes on.  Writes made by the calls

@@ -10,6 +10,10 @@
 #ifndef CUEQ_RECORD_H
 #define CUEQ_RECORD_H
 
+#ifndef CUEQ_EMBEDDED_ENGINE
+#error "record.h is private to the embedded engine: outside it, use engine.h"
+#endif
+
 #include <msgpack.h>
 #include <stdbool.h>
 #include <stddef.h>
