@@ -6,7 +6,8 @@
  * they never see how an engine stores anything.  The embedded engine
  * (memory indexes + RocksDB, the library cueqengine_embedded, whose own
  * headers compile only inside it) is the default; an engine on another
- * store (e.g. PostgreSQL) can sit behind the same table.
+ * store (e.g. PostgreSQL) can sit behind the same table, and
+ * tests/test_engine.c runs the same scenarios against any table.
  *
  * Threads: the core thread (loop.c) calls every member except sync, which
  * the syncer thread calls while the core goes on.  Writes made by the calls
