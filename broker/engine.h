@@ -256,6 +256,7 @@ struct engine_ops {
 	int (*sync)(struct engine *e);
 };
 
+/* The engines this build has: memory indexes + RocksDB (cueqengine_embedded). */
 extern const struct engine_ops embedded_engine;
 
 #endif /* CUEQ_ENGINE_H */

@@ -1,8 +1,9 @@
 /*
  * inspect.c - read-only views of the embedded engine: get, list, stats.
  *
- * Views are deep copies, so the caller may hold them while the engine goes
- * on.  list walks an index in ID order (creation order) and stops after
+ * Views are deep copies in engine.h's words (eng_exec, eng_event), so the
+ * caller may hold them while the engine goes on and never sees a stored
+ * record.  list walks an index in ID order (creation order) and stops after
  * LIST_SCAN keys, or once the page holds REPLY_TEXT_BUDGET bytes of text,
  * even when it found fewer than asked, returning where to continue: one
  * request never walks the whole history nor outgrows a frame.  get keeps

@@ -5,7 +5,8 @@
  * RECORD_VERSION when a field changes meaning; a new optional field does not
  * need a bump (readers ignore unknown keys and default missing ones).  A
  * broker refuses to start on records newer than it knows (store meta
- * "format"), so an old binary never misreads new data.
+ * "format"), so an old binary never misreads new data.  These forms are
+ * the embedded engine's own: the rest of the broker sees engine.h's types.
  */
 #ifndef CUEQ_RECORD_H
 #define CUEQ_RECORD_H
