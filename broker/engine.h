@@ -219,8 +219,10 @@ struct engine_ops {
 	int (*steps)(struct engine *e, uint64_t id, const char *name, size_t name_len,
 		     struct eng_view *out, proto_error *err);
 
-	/* One execution with its payload, history, steps and unique key.
-	 * Core thread; may block on storage reads. */
+	/* One execution with its payload, history, steps and unique key into
+	 * a zeroed *out, which view_free releases whatever the answer (a
+	 * failure may leave part of it filled).  Core thread; may block on
+	 * storage reads. */
 	int (*get)(struct engine *e, uint64_t id, struct eng_view *out, proto_error *err);
 	/* Lists up to limit executions of queue with state (-1: any) after
 	 * the ID after; *next is the ID to continue from, 0 at the end.

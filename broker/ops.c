@@ -503,16 +503,19 @@ static void pack_exec(msgpack_packer *pk, const struct eng_view *v, bool detail)
 
 static int op_get(struct opctx *c)
 {
-	struct eng_view v;
+	struct eng_view v = {0};
 	uint64_t id;
 	int rc = proto_id(c->req, "execution_id", true, &id, &c->err);
-	if (rc != CUEQ_OK || (rc = c->eo->get(c->e, id, &v, &c->err)) != CUEQ_OK)
+	if (rc != CUEQ_OK)
 		return rc;
-	proto_reply_begin(c->pk, c->rid, c->rid_len, c->rid_bin, 1);
-	proto_key(c->pk, "execution");
-	pack_exec(c->pk, &v, true);
-	c->eo->view_free(c->e, &v);
-	return CUEQ_OK;
+	rc = c->eo->get(c->e, id, &v, &c->err);
+	if (rc == CUEQ_OK) {
+		proto_reply_begin(c->pk, c->rid, c->rid_len, c->rid_bin, 1);
+		proto_key(c->pk, "execution");
+		pack_exec(c->pk, &v, true);
+	}
+	c->eo->view_free(c->e, &v); /* a failed get may have filled part of it */
+	return rc;
 }
 
 static int op_list(struct opctx *c)
