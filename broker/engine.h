@@ -13,7 +13,7 @@
  * the syncer thread calls while the core goes on.  Writes made by the calls
  * of one loop turn are gathered and written by commit(); sync() makes them
  * durable (group commit, see loop.c).  Members that may block say so; the
- * others are answered from memory, because the core calls them every turn.
+ * others must answer from memory (has_ready and next_due run every turn).
  * Members returning int answer CUEQ_OK or a cueq_err with *err set.
  */
 #ifndef CUEQ_ENGINE_H
