@@ -351,7 +351,7 @@ static int emb_open(const struct eng_config *cfg, struct engine **out, char *err
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	if (store_open(cfg->data_dir, cfg->max_open_files, &e->st, err, errlen) != 0)
+	if (store_open(cfg->location, cfg->max_open_files, &e->st, err, errlen) != 0)
 		goto fail;
 	if (load_meta(e, err, errlen) != 0)
 		goto fail;
@@ -383,7 +383,7 @@ static void emb_close(struct engine *e)
 	free(e);
 }
 
-static uint32_t emb_epoch(struct engine *e)
+static uint64_t emb_boot_id(struct engine *e)
 {
 	return e->epoch;
 }
@@ -419,10 +419,11 @@ static int emb_sync(struct engine *e)
 }
 
 const struct engine_ops embedded_engine = {
+	.version = ENGINE_OPS_VERSION,
 	.name = "embedded",
 	.open = emb_open,
 	.close = emb_close,
-	.epoch = emb_epoch,
+	.boot_id = emb_boot_id,
 	.push = emb_push,
 	.claim = emb_claim,
 	.claimed_free = emb_claimed_free,

@@ -13,9 +13,18 @@
 #ifndef CUEQ_EMBEDDED_H
 #define CUEQ_EMBEDDED_H
 
+#ifndef CUEQ_EMBEDDED_ENGINE
+#error "embedded.h is private to the embedded engine: outside it, use engine.h"
+#endif
+
 #include "engine.h"
 #include "index.h"
+#include "record.h"
 #include "store.h"
+
+/* Records keep the engine's outcome kinds as they are (lease.c). */
+_Static_assert((int)OUT_ACK == (int)ENG_ACK && (int)OUT_NACK == (int)ENG_NACK,
+	       "stored outcome kinds");
 
 struct queue {
 	char name[PROTO_MAX_QUEUE + 1];
@@ -94,8 +103,6 @@ int emb_step_set(struct engine *e, uint64_t id, uint64_t token, const char *name
 		 proto_error *err);
 int emb_steps(struct engine *e, uint64_t id, const char *name, size_t name_len,
 	      struct eng_view *out, proto_error *err);
-/* Deletes every step of id (retention). */
-void emb_steps_forget(struct engine *e, uint64_t id);
 
 /* lease.c */
 /* The token is not the live lease of o->id: answers a resend of the
@@ -125,5 +132,7 @@ int64_t emb_sweep(struct engine *e, int64_t now);
 /* Records j's end in state (succeeded, dead or cancelled): indexes for
  * list and retention, counts; removes and releases j. */
 void emb_retire(struct engine *e, struct job *j, int state, int64_t now);
+/* Deletes every step of id (the steps' keys are id(8) name). */
+void emb_steps_forget(struct engine *e, uint64_t id);
 
 #endif /* CUEQ_EMBEDDED_H */

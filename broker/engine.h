@@ -1,14 +1,20 @@
 /*
  * engine.h - the seam between the broker's server/protocol layer and the
- * state of the queues.
+ * state of the queues: the one interface a storage engine implements.
  *
- * ops.c and loop.c speak only this interface; they never see RocksDB.  The
- * embedded engine (memory indexes + RocksDB, embedded.c) is the default; an
- * engine on another store (e.g. PostgreSQL) can sit behind the same table.
+ * ops.c, loop.c and main.c speak only this interface and its own types;
+ * they never see how an engine stores anything.  The embedded engine
+ * (memory indexes + RocksDB, the library cueqengine_embedded, whose own
+ * headers compile only inside it) is the default; an engine on another
+ * store (e.g. PostgreSQL) can sit behind the same table, and
+ * tests/test_engine.c runs the same scenarios against any table.
  *
- * Calls come from the core thread only, except sync.  Writes made by the
- * calls of one loop turn are gathered and written by commit(); sync() makes
- * them durable (see loop.c for the group commit).
+ * Threads: the core thread (loop.c) calls every member except sync, which
+ * the syncer thread calls while the core goes on.  Writes made by the calls
+ * of one loop turn are gathered and written by commit(); sync() makes them
+ * durable (group commit, see loop.c).  Members that may block say so; the
+ * others must answer from memory (has_ready and next_due run every turn).
+ * Members returning int answer CUEQ_OK or a cueq_err with *err set.
  */
 #ifndef CUEQ_ENGINE_H
 #define CUEQ_ENGINE_H
@@ -18,12 +24,36 @@
 #include <stdint.h>
 
 #include "proto.h"
-#include "record.h"
 
 struct engine;
 
+/* What a worker's outcome does: succeed, or fail this attempt. */
+enum eng_outcome_kind { ENG_ACK = 1, ENG_NACK = 2 };
+
+/* What an execution's history tells, event by event. */
+enum eng_event_kind {
+	ENG_EV_UNKNOWN = 0, /* an event this broker has no word for */
+	ENG_EV_CLAIMED,	    /* detail: the worker's name, if it gave one */
+	ENG_EV_EXTENDED,
+	ENG_EV_EXPIRED,
+	ENG_EV_NACKED, /* detail: the error */
+	ENG_EV_SUCCEEDED,
+	ENG_EV_DEAD, /* detail: why */
+	ENG_EV_STEP, /* detail: the step's name */
+};
+
+/* Wire name of an event kind ("claimed"), "unknown" for any other value. */
+static inline const char *eng_event_name(int kind)
+{
+	static const char *const names[] = {"unknown", "claimed",   "extended", "expired",
+					    "nacked",  "succeeded", "dead",	"step"};
+	return kind > ENG_EV_UNKNOWN && kind <= ENG_EV_STEP ? names[kind] : names[0];
+}
+
 struct eng_config {
-	const char *data_dir;
+	/* where the state lives: a directory for the embedded engine, a
+	 * connection string for another */
+	const char *location;
 	int max_open_files; /* descriptors the store may keep open; 0: unbounded */
 	int64_t retention_ms; /* finished executions kept this long */
 	int64_t idem_window_ms; /* default life of an idempotency key */
@@ -75,7 +105,7 @@ struct eng_claimed {
 /* An ack or nack of one execution; the out fields are the answer. */
 struct eng_outcome {
 	uint64_t id, token;
-	int kind; /* OUT_ACK or OUT_NACK */
+	int kind; /* ENG_ACK or ENG_NACK */
 	const char *text; /* result (ack) or error (nack); NULL: none */
 	size_t text_len;
 	int64_t retry_in_ms; /* nack: <0 the default backoff */
@@ -92,12 +122,39 @@ struct eng_extend {
 	int64_t deadline; /* out */
 };
 
+/* One execution as get and list show it. */
+struct eng_exec {
+	uint64_t id, cue_id;
+	const char *queue;
+	size_t queue_len;
+	int state; /* cueq_state */
+	int32_t priority;
+	uint32_t attempt;  /* deliveries so far */
+	uint32_t expiries; /* leases that ran out */
+	uint32_t failures; /* nacks */
+	uint32_t max_attempts, lease_ms;
+	int64_t created_at, run_at, deadline, finished_at; /* Unix ms; 0 none */
+	uint64_t token;					   /* live lease token; 0 none */
+	const char *result, *error;			   /* NULL: none */
+	size_t result_len, error_len;
+};
+
+/* One event of an execution's history. */
+struct eng_event {
+	int64_t at;	  /* Unix ms */
+	int kind;	  /* enum eng_event_kind */
+	uint32_t attempt; /* the delivery it belongs to; 0 none */
+	uint64_t token;	  /* the lease it happened under; 0 none */
+	const char *detail; /* NULL: none */
+	size_t detail_len;
+};
+
 /* A read-only snapshot of one execution for get and list. */
 struct eng_view {
-	struct exec_rec rec;
+	struct eng_exec exec;
 	const char *payload; /* get only */
 	size_t payload_len;
-	struct hist_rec *hist; /* get only */
+	struct eng_event *hist; /* get only */
 	size_t n_hist;
 	struct eng_step *steps; /* get only */
 	size_t n_steps;
@@ -111,59 +168,98 @@ struct eng_stats {
 	uint64_t count[6]; /* by cueq_state */
 };
 
+/* Bump when a member of struct engine_ops is added, removed or moved, or
+ * changes what it promises; cueqd refuses a table of another version. */
+#define ENGINE_OPS_VERSION 1
+
 struct engine_ops {
+	uint32_t version; /* ENGINE_OPS_VERSION */
 	const char *name;
+
+	/* Opens the state at cfg->location (creating it when new) and
+	 * rebuilds what the engine keeps in memory.  -1 with a sentence in
+	 * err.  Core thread, before the loop; blocks on storage. */
 	int (*open)(const struct eng_config *cfg, struct engine **out, char *err, size_t errlen);
+	/* Frees e (NULL is fine); what was not committed is lost.  Core
+	 * thread, after the loop and the syncer stopped; may block. */
 	void (*close)(struct engine *e);
-	uint32_t (*epoch)(struct engine *e);
+	/* A number that differs on every start (IDs and tokens are never
+	 * reused across starts).  Core thread; does not block. */
+	uint64_t (*boot_id)(struct engine *e);
 
 	/* Creates n executions; a job refused for its key (out[i].err) creates
-	 * nothing, the others are created. */
+	 * nothing, the others are created.  Core thread; may block reading
+	 * keys. */
 	int (*push)(struct engine *e, const struct eng_push *jobs, size_t n, struct eng_pushed *out,
 		    proto_error *err);
 	/* Leases up to max ready executions of queue (lease_ms 0: each job's
-	 * own).  *n may be 0. */
+	 * own).  *n may be 0.  Core thread; may block reading payloads. */
 	int (*claim)(struct engine *e, const char *queue, size_t qlen, size_t max, uint32_t lease_ms,
 		     const char *worker, size_t wlen, struct eng_claimed *out, size_t *n,
 		     proto_error *err);
+	/* Releases what claim gave c.  Core thread; does not block. */
 	void (*claimed_free)(struct engine *e, struct eng_claimed *c);
+	/* Whether a claim on queue would find work now.  Core thread, for
+	 * every parked claim each turn; does not block. */
 	bool (*has_ready)(struct engine *e, const char *queue, size_t qlen);
+	/* Applies n acks or nacks; each item's answer is in its out fields.
+	 * Core thread; may block reading the stored outcome of a late token. */
 	void (*finish)(struct engine *e, struct eng_outcome *items, size_t n);
+	/* Extends n leases; answers as finish.  Core thread; may block like
+	 * finish. */
 	void (*extend)(struct engine *e, struct eng_extend *items, size_t n);
 
-	/* The step ledger: writes need the live lease token. */
+	/* The step ledger: writes need the live lease token.  Core thread;
+	 * may block on storage reads. */
 	int (*step_set)(struct engine *e, uint64_t id, uint64_t token, const char *name,
 			size_t name_len, const char *value, size_t value_len, int64_t *at,
 			proto_error *err);
 	/* Reads steps of id: one (name not NULL) or all; *out as in a view's
-	 * steps, released with view_free on a view holding them. */
+	 * steps, released with view_free on a view holding them.  Core
+	 * thread; may block on storage reads. */
 	int (*steps)(struct engine *e, uint64_t id, const char *name, size_t name_len,
 		     struct eng_view *out, proto_error *err);
 
+	/* One execution with its payload, history, steps and unique key into
+	 * a zeroed *out, which view_free releases whatever the answer (a
+	 * failure may leave part of it filled).  Core thread; may block on
+	 * storage reads. */
 	int (*get)(struct engine *e, uint64_t id, struct eng_view *out, proto_error *err);
 	/* Lists up to limit executions of queue with state (-1: any) after
-	 * the ID after; *next is the ID to continue from, 0 at the end. */
+	 * the ID after; *next is the ID to continue from, 0 at the end.
+	 * Core thread; may block on storage reads. */
 	int (*list)(struct engine *e, const char *queue, size_t qlen, int state, uint64_t after,
 		    size_t limit, struct eng_view *out, size_t *n, uint64_t *next, proto_error *err);
+	/* Releases what get, list or steps put in v.  Core thread; does not
+	 * block. */
 	void (*view_free)(struct engine *e, struct eng_view *v);
-	/* Counts per queue (queue NULL: all); *out malloc'd, caller frees. */
+	/* Counts per queue (queue NULL: all); *out malloc'd, caller frees.
+	 * Core thread; may block on storage reads. */
 	int (*stats)(struct engine *e, const char *queue, size_t qlen, struct eng_stats **out,
 		     size_t *n, proto_error *err);
 
-	/* Time passes: due executions become ready, expired leases end,
-	 * finished executions past retention are deleted.  Returns the next
-	 * time (Unix ms) it has work, INT64_MAX for none. */
+	/* Time passes: due executions become ready, leases whose deadline is
+	 * <= now end, finished executions past retention and expired
+	 * idempotency keys are deleted.  Returns the next time (Unix ms) it
+	 * has work, INT64_MAX for none.  Core thread, at the start of every
+	 * turn; may block on storage. */
 	int64_t (*tick)(struct engine *e, int64_t now);
-	/* The time (Unix ms) tick next has work, without doing any. */
+	/* The time (Unix ms) tick next has work, without doing any.  Core
+	 * thread, every turn; does not block. */
 	int64_t (*next_due)(struct engine *e);
 	/* Writes this turn's changes (no sync).  *durable_needed says whether
 	 * any of them must be synced before answering.  0, or -1: storage
-	 * failed and the broker must stop. */
+	 * failed and the broker must stop.  Core thread, at the end of every
+	 * turn; may block on storage writes. */
 	int (*commit)(struct engine *e, bool *durable_needed);
-	/* Syncs everything committed; any thread.  0 or -1. */
+	/* Makes everything committed before the call durable.  0 or -1.  The
+	 * syncer thread, while the core thread calls the other members
+	 * (commit included), and the core thread once more after the syncer
+	 * stopped; never two calls at once.  Blocks on fsync. */
 	int (*sync)(struct engine *e);
 };
 
+/* The engines this build has: memory indexes + RocksDB (cueqengine_embedded). */
 extern const struct engine_ops embedded_engine;
 
 #endif /* CUEQ_ENGINE_H */

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cueq/cueq.h"
+#include "cueq/defs.h"
 
 #define CHUNK 1024
 

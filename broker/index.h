@@ -11,6 +11,10 @@
 #ifndef CUEQ_INDEX_H
 #define CUEQ_INDEX_H
 
+#ifndef CUEQ_EMBEDDED_ENGINE
+#error "index.h is private to the embedded engine: outside it, use engine.h"
+#endif
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>

@@ -1,8 +1,9 @@
 /*
  * inspect.c - read-only views of the embedded engine: get, list, stats.
  *
- * Views are deep copies, so the caller may hold them while the engine goes
- * on.  list walks an index in ID order (creation order) and stops after
+ * Views are deep copies in engine.h's words (eng_exec, eng_event), so the
+ * caller may hold them while the engine goes on and never sees a stored
+ * record.  list walks an index in ID order (creation order) and stops after
  * LIST_SCAN keys, or once the page holds REPLY_TEXT_BUDGET bytes of text,
  * even when it found fewer than asked, returning where to continue: one
  * request never walks the whole history nor outgrows a frame.  get keeps
@@ -32,13 +33,52 @@ static const char *dup(const char *s, size_t n)
 /* Copies rec into v, overlaying the live state of an unfinished job. */
 static void view_of(struct engine *e, const struct exec_rec *rec, struct eng_view *v)
 {
-	*v = (struct eng_view){.rec = *rec};
-	v->rec.queue = dup(rec->queue, rec->queue_len);
-	v->rec.result = dup(rec->result, rec->result_len);
-	v->rec.error = dup(rec->error, rec->error_len);
 	struct job *j = jobs_find(e->jobs, rec->id);
-	if (j != NULL)
-		v->rec.state = j->state;
+	*v = (struct eng_view){.exec = {
+		.id = rec->id,
+		.cue_id = rec->cue_id,
+		.queue = dup(rec->queue, rec->queue_len),
+		.queue_len = rec->queue_len,
+		.state = j != NULL ? j->state : rec->state,
+		.priority = rec->priority,
+		.attempt = rec->attempt,
+		.expiries = rec->expiries,
+		.failures = rec->failures,
+		.max_attempts = rec->max_attempts,
+		.lease_ms = rec->lease_ms,
+		.created_at = rec->created_at,
+		.run_at = rec->run_at,
+		.deadline = rec->deadline,
+		.finished_at = rec->finished_at,
+		.token = rec->token,
+		.result = dup(rec->result, rec->result_len),
+		.error = dup(rec->error, rec->error_len),
+		.result_len = rec->result_len,
+		.error_len = rec->error_len,
+	}};
+}
+
+/* The engine's word for a stored event (stored numbers never change). */
+static int event_kind(int event)
+{
+	switch (event) {
+	case EV_CLAIMED:
+		return ENG_EV_CLAIMED;
+	case EV_EXTENDED:
+		return ENG_EV_EXTENDED;
+	case EV_EXPIRED:
+		return ENG_EV_EXPIRED;
+	case EV_NACKED:
+		return ENG_EV_NACKED;
+	case EV_SUCCEEDED:
+		return ENG_EV_SUCCEEDED;
+	case EV_DEAD:
+		return ENG_EV_DEAD;
+	case EV_STEP:
+		return ENG_EV_STEP;
+	default:
+		return ENG_EV_UNKNOWN;
+	}
 }
 
 static int read_view(struct engine *e, uint64_t id, struct eng_view *v, proto_error *err)
@@ -96,8 +136,14 @@ int emb_get(struct engine *e, uint64_t id, struct eng_view *out, proto_error *er
 				cap = cap ? cap * 2 : 16;
 				out->hist = emb_oom(realloc(out->hist, cap * sizeof(*out->hist)));
 			}
-			h.detail = dup(h.detail, h.detail_len);
-			out->hist[out->n_hist++] = h;
+			out->hist[out->n_hist++] = (struct eng_event){
+				.at = h.at,
+				.kind = event_kind(h.event),
+				.attempt = h.attempt,
+				.token = h.token,
+				.detail = dup(h.detail, h.detail_len),
+				.detail_len = h.detail_len,
+			};
 		}
 		msgpack_unpacked_destroy(&up);
 	}
@@ -115,9 +161,9 @@ int emb_get(struct engine *e, uint64_t id, struct eng_view *out, proto_error *er
 void emb_view_free(struct engine *e, struct eng_view *v)
 {
 	(void)e;
-	free((char *)v->rec.queue);
-	free((char *)v->rec.result);
-	free((char *)v->rec.error);
+	free((char *)v->exec.queue);
+	free((char *)v->exec.result);
+	free((char *)v->exec.error);
 	free((char *)v->payload);
 	for (size_t i = 0; i < v->n_hist; i++)
 		free((char *)v->hist[i].detail);
@@ -180,11 +226,11 @@ int emb_list(struct engine *e, const char *queue, size_t qlen, int state, uint64
 		struct eng_view v;
 		if (read_view(e, id, &v, NULL) != CUEQ_OK)
 			continue;
-		if (cf == CF_EXEC && (v.rec.queue_len != qlen || memcmp(v.rec.queue, queue, qlen) != 0)) {
+		if (cf == CF_EXEC && (v.exec.queue_len != qlen || memcmp(v.exec.queue, queue, qlen) != 0)) {
 			emb_view_free(e, &v);
 			continue;
 		}
-		text += v.rec.result_len + v.rec.error_len + v.rec.queue_len + 256;
+		text += v.exec.result_len + v.exec.error_len + v.exec.queue_len + 256;
 		out[(*n)++] = v;
 	}
 	/* more may follow when the page is full or a budget ran out */

@@ -14,7 +14,6 @@
 
 #include "log.h"
 #include "ops.h"
-#include "record.h"
 #include "park.h"
 #include "ridcache.h"
 #include "syncer.h"
@@ -182,7 +181,7 @@ static void handle(struct loop *l, struct request *r)
 	}
 	struct rid_entry *e = NULL;
 	if (op->flags & OP_WRITE) {
-		uint64_t hash = record_hash(RECORD_HASH_INIT, buf, len);
+		uint64_t hash = proto_hash(PROTO_HASH_INIT, buf, len);
 		e = ridcache_find(l->rids, rid, rid_len);
 		if (e != NULL && e->body_hash != hash) {
 			replies_add(l->turn, r,

@@ -124,8 +124,13 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sc.set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	if (eo->version != ENGINE_OPS_VERSION) {
+		log_error("the %s engine implements engine interface %u, this cueqd %d; rebuild them together",
+			  eo->name, eo->version, ENGINE_OPS_VERSION);
+		return 1;
+	}
 	struct eng_config ec = {
-		.data_dir = cfg.data_dir,
+		.location = cfg.data_dir,
 		.max_open_files = tables,
 		.retention_ms = cfg.retention_ms,
 		.idem_window_ms = cfg.idem_window_ms,
@@ -151,8 +156,8 @@ int main(int argc, char **argv)
 	}
 	for (size_t i = 0; i < cfg.n_listen; i++)
 		log_info("listening on %s", cfg.listen[i]);
-	log_info("data in %s, fsync %s, boot epoch %u, at most %d connections", cfg.data_dir,
-		 fsync_names[cfg.fsync], eo->epoch(e), cfg.max_connections);
+	log_info("data in %s, fsync %s, boot epoch %llu, at most %d connections", cfg.data_dir,
+		 fsync_names[cfg.fsync], (unsigned long long)eo->boot_id(e), cfg.max_connections);
 	status = loop_run(l) == 0 ? 0 : 2;
 	pthread_kill(sigthr, SIGUSR1);
 	pthread_join(sigthr, NULL);

@@ -76,17 +76,17 @@ static int key_field(struct opctx *c, const msgpack_object *m, const char *field
 /* Hash of a job's canonical request: what an idempotency key compares. */
 static uint64_t job_hash(const struct eng_push *p, uint64_t delay, uint64_t run_at)
 {
-	uint64_t h = RECORD_HASH_INIT;
+	uint64_t h = PROTO_HASH_INIT;
 	uint64_t nums[6] = {(uint64_t)p->priority, p->max_attempts, p->lease_ms, delay, run_at,
 			    p->payload_len};
 	uint8_t has_unique = p->unique != NULL;
-	h = record_hash(h, p->queue, p->queue_len);
-	h = record_hash(h, "", 1);
-	h = record_hash(h, nums, sizeof(nums));
-	h = record_hash(h, p->payload, p->payload_len);
-	h = record_hash(h, &has_unique, 1);
+	h = proto_hash(h, p->queue, p->queue_len);
+	h = proto_hash(h, "", 1);
+	h = proto_hash(h, nums, sizeof(nums));
+	h = proto_hash(h, p->payload, p->payload_len);
+	h = proto_hash(h, &has_unique, 1);
 	if (p->unique)
-		h = record_hash(h, p->unique, p->unique_len);
+		h = proto_hash(h, p->unique, p->unique_len);
 	return h;
 }
 
@@ -101,7 +101,7 @@ static int op_ping(struct opctx *c)
 {
 	proto_reply_begin(c->pk, c->rid, c->rid_len, c->rid_bin, 3);
 	proto_kv_int(c->pk, "time", proto_now_ms());
-	proto_kv_uint(c->pk, "epoch", c->eo->epoch(c->e));
+	proto_kv_uint(c->pk, "epoch", c->eo->boot_id(c->e)); /* the wire's name for it */
 	proto_kv_cstr(c->pk, "version", "0.1.0");
 	return CUEQ_OK;
 }
@@ -296,9 +296,9 @@ static int outcome(struct opctx *c, int kind)
 		o[i].kind = kind;
 		o[i].retry_in_ms = -1;
 		if ((rc = ids(c, m, &o[i].id, &o[i].token)) != CUEQ_OK ||
-		    (rc = proto_str(m, kind == OUT_ACK ? "result" : "error", false, CUEQ_MAX_TEXT,
+		    (rc = proto_str(m, kind == ENG_ACK ? "result" : "error", false, CUEQ_MAX_TEXT,
 				    &o[i].text, &o[i].text_len, &c->err)) != CUEQ_OK ||
-		    (kind == OUT_NACK &&
+		    (kind == ENG_NACK &&
 		     ((rc = proto_uint(m, "retry_in_ms", false, 0, MAX_DELAY_MS, &retry, &c->err)) !=
 			      CUEQ_OK ||
 		      (rc = proto_bool(m, "terminal", false, &o[i].terminal, &c->err)) != CUEQ_OK))) {
@@ -318,7 +318,7 @@ static int outcome(struct opctx *c, int kind)
 			pack_item_error(c->pk, &o[i].err);
 			continue;
 		}
-		bool again = kind == OUT_NACK && o[i].state != CUEQ_DEAD;
+		bool again = kind == ENG_NACK && o[i].state != CUEQ_DEAD;
 		msgpack_pack_map(c->pk, 2 + again);
 		proto_kv_bool(c->pk, "ok", true);
 		proto_kv_cstr(c->pk, "state", proto_state_name(o[i].state));
@@ -332,12 +332,12 @@ static int outcome(struct opctx *c, int kind)
 
 static int op_ack(struct opctx *c)
 {
-	return outcome(c, OUT_ACK);
+	return outcome(c, ENG_ACK);
 }
 
 static int op_nack(struct opctx *c)
 {
-	return outcome(c, OUT_NACK);
+	return outcome(c, ENG_NACK);
 }
 
 static int op_extend(struct opctx *c)
@@ -450,7 +450,7 @@ static int op_steps(struct opctx *c)
 
 static void pack_exec(msgpack_packer *pk, const struct eng_view *v, bool detail)
 {
-	const struct exec_rec *r = &v->rec;
+	const struct eng_exec *r = &v->exec;
 	bool leased = r->state == CUEQ_LEASED && r->token != 0;
 	size_t n = 12 + 2 * leased + (r->finished_at != 0) + (r->result != NULL) +
 		   (r->error != NULL) + 3 * detail + (detail && v->unique != NULL);
@@ -488,10 +488,10 @@ static void pack_exec(msgpack_packer *pk, const struct eng_view *v, bool detail)
 	proto_key(pk, "history");
 	msgpack_pack_array(pk, v->n_hist);
 	for (size_t i = 0; i < v->n_hist; i++) {
-		const struct hist_rec *h = &v->hist[i];
+		const struct eng_event *h = &v->hist[i];
 		msgpack_pack_map(pk, 2 + (h->attempt != 0) + (h->token != 0) + (h->detail != NULL));
 		proto_kv_int(pk, "at", h->at);
-		proto_kv_cstr(pk, "event", record_event_name(h->event));
+		proto_kv_cstr(pk, "event", eng_event_name(h->kind));
 		if (h->attempt != 0)
 			proto_kv_uint(pk, "attempt", h->attempt);
 		if (h->token != 0)
@@ -503,16 +503,19 @@ static void pack_exec(msgpack_packer *pk, const struct eng_view *v, bool detail)
 
 static int op_get(struct opctx *c)
 {
-	struct eng_view v;
+	struct eng_view v = {0};
 	uint64_t id;
 	int rc = proto_id(c->req, "execution_id", true, &id, &c->err);
-	if (rc != CUEQ_OK || (rc = c->eo->get(c->e, id, &v, &c->err)) != CUEQ_OK)
+	if (rc != CUEQ_OK)
 		return rc;
-	proto_reply_begin(c->pk, c->rid, c->rid_len, c->rid_bin, 1);
-	proto_key(c->pk, "execution");
-	pack_exec(c->pk, &v, true);
-	c->eo->view_free(c->e, &v);
-	return CUEQ_OK;
+	rc = c->eo->get(c->e, id, &v, &c->err);
+	if (rc == CUEQ_OK) {
+		proto_reply_begin(c->pk, c->rid, c->rid_len, c->rid_bin, 1);
+		proto_key(c->pk, "execution");
+		pack_exec(c->pk, &v, true);
+	}
+	c->eo->view_free(c->e, &v); /* a failed get may have filled part of it */
+	return rc;
 }
 
 static int op_list(struct opctx *c)

@@ -8,26 +8,9 @@
 
 #include "proto.h"
 
-/* Event 1 was "pushed" in early drafts; numbers stay stable on disk. */
-static const char *const event_names[] = {
-	[EV_CLAIMED] = "claimed", [EV_EXTENDED] = "extended",   [EV_EXPIRED] = "expired",
-	[EV_NACKED] = "nacked",	  [EV_SUCCEEDED] = "succeeded", [EV_DEAD] = "dead",
-	[EV_STEP] = "step",
-};
-
-const char *record_event_name(int event)
-{
-	if (event < EV_CLAIMED || event > EV_STEP)
-		return "unknown";
-	return event_names[event];
-}
-
 uint64_t record_hash(uint64_t h, const void *p, size_t n)
 {
-	const unsigned char *b = p;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ b[i]) * 0x100000001b3ull;
-	return h;
+	return proto_hash(h, p, n);
 }
 
 void record_pack(msgpack_packer *pk, const struct exec_rec *r)

@@ -5,15 +5,22 @@
  * RECORD_VERSION when a field changes meaning; a new optional field does not
  * need a bump (readers ignore unknown keys and default missing ones).  A
  * broker refuses to start on records newer than it knows (store meta
- * "format"), so an old binary never misreads new data.
+ * "format"), so an old binary never misreads new data.  These forms are
+ * the embedded engine's own: the rest of the broker sees engine.h's types.
  */
 #ifndef CUEQ_RECORD_H
 #define CUEQ_RECORD_H
+
+#ifndef CUEQ_EMBEDDED_ENGINE
+#error "record.h is private to the embedded engine: outside it, use engine.h"
+#endif
 
 #include <msgpack.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "proto.h"
 
 #define RECORD_VERSION 1
 
@@ -47,6 +54,8 @@ void record_pack(msgpack_packer *pk, const struct exec_rec *r);
  * keeps alive and destroys.  Returns 0, or -1 on a corrupt or newer record. */
 int record_unpack(const char *buf, size_t len, msgpack_unpacked *up, struct exec_rec *r);
 
+/* Stored event numbers: event 1 was "pushed" in early drafts; numbers stay
+ * stable on disk (inspect.c gives the engine's words for them). */
 enum hist_event {
 	EV_CLAIMED = 2,
 	EV_EXTENDED,
@@ -66,7 +75,6 @@ struct hist_rec {
 	size_t detail_len;
 };
 
-const char *record_event_name(int event);
 void record_pack_event(msgpack_packer *pk, const struct hist_rec *h);
 int record_unpack_event(const char *buf, size_t len, msgpack_unpacked *up, struct hist_rec *h);
 
@@ -89,8 +97,9 @@ struct step_rec {
 void record_pack_step(msgpack_packer *pk, const struct step_rec *s);
 int record_unpack_step(const char *buf, size_t len, msgpack_unpacked *up, struct step_rec *s);
 
-/* FNV-1a over the bytes; used to compare outcome bodies. */
+/* The hash of stored outcome bodies (out_hash): proto_hash, whose values
+ * records keep, so it is named here with the format that relies on it. */
 uint64_t record_hash(uint64_t h, const void *p, size_t n);
-#define RECORD_HASH_INIT 0xcbf29ce484222325ull
+#define RECORD_HASH_INIT PROTO_HASH_INIT
 
 #endif /* CUEQ_RECORD_H */

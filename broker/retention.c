@@ -39,6 +39,14 @@ void emb_retire(struct engine *e, struct job *j, int state, int64_t now)
 	jobs_release(e->jobs, j);
 }
 
+void emb_steps_forget(struct engine *e, uint64_t id)
+{
+	uint8_t from[8], to[8];
+	store_be64(from, id);
+	store_be64(to, id + 1);
+	store_del_range(e->st, CF_STEPS, from, 8, to, 8);
+}
+
 /* Deletes everything of one execution. */
 static void forget(struct engine *e, uint64_t id, const uint8_t *val, size_t vl)
 {

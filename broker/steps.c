@@ -143,11 +143,3 @@ int emb_steps(struct engine *e, uint64_t id, const char *name, size_t name_len,
 	store_iter_free(it);
 	return CUEQ_OK;
 }
-
-void emb_steps_forget(struct engine *e, uint64_t id)
-{
-	uint8_t from[8], to[8];
-	store_be64(from, id);
-	store_be64(to, id + 1);
-	store_del_range(e->st, CF_STEPS, from, 8, to, 8);
-}

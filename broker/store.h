@@ -36,6 +36,10 @@
 #ifndef CUEQ_STORE_H
 #define CUEQ_STORE_H
 
+#ifndef CUEQ_EMBEDDED_ENGINE
+#error "store.h is private to the embedded engine: outside it, use engine.h"
+#endif
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>

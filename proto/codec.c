@@ -382,6 +382,14 @@ int proto_id(const msgpack_object *map, const char *key, bool required, uint64_t
 	return CUEQ_OK;
 }
 
+uint64_t proto_hash(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 0x100000001b3ull;
+	return h;
+}
+
 int64_t proto_now_ms(void)
 {
 	struct timespec ts;

@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "cueq/cueq.h"
+#include "cueq/defs.h"
 
 #define PROTO_VERSION 1
 #define PROTO_MAX_FRAME (4u << 20)	  /* a request over this is TOO_LARGE */
@@ -36,7 +36,7 @@
 #define PROTO_MAX_ATTEMPTS 1000
 #define PROTO_ID_LEN 16 /* hex digits of IDs and tokens on the wire */
 
-/* An error on its way to a reply: code (cueq_err) and a sentence. */
+/* An error on its way to a reply: code (cueq_err of cueq/defs.h) and a sentence. */
 typedef struct proto_error {
 	int code;
 	char msg[256];
@@ -128,6 +128,13 @@ void proto_request_begin(msgpack_packer *pk, const char *op, const void *rid, si
 /* Parses a duration "250ms", "30s", "5m", "2h", "1d" (numbers with units,
  * also summed: "1h30m") into milliseconds.  Returns false when s is not one. */
 bool proto_parse_duration(const char *s, int64_t *ms);
+
+/* FNV-1a over n bytes, going on from h (PROTO_HASH_INIT to start): request
+ * bodies, outcome bodies and idempotent requests are compared by it, and
+ * the broker stores such hashes, so the algorithm and the constant never
+ * change. */
+uint64_t proto_hash(uint64_t h, const void *p, size_t n);
+#define PROTO_HASH_INIT 0xcbf29ce484222325ull
 
 /* Unix time in milliseconds, and a monotonic clock in milliseconds. */
 int64_t proto_now_ms(void);

@@ -4,7 +4,8 @@
  * The decoder is the broker's first line against hostile bytes, so each
  * class of malformed frame is checked to be refused with BAD_REQUEST and a
  * sentence; the typed getters, names, IDs and packing helpers are checked
- * too, and the seeded mutation loop of proto_fuzz.c runs last.
+ * too, as is the stored hash, and the seeded mutation loop of proto_fuzz.c
+ * runs last.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -391,6 +392,18 @@ static void test_err_names(void **state)
 	assert_int_equal(proto_err_code("BAD_REQUEST", 3), CUEQ_ERR_PROTOCOL);
 }
 
+/* The broker stores these hashes (outcomes, idempotent requests): the
+ * published FNV-1a 64 values pin the algorithm and its constant. */
+static void test_hash(void **state)
+{
+	(void)state;
+	assert_true(proto_hash(PROTO_HASH_INIT, "", 0) == 0xcbf29ce484222325ull);
+	assert_true(proto_hash(PROTO_HASH_INIT, "a", 1) == 0xaf63dc4c8601ec8cull);
+	assert_true(proto_hash(PROTO_HASH_INIT, "cueq", 4) == 0x4c486d90aca11203ull);
+	assert_true(proto_hash(proto_hash(PROTO_HASH_INIT, "cu", 2), "eq", 2) ==
+		    0x4c486d90aca11203ull);
+}
+
 static void test_pack_helpers(void **state)
 {
 	nng_msg *m;
@@ -461,6 +474,7 @@ int main(void)
 		cmocka_unit_test(test_queue_names),
 		cmocka_unit_test(test_ids),
 		cmocka_unit_test(test_err_names),
+		cmocka_unit_test(test_hash),
 		cmocka_unit_test(test_pack_helpers),
 		cmocka_unit_test(test_mutation_fuzz),
 	};

@@ -11,7 +11,8 @@
  * applying it twice.
  *
  * Errors: every call returns CUEQ_OK (0) or a cueq_err.  cueq_last_error()
- * gives the human sentence for the last failure on the calling thread.
+ * gives the human sentence for the last failure on the calling thread.  The
+ * codes, the states and the limits are in cueq/defs.h, included here.
  */
 #ifndef CUEQ_H
 #define CUEQ_H
@@ -19,6 +20,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "cueq/defs.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -37,49 +40,6 @@ extern "C" {
 /* Sizes of the fixed text fields below, terminating NUL included. */
 #define CUEQ_ID_SIZE 33     /* execution, cue IDs and lease tokens */
 #define CUEQ_QUEUE_SIZE 129 /* queue names: 1-128 bytes of [A-Za-z0-9._:-] */
-
-/* Limits the broker enforces; the SDK checks them before sending. */
-#define CUEQ_MAX_PAYLOAD (1u << 20) /* bytes of one job's payload */
-#define CUEQ_MAX_TEXT 65536u        /* bytes of a result or error text */
-#define CUEQ_MAX_BATCH 1000u        /* jobs or items in one request */
-#define CUEQ_MAX_CLAIM 256u         /* executions in one claim */
-#define CUEQ_MAX_KEY 256u           /* bytes of an idempotency or unique key */
-#define CUEQ_MAX_STEP_NAME 128u     /* bytes of a step name: [A-Za-z0-9._:-] */
-#define CUEQ_MAX_STEP_VALUE 4096u   /* bytes of a step value */
-#define CUEQ_MAX_STEPS 1000u        /* steps of one execution */
-
-/* One error enum for the broker's answers and the SDK's own failures. */
-typedef enum cueq_err {
-	CUEQ_OK = 0,
-	/* Answers of the broker (the wire names are the same without CUEQ_ERR_). */
-	CUEQ_ERR_BAD_REQUEST = 1,	   /* malformed or invalid request */
-	CUEQ_ERR_UNAUTHORIZED = 2,	   /* missing or wrong auth token */
-	CUEQ_ERR_NOT_FOUND = 3,		   /* no such execution */
-	CUEQ_ERR_CONFLICT = 4,		   /* state does not allow it */
-	CUEQ_ERR_STALE_LEASE = 5,	   /* lease token is not the live one */
-	CUEQ_ERR_IDEMPOTENCY_MISMATCH = 6, /* key reused with another request */
-	CUEQ_ERR_TOO_LARGE = 7,		   /* request or field over its limit */
-	CUEQ_ERR_UNAVAILABLE = 8,	   /* broker shutting down or storage failing */
-	CUEQ_ERR_INTERNAL = 9,		   /* a broker bug: please report it */
-	/* Failures of the SDK itself. */
-	CUEQ_ERR_EMPTY = 20,	   /* claim: nothing was ready within the wait */
-	CUEQ_ERR_UNREACHABLE = 21, /* no answer from the broker in time */
-	CUEQ_ERR_INVALID = 22,	   /* bad argument to an SDK call */
-	CUEQ_ERR_NOMEM = 23,	   /* out of memory */
-	CUEQ_ERR_PROTOCOL = 24,	   /* the broker's answer made no sense */
-	CUEQ_ERR_CLOSED = 25,	   /* the client or worker is closing */
-	CUEQ_ERR_LEASE_LOST = 26,  /* the handler's lease was lost */
-} cueq_err;
-
-/* States of an execution; cueq_state_name() gives the wire/CLI name. */
-typedef enum cueq_state {
-	CUEQ_SCHEDULED = 0,
-	CUEQ_READY = 1,
-	CUEQ_LEASED = 2,
-	CUEQ_SUCCEEDED = 3,
-	CUEQ_DEAD = 4,
-	CUEQ_CANCELLED = 5,
-} cueq_state;
 
 /* Static English text for an error code; never NULL. */
 CUEQ_API const char *cueq_strerror(int err);
