@@ -161,7 +161,12 @@ int store_open(const char *dir, int max_open_files, struct store **out, char *er
 	rocksdb_options_set_max_write_buffer_number(s->opts, 2);
 	rocksdb_options_set_db_write_buffer_size(s->opts, 8u << 20);
 	rocksdb_options_set_compression(s->opts, rocksdb_lz4_compression);
-	rocksdb_options_set_info_log_level(s->opts, 2 /* WARN */);
+	/* RocksDB's own info log (LOG) keeps only its header, written at open:
+	 * on a full or failing disk its writer asserts (Debian's build aborts)
+	 * at the next message after a failed append, which is exactly when the
+	 * WAL write fails too.  Our log says what failed instead: every RocksDB
+	 * error comes back to us with its text. */
+	rocksdb_options_set_info_log_level(s->opts, 5 /* HEADER_LEVEL */);
 	rocksdb_options_set_keep_log_file_num(s->opts, 4);
 	rocksdb_options_set_max_log_file_size(s->opts, 8u << 20);
 	rocksdb_options_add_compact_on_deletion_collector_factory(s->opts, 10000, 5000);

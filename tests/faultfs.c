@@ -10,8 +10,10 @@
  *   CUEQ_FAULTFS_ERRNO  ENOSPC (default), EIO or EMFILE
  *   CUEQ_FAULTFS_ARM    a path: faults happen only while that file exists,
  *                       so a test turns the fault on and off at run time
- * write, pwrite, writev, pwritev, fsync, fdatasync and sync_file_range on a
- * matching file fail with that errno while armed; nothing else changes.
+ *   CUEQ_FAULTFS_OPS    write, sync or all (default): which calls fail
+ * write, pwrite, writev, pwritev, fsync, fdatasync and sync_file_range (but
+ * not its no-op probe) on a matching file fail with that errno while armed;
+ * nothing else changes.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -35,15 +37,22 @@ static int fault_errno(void)
 	return ENOSPC;
 }
 
-/* True when a call on fd must fail now; saves and restores errno. */
-static int hit(int fd)
+enum { OP_WRITE = 1, OP_SYNC = 2 };
+
+/* True when a call (op) on fd must fail now; saves and restores errno. */
+static int hit(int fd, int op)
 {
 	int saved = errno;
 	const char *arm = getenv("CUEQ_FAULTFS_ARM"), *match = getenv("CUEQ_FAULTFS_MATCH");
+	const char *ops = getenv("CUEQ_FAULTFS_OPS");
 	struct stat st;
 	char link[64], path[PATH_MAX];
 	int rc = 0;
 
+	if (ops && strcmp(ops, "write") == 0 && op != OP_WRITE)
+		goto out;
+	if (ops && strcmp(ops, "sync") == 0 && op != OP_SYNC)
+		goto out;
 	if (arm == NULL || stat(arm, &st) != 0)
 		goto out;
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
@@ -68,7 +77,7 @@ out:
 ssize_t write(int fd, const void *buf, size_t n)
 {
 	REAL(ssize_t, write, (int, const void *, size_t));
-	if (hit(fd)) {
+	if (hit(fd, OP_WRITE)) {
 		errno = fault_errno();
 		return -1;
 	}
@@ -78,7 +87,7 @@ ssize_t write(int fd, const void *buf, size_t n)
 ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
 {
 	REAL(ssize_t, pwrite, (int, const void *, size_t, off_t));
-	if (hit(fd)) {
+	if (hit(fd, OP_WRITE)) {
 		errno = fault_errno();
 		return -1;
 	}
@@ -88,7 +97,7 @@ ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
 ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off)
 {
 	REAL(ssize_t, pwrite64, (int, const void *, size_t, off_t));
-	if (hit(fd)) {
+	if (hit(fd, OP_WRITE)) {
 		errno = fault_errno();
 		return -1;
 	}
@@ -98,7 +107,7 @@ ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off)
 ssize_t writev(int fd, const struct iovec *iov, int cnt)
 {
 	REAL(ssize_t, writev, (int, const struct iovec *, int));
-	if (hit(fd)) {
+	if (hit(fd, OP_WRITE)) {
 		errno = fault_errno();
 		return -1;
 	}
@@ -108,7 +117,7 @@ ssize_t writev(int fd, const struct iovec *iov, int cnt)
 ssize_t pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
 {
 	REAL(ssize_t, pwritev, (int, const struct iovec *, int, off_t));
-	if (hit(fd)) {
+	if (hit(fd, OP_WRITE)) {
 		errno = fault_errno();
 		return -1;
 	}
@@ -118,7 +127,7 @@ ssize_t pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
 int fsync(int fd)
 {
 	REAL(int, fsync, (int));
-	if (hit(fd)) {
+	if (hit(fd, OP_SYNC)) {
 		errno = fault_errno() == ENOSPC ? ENOSPC : EIO;
 		return -1;
 	}
@@ -128,7 +137,7 @@ int fsync(int fd)
 int fdatasync(int fd)
 {
 	REAL(int, fdatasync, (int));
-	if (hit(fd)) {
+	if (hit(fd, OP_SYNC)) {
 		errno = fault_errno() == ENOSPC ? ENOSPC : EIO;
 		return -1;
 	}
@@ -138,7 +147,8 @@ int fdatasync(int fd)
 int sync_file_range(int fd, off_t off, off_t n, unsigned int flags)
 {
 	REAL(int, sync_file_range, (int, off_t, off_t, unsigned int));
-	if (hit(fd)) {
+	/* flags 0 is RocksDB's probe for support, which does no I/O */
+	if (flags != 0 && hit(fd, OP_SYNC)) {
 		errno = EIO;
 		return -1;
 	}
