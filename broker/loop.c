@@ -131,9 +131,7 @@ static void handle(struct loop *l, struct request *r)
 	size_t len = nng_msg_len(r->msg);
 	msgpack_unpacked up;
 	proto_error err = {0};
-	const char *rid = NULL, *opname = NULL;
-	size_t rid_len = 0, oplen = 0;
-	uint64_t v = 0;
+	struct proto_envelope env;
 	char msg[sizeof(err.msg)];
 
 	msgpack_unpacked_init(&up);
@@ -149,26 +147,13 @@ static void handle(struct loop *l, struct request *r)
 		return;
 	}
 	const msgpack_object *root = &up.data;
-	if (proto_bytes(root, "rid", true, PROTO_MAX_RID, &rid, &rid_len, &err) != CUEQ_OK ||
-	    rid_len == 0) {
-		if (err.code == CUEQ_OK)
-			proto_fail(&err, CUEQ_ERR_BAD_REQUEST, "field 'rid' must not be empty");
-		replies_add(l->turn, r, error_msg(NULL, 0, false, CUEQ_ERR_BAD_REQUEST, err.msg));
+	if (proto_envelope(root, &env, &err) != CUEQ_OK) {
+		replies_add(l->turn, r, error_msg(env.rid, env.rid_len, env.rid_bin, err.code, err.msg));
 		goto out;
 	}
-	bool rid_bin = proto_get(root, "rid")->type == MSGPACK_OBJECT_BIN;
-	if (proto_uint(root, "v", true, 0, UINT32_MAX, &v, &err) != CUEQ_OK || v != PROTO_VERSION) {
-		if (err.code == CUEQ_OK)
-			proto_fail(&err, CUEQ_ERR_BAD_REQUEST,
-				   "protocol version %llu is not spoken here; this broker speaks %d",
-				   (unsigned long long)v, PROTO_VERSION);
-		replies_add(l->turn, r, error_msg(rid, rid_len, rid_bin, err.code, err.msg));
-		goto out;
-	}
-	if (proto_str(root, "op", true, 64, &opname, &oplen, &err) != CUEQ_OK) {
-		replies_add(l->turn, r, error_msg(rid, rid_len, rid_bin, CUEQ_ERR_BAD_REQUEST, err.msg));
-		goto out;
-	}
+	const char *rid = env.rid, *opname = env.op;
+	size_t rid_len = env.rid_len, oplen = env.op_len;
+	bool rid_bin = env.rid_bin;
 	const struct op *op = ops_find(opname, oplen);
 	if (op == NULL) {
 		snprintf(msg, sizeof(msg), "unknown op '%.*s'; this broker knows: %s",

@@ -438,3 +438,31 @@ bool proto_parse_duration(const char *s, int64_t *ms)
 	*ms = total;
 	return true;
 }
+
+int proto_envelope(const msgpack_object *root, struct proto_envelope *env, proto_error *err)
+{
+	uint64_t v = 0;
+	*env = (struct proto_envelope){0};
+	if (proto_bytes(root, "rid", true, PROTO_MAX_RID, &env->rid, &env->rid_len, err) != CUEQ_OK ||
+	    env->rid_len == 0) {
+		env->rid = NULL;
+		env->rid_len = 0;
+		if (err->code == CUEQ_OK)
+			proto_fail(err, CUEQ_ERR_BAD_REQUEST, "field 'rid' must not be empty");
+		err->code = CUEQ_ERR_BAD_REQUEST;
+		return err->code;
+	}
+	env->rid_bin = proto_get(root, "rid")->type == MSGPACK_OBJECT_BIN;
+	if (proto_uint(root, "v", true, 0, UINT32_MAX, &v, err) != CUEQ_OK || v != PROTO_VERSION) {
+		if (err->code == CUEQ_OK)
+			proto_fail(err, CUEQ_ERR_BAD_REQUEST,
+				   "protocol version %llu is not spoken here; this broker speaks %d",
+				   (unsigned long long)v, PROTO_VERSION);
+		return err->code;
+	}
+	if (proto_str(root, "op", true, 64, &env->op, &env->op_len, err) != CUEQ_OK) {
+		err->code = CUEQ_ERR_BAD_REQUEST;
+		return err->code;
+	}
+	return CUEQ_OK;
+}

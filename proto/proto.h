@@ -120,6 +120,20 @@ void proto_reply_begin(msgpack_packer *pk, const void *rid, size_t rid_len, bool
 /* A whole error reply. */
 void proto_reply_error(msgpack_packer *pk, const void *rid, size_t rid_len, bool rid_bin,
 		       int code, const char *msg);
+/* The envelope every request carries: its request ID (string or bin,
+ * 1-PROTO_MAX_RID bytes), the protocol version "v" and the op name. */
+struct proto_envelope {
+	const char *rid; /* points into the decoded request */
+	size_t rid_len;
+	bool rid_bin;
+	const char *op;
+	size_t op_len;
+};
+/* Decodes and checks the envelope of a decoded request map.  CUEQ_OK, or
+ * BAD_REQUEST with a sentence in err; env->rid is then set only when the
+ * request ID itself was valid (so the error reply can carry it), else NULL. */
+int proto_envelope(const msgpack_object *root, struct proto_envelope *env, proto_error *err);
+
 /* Start of a request map with n_fields op fields after v, op, rid (and auth
  * when not NULL). */
 void proto_request_begin(msgpack_packer *pk, const char *op, const void *rid, size_t rid_len,
