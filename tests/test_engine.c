@@ -12,6 +12,12 @@
  * empty location, so another engine runs the same scenarios by adding one
  * line to targets[].  Leases are real and short; instead of waiting for
  * one, a scenario passes its deadline to tick().
+ *
+ * A target also says how to make its next write fail (the embedded engine:
+ * the CUEQ_FAULT hook of its store, read at open): the fault scenario checks
+ * that a turn whose write failed leaves nothing of itself behind, that the
+ * engine then refuses every later commit and sync (fail-stop), and that a
+ * reopened engine is wholly before that turn.
  */
 #define _XOPEN_SOURCE 700 /* nftw */
 #include <errno.h>
@@ -39,6 +45,8 @@ struct target {
 	const struct engine_ops *eo;
 	int (*make)(char *loc, size_t size); /* a new, empty location; 0 or -1 */
 	void (*destroy)(const char *loc);    /* removes it and all it holds */
+	/* The engine opened next fails its first write (on) or none (off). */
+	void (*fail_first_write)(bool on);
 };
 
 /* One scenario's engine. */
@@ -76,8 +84,16 @@ static void remove_dir(const char *loc)
 	nftw(loc, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+static void fault_env(bool on)
+{
+	if (on)
+		setenv("CUEQ_FAULT", "write:1:fail", 1);
+	else
+		unsetenv("CUEQ_FAULT");
+}
+
 static const struct target targets[] = {
-	{"embedded", &embedded_engine, make_dir, remove_dir},
+	{"embedded", &embedded_engine, make_dir, remove_dir, fault_env},
 };
 
 /* ---- driving an engine ---- */
@@ -853,6 +869,72 @@ static void test_close_and_reopen(void **state)
 	}
 }
 
+/* Closes f's engine and opens it again on the same location, its first
+ * write failing when fail is set. */
+static void reopen(struct fx *f, bool fail)
+{
+	f->eo->close(f->e);
+	f->t->fail_first_write(fail);
+	f->e = open_at(f);
+	f->t->fail_first_write(false);
+}
+
+/* A turn whose write fails is not there after reopening, in any of its
+ * parts (the finished record, the active index, the counts, the unique key,
+ * an idempotency key, a step), and the engine refuses to commit or sync
+ * anything after it. */
+static void test_failed_write_leaves_nothing(void **state)
+{
+	struct fx *f = *state;
+	struct eng_pushed a = push_new(f, unique(keyed(job("q.fault", "a"), "ka", 11), "ua"));
+	turn(f);
+	struct eng_claimed c = claim_one(f, "q.fault", LONG_LEASE_MS);
+	assert_int_equal(step_set(f, c.id, c.token, "s1", "v1"), CUEQ_OK);
+	turn(f);
+
+	reopen(f, true);
+	/* one turn: an ack that retires a unique key holder, a step, a push */
+	assert_int_equal(step_set(f, c.id, c.token, "s2", "v2"), CUEQ_OK);
+	assert_int_equal(ack(f, c.id, c.token, "done"), CUEQ_OK);
+	struct eng_pushed b = push_new(f, keyed(job("q.fault", "b"), "kb", 22));
+	bool durable = false;
+	assert_int_not_equal(f->eo->commit(f->e, &durable), 0);
+	/* fail-stop: nothing is written or synced any more */
+	push_new(f, job("q.fault", "c"));
+	assert_int_not_equal(f->eo->commit(f->e, &durable), 0);
+	assert_int_not_equal(f->eo->commit(f->e, &durable), 0);
+	assert_int_not_equal(f->eo->sync(f->e), 0);
+
+	reopen(f, false);
+	/* wholly before the failed turn */
+	assert_int_equal(state_of(f, a.id), CUEQ_LEASED);
+	assert_int_equal(count(f, "q.fault", CUEQ_LEASED), 1);
+	assert_int_equal(count(f, "q.fault", CUEQ_SUCCEEDED), 0);
+	assert_int_equal(count(f, "q.fault", CUEQ_READY), 0);
+	expect_gone(f, b.id);
+	struct eng_view v;
+	assert_int_equal(steps(f, a.id, NULL, &v), CUEQ_OK);
+	assert_int_equal(v.n_steps, 1);
+	expect_text(v.steps[0].name, v.steps[0].name_len, "s1");
+	f->eo->view_free(f->e, &v);
+	struct eng_pushed u = push(f, unique(job("q.fault", "x"), "ua"));
+	assert_int_equal(u.err.code, CUEQ_ERR_CONFLICT);
+	assert_true(u.holder == a.id);
+	struct eng_pushed kb = push_new(f, keyed(job("q.fault", "b"), "kb", 22));
+	assert_true(kb.id != b.id);
+	turn(f);
+
+	/* the lease survived: the same ack now goes through, wholly */
+	assert_int_equal(ack(f, c.id, c.token, "done"), CUEQ_OK);
+	turn(f);
+	reopen(f, false);
+	assert_int_equal(state_of(f, a.id), CUEQ_SUCCEEDED);
+	assert_int_equal(count(f, "q.fault", CUEQ_LEASED), 0);
+	assert_int_equal(count(f, "q.fault", CUEQ_SUCCEEDED), 1);
+	push_new(f, unique(job("q.fault", "y"), "ua"));
+	turn(f);
+}
+
 static const struct CMUnitTest scenarios[] = {
 	cmocka_unit_test_setup_teardown(test_claim_is_exclusive, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_reclaim_after_expiry, setup, teardown),
@@ -863,6 +945,7 @@ static const struct CMUnitTest scenarios[] = {
 	cmocka_unit_test_setup_teardown(test_steps, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_close_and_reopen, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_failed_write_leaves_nothing, setup, teardown),
 };
 
 #define N_SCENARIOS (sizeof(scenarios) / sizeof(scenarios[0]))
