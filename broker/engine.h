@@ -247,15 +247,20 @@ struct engine_ops {
 	/* The time (Unix ms) tick next has work, without doing any.  Core
 	 * thread, every turn; does not block. */
 	int64_t (*next_due)(struct engine *e);
-	/* Writes this turn's changes (no sync).  *durable_needed says whether
-	 * any of them must be synced before answering.  0, or -1: storage
-	 * failed and the broker must stop.  Core thread, at the end of every
-	 * turn; may block on storage writes. */
+	/* Writes this turn's changes (no sync) as one atomic write: after a
+	 * crash each request of the turn is wholly there or wholly absent.
+	 * Reads of the turn (every member above) already see them.
+	 * *durable_needed says whether any of them must be synced before
+	 * answering.  0, or -1: storage failed and the broker must stop.
+	 * Fail-stop: after a failed commit or sync every later commit and sync
+	 * returns -1 at once (even with nothing to write) and writes nothing.
+	 * Core thread, at the end of every turn; may block on storage writes. */
 	int (*commit)(struct engine *e, bool *durable_needed);
-	/* Makes everything committed before the call durable.  0 or -1.  The
-	 * syncer thread, while the core thread calls the other members
-	 * (commit included), and the core thread once more after the syncer
-	 * stopped; never two calls at once.  Blocks on fsync. */
+	/* Makes everything committed before the call durable.  0 or -1 (and
+	 * -1 for good after a failed commit or sync).  The syncer thread,
+	 * while the core thread calls the other members (commit included),
+	 * and the core thread once more after the syncer stopped; never two
+	 * calls at once.  Blocks on fsync. */
 	int (*sync)(struct engine *e);
 };
 
