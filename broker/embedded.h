@@ -53,6 +53,9 @@ struct engine {
 	msgpack_sbuffer sbuf;	/* scratch for packing records */
 	msgpack_packer pk;
 	bool durable; /* this turn holds writes that must be synced */
+	uint64_t uk_id; /* emb_unique_load: whose key uk holds, 0 none */
+	char uk[PROTO_MAX_QUEUE + 2 + CUEQ_MAX_KEY];
+	size_t uk_len;
 };
 
 #define ID_EPOCH_SHIFT 40
@@ -91,11 +94,16 @@ void emb_set_state(struct engine *e, struct job *j, int state);
 /* push.c */
 int emb_push(struct engine *e, const struct eng_push *jobs, size_t n, struct eng_pushed *out,
 	     proto_error *err);
-/* Frees the unique key held by j (when it holds one). */
+/* Reads the unique key j holds (if any) before j's end is written, so the
+ * end never has to read in the middle of its writes: 0, or -1 when the
+ * read failed (then change nothing of j: answer UNAVAILABLE or retry). */
+int emb_unique_load(struct engine *e, const struct job *j);
+/* Frees the unique key held by j (when it holds one), as emb_unique_load
+ * read it. */
 void emb_unique_release(struct engine *e, const struct job *j);
-/* Reads the unique key of id into buf (queue 0 key); returns its length,
- * 0 when none. */
-size_t emb_unique_of(struct engine *e, uint64_t id, char *buf, size_t size);
+/* Reads the unique key of id into buf (queue 0 key), *len 0 when none or
+ * when it does not fit: 0, or -1 when the read failed. */
+int emb_unique_of(struct engine *e, uint64_t id, char *buf, size_t size, size_t *len);
 
 /* steps.c */
 int emb_step_set(struct engine *e, uint64_t id, uint64_t token, const char *name,

@@ -149,7 +149,13 @@ int emb_get(struct engine *e, uint64_t id, struct eng_view *out, proto_error *er
 	}
 	store_iter_free(it);
 	char uq[PROTO_MAX_QUEUE + 2 + CUEQ_MAX_KEY];
-	size_t ul = emb_unique_of(e, id, uq, sizeof(uq));
+	size_t ul = 0;
+	if (emb_unique_of(e, id, uq, sizeof(uq), &ul) != 0) {
+		char s[PROTO_ID_LEN + 1];
+		proto_id_fmt(id, s);
+		return proto_fail(err, CUEQ_ERR_UNAVAILABLE,
+				  "the broker could not read the unique key of execution %s; try again", s);
+	}
 	const char *nul = ul ? memchr(uq, 0, ul) : NULL;
 	if (nul != NULL) {
 		out->unique_len = ul - (size_t)(nul + 1 - uq);
@@ -236,7 +242,15 @@ int emb_list(struct engine *e, const char *queue, size_t qlen, int state, uint64
 	/* more may follow when the page is full or a budget ran out */
 	if (store_iter_valid(it) && last != 0)
 		*next = last; /* the last key examined, taken or not */
+	bool failed = store_iter_status(it) != 0;
 	store_iter_free(it);
+	if (failed) {
+		for (size_t i = 0; i < *n; i++)
+			emb_view_free(e, &out[i]);
+		*n = 0;
+		*next = 0;
+		return proto_fail(err, CUEQ_ERR_UNAVAILABLE, "the broker could not read its index; try again");
+	}
 	return CUEQ_OK;
 }
 

@@ -241,6 +241,11 @@ void emb_finish(struct engine *e, struct eng_outcome *items, size_t n)
 			emb_not_live(e, o);
 			continue;
 		}
+		if (emb_unique_load(e, j) != 0) { /* before any write of this item */
+			proto_fail(&o->err, CUEQ_ERR_UNAVAILABLE,
+				   "the broker could not read the execution's unique key; try again");
+			continue;
+		}
 		e->durable = true;
 		if (o->kind == OUT_ACK) {
 			o->state = CUEQ_SUCCEEDED;
@@ -288,6 +293,8 @@ int64_t emb_tick(struct engine *e, int64_t now)
 			emb_set_state(e, j, CUEQ_READY);
 			continue;
 		}
+		if (j->attempt >= j->max_attempts && emb_unique_load(e, j) != 0)
+			break; /* nothing changed: the next turn tries again */
 		j->expiries++;
 		j->token = 0;
 		emb_history(e, j, EV_EXPIRED, j->attempt, token, NULL, 0, now);

@@ -165,30 +165,51 @@ static void take_unique(struct engine *e, const struct eng_push *p, struct job *
 	j->flags |= REC_F_UNIQUE;
 }
 
-size_t emb_unique_of(struct engine *e, uint64_t id, char *buf, size_t size)
+int emb_unique_of(struct engine *e, uint64_t id, char *buf, size_t size, size_t *len)
 {
 	uint8_t r[9];
 	char *v;
 	size_t vl = 0;
+	int rc;
+	*len = 0;
 	r[0] = 'r';
 	store_be64(r + 1, id);
-	if (store_get(e->st, CF_UNIQUE, r, 9, &v, &vl) != 1)
-		return 0;
-	if (vl > size)
-		vl = 0;
-	else
+	if ((rc = store_get(e->st, CF_UNIQUE, r, 9, &v, &vl)) <= 0)
+		return rc;
+	if (vl <= size) {
 		memcpy(buf, v, vl);
+		*len = vl;
+	}
 	store_free(v);
-	return vl;
+	return 0;
+}
+
+int emb_unique_load(struct engine *e, const struct job *j)
+{
+	e->uk_id = 0;
+	if (!(j->flags & REC_F_UNIQUE))
+		return 0;
+	if (emb_unique_of(e, j->id, e->uk, sizeof(e->uk), &e->uk_len) != 0)
+		return -1;
+	e->uk_id = j->id;
+	return 0;
 }
 
 void emb_unique_release(struct engine *e, const struct job *j)
 {
 	uint8_t r[9], k[KEYBUF + 1];
-	size_t kl;
+	size_t kl = 0;
 	if (!(j->flags & REC_F_UNIQUE))
 		return;
-	kl = emb_unique_of(e, j->id, (char *)k + 1, sizeof(k) - 1);
+	if (e->uk_id == j->id) {
+		kl = e->uk_len;
+		memcpy(k + 1, e->uk, kl);
+	} else {
+		log_error("execution %016llx ends without its unique key read first; reading it now",
+			  (unsigned long long)j->id);
+		emb_unique_of(e, j->id, (char *)k + 1, sizeof(k) - 1, &kl);
+	}
+	e->uk_id = 0;
 	r[0] = 'r';
 	store_be64(r + 1, j->id);
 	store_del(e->st, CF_UNIQUE, r, 9);

@@ -87,7 +87,10 @@ static size_t sweep_keys(struct engine *e, int64_t now)
 		struct idem_rec r;
 		if (kl <= 8)
 			continue;
-		if (store_get(e->st, CF_IDEM, k + 8, kl - 8, &v, &vl) == 1) {
+		int rc = store_get(e->st, CF_IDEM, k + 8, kl - 8, &v, &vl);
+		if (rc < 0)
+			break; /* a read failed: leave both for the next sweep */
+		if (rc == 1) {
 			if (record_unpack_idem(v, vl, &r) == 0 &&
 			    r.expires_at == (int64_t)store_get_be64((const uint8_t *)k))
 				store_del(e->st, CF_IDEM, k + 8, kl - 8);

@@ -21,16 +21,20 @@ static size_t step_key(uint8_t *k, uint64_t id, const char *name, size_t len)
 	return 8 + len;
 }
 
-/* Counts the steps of id, stopping at limit. */
-static size_t count_steps(struct engine *e, uint64_t id, size_t limit)
+/* Counts the steps of id, stopping at limit; -1 when the read failed. */
+static long count_steps(struct engine *e, uint64_t id, size_t limit)
 {
 	uint8_t from[8], to[8];
-	size_t n = 0;
+	long n = 0;
 	store_be64(from, id);
 	store_be64(to, id + 1);
 	struct store_iter *it = store_iter_new(e->st, CF_STEPS, from, 8, to, 8);
-	for (; it && store_iter_valid(it) && n < limit; store_iter_next(it))
+	if (it == NULL)
+		return -1;
+	for (; store_iter_valid(it) && (size_t)n < limit; store_iter_next(it))
 		n++;
+	if (store_iter_status(it) != 0)
+		n = -1;
 	store_iter_free(it);
 	return n;
 }
@@ -55,9 +59,12 @@ int emb_step_set(struct engine *e, uint64_t id, uint64_t token, const char *name
 	}
 	if ((rc = store_get(e->st, CF_STEPS, k, kl, &v, &vl)) < 0)
 		return proto_fail(err, CUEQ_ERR_UNAVAILABLE, "the broker could not read the steps; try again");
+	long have = rc == 1 ? 0 : count_steps(e, id, CUEQ_MAX_STEPS);
 	if (rc == 1)
 		store_free(v);
-	else if (count_steps(e, id, CUEQ_MAX_STEPS) >= CUEQ_MAX_STEPS) {
+	if (have < 0)
+		return proto_fail(err, CUEQ_ERR_UNAVAILABLE, "the broker could not read the steps; try again");
+	if (have >= CUEQ_MAX_STEPS) {
 		proto_id_fmt(id, sid);
 		return proto_fail(err, CUEQ_ERR_TOO_LARGE,
 				  "execution %s already has %u steps, the limit; reuse step names", sid,
@@ -140,6 +147,9 @@ int emb_steps(struct engine *e, uint64_t id, const char *name, size_t name_len,
 			add_step(out, &cap, sk + 8, skl - 8, &s);
 		msgpack_unpacked_destroy(&up);
 	}
+	bool failed = it == NULL || store_iter_status(it) != 0;
 	store_iter_free(it);
+	if (failed)
+		return proto_fail(err, CUEQ_ERR_UNAVAILABLE, "the broker could not read the steps of %s; try again", sid);
 	return CUEQ_OK;
 }

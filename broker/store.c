@@ -472,6 +472,13 @@ const char *store_iter_value(struct store_iter *it, size_t *vl)
 	return it->v;
 }
 
+int store_iter_status(struct store_iter *it)
+{
+	char *rerr = NULL;
+	rocksdb_iter_get_error(it->it, &rerr);
+	return take_err(rerr, "read (iteration) failed", NULL, 0);
+}
+
 void store_iter_free(struct store_iter *it)
 {
 	if (it == NULL)

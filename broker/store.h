@@ -105,6 +105,9 @@ bool store_iter_valid(struct store_iter *it);
 void store_iter_next(struct store_iter *it);
 const char *store_iter_key(struct store_iter *it, size_t *kl);
 const char *store_iter_value(struct store_iter *it, size_t *vl);
+/* 0 when the iteration ended because the range did, -1 (after logging
+ * why) when a read failed: then what it returned is incomplete. */
+int store_iter_status(struct store_iter *it);
 void store_iter_free(struct store_iter *it);
 
 /* Big-endian helpers for keys. */
