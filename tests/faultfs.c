@@ -13,11 +13,14 @@
  *   CUEQ_FAULTFS_OPS    write, sync or all (default): which calls fail
  * write, pwrite, writev, pwritev, fsync, fdatasync and sync_file_range (but
  * not its no-op probe) on a matching file fail with that errno while armed;
- * nothing else changes.
+ * nothing else changes.  The standard streams (descriptors 0-2) never fail:
+ * they are the broker's log (a test's broker.log, which ".log" would match
+ * too), and the log must say what failed.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h> /* sync_file_range */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,7 +56,7 @@ static int hit(int fd, int op)
 		goto out;
 	if (ops && strcmp(ops, "sync") == 0 && op != OP_SYNC)
 		goto out;
-	if (arm == NULL || stat(arm, &st) != 0)
+	if (fd <= 2 || arm == NULL || stat(arm, &st) != 0)
 		goto out;
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
 		goto out;
