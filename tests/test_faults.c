@@ -11,6 +11,15 @@
  *    stats, list, the unique key, the idempotency key all agree) and the
  *    client's retry of the same request gives one consistent answer
  *    (faults_kill.c).
+ * 2. Fail and recover: producers and workers against a broker whose Nth
+ *    write or sync fails; it must exit by itself with status 2, and after a
+ *    restart everything it answered ok is on disk (faults_load.c).
+ * 3. A faulty disk below RocksDB (faultfs.c, preloaded into the broker
+ *    only): ENOSPC on every file, EIO on the WAL, EIO on fdatasync.  Each
+ *    ends in exit status 2, never a signal, and loses nothing answered.
+ * 4. Descriptors: with RLIMIT_NOFILE 256 the broker serves the connections
+ *    its budget allows and closes the rest as they connect, stays up, and
+ *    keeps what it answered; a cap that cannot fit refuses to start.
  *
  * Every test ends with a graceful stop that must exit 0.
  */
@@ -22,12 +31,24 @@
 #include <cmocka.h>
 
 #include "faults_kill.h"
+#include "faults_load.h"
 #include "faults_util.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#ifndef FAULTFS_PATH
+#error "FAULTFS_PATH must name the faultfs library (set by tests/CMakeLists.txt)"
+#endif
 
 /* Setup: a zero-filled broker, not started (th_fixture_stop stops it,
  * requiring exit status 0, and frees it). */
@@ -90,6 +111,405 @@ static void test_kill_retention(void **state)
 	kill_loop(*state, FK_RETENTION, "retention sweep", "write", "exit-after");
 }
 
+/* ---- 2. fail and recover ------------------------------------------------------ */
+
+/* After a restart the broker works as before: one push, claim, ack. */
+static void works_again(th_broker *b)
+{
+	th_raw r;
+	char id[FX_ID], cid[FX_ID], token[FX_ID];
+	uint64_t deadline;
+	th_bytes ack;
+	th_reply rep;
+
+	fx_open(&r, b);
+	if (th_raw_push(&r, "again", "x", 0, 0, id) != 0)
+		fail_msg("no push after the restart");
+	fx_claim_ok(&r, "again", 30000, cid, token, &deadline);
+	assert_string_equal(cid, id);
+	ack = fx_ack_req(id, token, NULL);
+	fx_call(&r, &ack, &rep, "ack after the restart");
+	assert_true(rep.ok);
+	th_reply_free(&rep);
+	fx_bytes_free(&ack);
+	th_raw_close(&r);
+}
+
+static void fail_and_recover(th_broker *b, const char *spec, const char *log_fault,
+			     const char *log_stop)
+{
+	static fx_load l;
+	int status = 0, rc;
+
+	memset(&l, 0, sizeof(l));
+	fx_set_env(b, (const char *const[]){ spec, NULL });
+	fx_start(b, NULL);
+	fx_load_start(&l, b->url, "load", 3, 2);
+	rc = th_broker_wait(b, 30000, &status);
+	fx_load_stop(&l);
+	if (rc != 0) {
+		th_broker_dump_log(b);
+		fail_msg("%s: the broker did not stop by itself within 30 s", spec);
+	}
+	fx_expect_exit(b, status, 2, spec);
+	if (!fx_log_has(b, log_fault) || !fx_log_has(b, log_stop) ||
+	    !fx_log_has(b, "stopped: storage failed")) {
+		th_broker_dump_log(b);
+		fail_msg("%s: the log does not say '%s', '%s' and 'stopped: storage failed'", spec,
+			 log_fault, log_stop);
+	}
+	fx_set_env(b, NULL);
+	fx_restart(b);
+	fx_load_verify(&l, b, spec);
+	fx_load_free(&l);
+	works_again(b);
+}
+
+static void test_write_fails(void **state)
+{
+	fail_and_recover(*state, "CUEQ_FAULT=write:300:fail",
+			 "storage fault injection: write 300 fails", "cannot write to storage");
+}
+
+static void test_sync_fails(void **state)
+{
+	fail_and_recover(*state, "CUEQ_FAULT=sync:150:fail",
+			 "storage fault injection: sync 150 fails", "cannot make writes durable");
+}
+
+/* ---- 3. a faulty disk below RocksDB ------------------------------------------ */
+
+static bool maps_has(pid_t pid, const char *needle)
+{
+	char path[64], line[1024];
+	FILE *f;
+	bool found = false;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return false;
+	while (!found && fgets(line, sizeof(line), f) != NULL)
+		found = strstr(line, needle) != NULL;
+	fclose(f);
+	return found;
+}
+
+static void faulty_disk(th_broker *b, const char *match, const char *err, const char *ops,
+			const char *errtext)
+{
+	static fx_load l;
+	static char arm_env[PATH_MAX + 32], arm[PATH_MAX];
+	char m_env[64], e_env[64], o_env[64], what[128];
+	int status = 0, rc;
+	bool progressed;
+	FILE *f;
+
+	snprintf(what, sizeof(what), "faultfs %s on '%s' (%s)", err, match, ops);
+	memset(&l, 0, sizeof(l));
+	/* the arm file lives in the broker's temp dir: start once to make it */
+	fx_set_env(b, NULL);
+	fx_start(b, NULL);
+	fx_stop_clean(b);
+	snprintf(arm, sizeof(arm), "%s/arm", b->dir);
+	snprintf(arm_env, sizeof(arm_env), "CUEQ_FAULTFS_ARM=%s", arm);
+	snprintf(m_env, sizeof(m_env), "CUEQ_FAULTFS_MATCH=%s", match);
+	snprintf(e_env, sizeof(e_env), "CUEQ_FAULTFS_ERRNO=%s", err);
+	snprintf(o_env, sizeof(o_env), "CUEQ_FAULTFS_OPS=%s", ops);
+	fx_set_env(b, (const char *const[]){ fx_faultfs_preload(FAULTFS_PATH), arm_env, m_env, e_env,
+					     o_env, NULL });
+	fx_restart(b);
+	if (!maps_has(b->pid, "faultfs")) {
+		th_broker_dump_log(b);
+		fail_msg("%s: the broker did not load %s", what, FAULTFS_PATH);
+	}
+	if (getenv("LD_PRELOAD") != NULL && strstr(getenv("LD_PRELOAD"), "faultfs") != NULL)
+		fail_msg("the faulty disk reached the test process");
+
+	fx_load_start(&l, b->url, "disk", 3, 2);
+	progressed = fx_load_wait(&l, 200, 20, 15000);
+	f = fopen(arm, "w");
+	if (f != NULL)
+		fclose(f);
+	rc = th_broker_wait(b, 30000, &status);
+	fx_load_stop(&l);
+	unlink(arm);
+	if (f == NULL)
+		fail_msg("%s: cannot create %s", what, arm);
+	if (!progressed)
+		fail_msg("%s: the load got only %zu pushes and %zu acks answered before the disk failed",
+			 what, (size_t)atomic_load(&l.n_push_ok), (size_t)atomic_load(&l.n_ack_ok));
+	if (rc != 0) {
+		th_broker_dump_log(b);
+		fail_msg("%s: the broker did not stop by itself within 30 s of the disk failing", what);
+	}
+	fx_expect_exit(b, status, 2, what);
+	if (!fx_log_has(b, errtext) || !fx_log_has(b, "stopped: storage failed")) {
+		th_broker_dump_log(b);
+		fail_msg("%s: the log does not say '%s' and 'stopped: storage failed'", what, errtext);
+	}
+	fx_set_env(b, NULL);
+	fx_restart(b);
+	fx_load_verify(&l, b, what);
+	fx_load_free(&l);
+	works_again(b);
+}
+
+static void test_disk_full(void **state)
+{
+	faulty_disk(*state, "", "ENOSPC", "all", "No space left on device");
+}
+
+static void test_wal_eio(void **state)
+{
+	faulty_disk(*state, ".log", "EIO", "all", "Input/output error");
+}
+
+static void test_fdatasync_eio(void **state)
+{
+	faulty_disk(*state, "", "EIO", "sync", "Input/output error");
+}
+
+/* ---- 4. descriptors ------------------------------------------------------------ */
+
+/* A connection that pings asynchronously, so that many wait at once. */
+typedef struct pinger {
+	th_raw r;
+	nng_aio *aio;
+	int stage; /* 0 sending, 1 receiving */
+	atomic_int result; /* 0 waiting, 1 answered ok, -1 failed */
+} pinger;
+
+static void pinger_cb(void *arg)
+{
+	pinger *p = arg;
+	int rv = nng_aio_result(p->aio);
+	msgpack_unpacked up;
+	proto_error e;
+	nng_msg *m;
+	bool ok = false;
+
+	if (p->stage == 0) {
+		if (rv != 0) {
+			nng_msg_free(nng_aio_get_msg(p->aio));
+			atomic_store(&p->result, -1);
+			return;
+		}
+		p->stage = 1;
+		nng_recv_aio(p->r.s, p->aio);
+		return;
+	}
+	if (rv != 0) {
+		atomic_store(&p->result, -1);
+		return;
+	}
+	m = nng_aio_get_msg(p->aio);
+	if (proto_decode(nng_msg_body(m), nng_msg_len(m), &up, &e) == CUEQ_OK)
+		th_bool(&up.data, "ok", &ok);
+	msgpack_unpacked_destroy(&up);
+	nng_msg_free(m);
+	atomic_store(&p->result, ok ? 1 : -1);
+}
+
+static void open_all(pinger *ps, size_t n, const char *url)
+{
+	for (size_t i = 0; i < n; i++)
+		if (th_raw_open(&ps[i].r, url, 1000) != 0)
+			fail_msg("cannot open connection %zu to %s", i, url);
+}
+
+static void close_all(pinger *ps, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		th_raw_close(&ps[i].r);
+}
+
+/* Pings on every connection at once; how many answered within timeout_ms. */
+static size_t ping_all(pinger *ps, size_t n, int timeout_ms)
+{
+	int64_t deadline = th_now_ms() + timeout_ms;
+	size_t answered = 0, done;
+
+	for (size_t i = 0; i < n; i++) {
+		th_req q;
+		ps[i].stage = 0;
+		atomic_store(&ps[i].result, 0);
+		assert_int_equal(nng_aio_alloc(&ps[i].aio, pinger_cb, &ps[i]), 0);
+		nng_aio_set_timeout(ps[i].aio, timeout_ms);
+		assert_int_equal(th_req_begin(&q, "ping", 0), 0);
+		nng_aio_set_msg(ps[i].aio, q.msg);
+		q.msg = NULL;
+		nng_send_aio(ps[i].r.s, ps[i].aio);
+	}
+	do {
+		done = 0;
+		for (size_t i = 0; i < n; i++)
+			done += atomic_load(&ps[i].result) != 0;
+		if (done < n)
+			th_sleep_ms(5);
+	} while (done < n && th_now_ms() < deadline);
+	for (size_t i = 0; i < n; i++) {
+		nng_aio_free(ps[i].aio); /* stops what still waits */
+		ps[i].aio = NULL;
+		answered += atomic_load(&ps[i].result) == 1;
+	}
+	return answered;
+}
+
+/* A TCP connection that speaks only the SP handshake of a REQ socket:
+ * 1 when the broker closes it within timeout_ms, 0 when it stays open. */
+static int sp_connect_closed(int port, int timeout_ms)
+{
+	static const unsigned char hello[8] = { 0, 'S', 'P', 0, 0, 0x30, 0, 0 };
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	int64_t deadline = th_now_ms() + timeout_ms;
+	int fd = socket(AF_INET, SOCK_STREAM, 0), closed = 0;
+	char buf[64];
+
+	assert_true(fd >= 0);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+		close(fd);
+		return 1; /* not even accepted: refused too */
+	}
+	if (write(fd, hello, sizeof(hello)) != (ssize_t)sizeof(hello))
+		closed = 1;
+	while (!closed && th_now_ms() < deadline) {
+		struct pollfd p = { fd, POLLIN, 0 };
+		if (poll(&p, 1, (int)(deadline - th_now_ms())) <= 0)
+			continue;
+		ssize_t n = read(fd, buf, sizeof(buf)); /* the broker's handshake, then EOF */
+		closed = n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN);
+	}
+	close(fd);
+	return closed;
+}
+
+/* The number after prefix in the broker's log ("at most 160 connections"). */
+static long log_number(const th_broker *b, const char *prefix)
+{
+	FILE *f = fopen(b->log, "r");
+	char line[1024];
+	long n = -1;
+
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f) != NULL) {
+		const char *p = strstr(line, prefix);
+		if (p != NULL)
+			n = strtol(p + strlen(prefix), NULL, 10);
+	}
+	fclose(f);
+	return n;
+}
+
+#define NOFILE 256
+#define EXTRA 40
+#define N_PUSH 50
+
+static void test_descriptor_cap(void **state)
+{
+	th_broker *b = *state;
+	static pinger in[NOFILE], extra[EXTRA], fresh[EXTRA], beyond[1];
+	static char ids[N_PUSH][FX_ID];
+	long tables = NOFILE / 8 < 32 ? 32 : NOFILE / 8 > 1024 ? 1024 : NOFILE / 8;
+	long want = NOFILE - tables - 64, allowed;
+	size_t n_in, got;
+	th_counts c;
+	th_raw ctl;
+
+	b->nofile = NOFILE;
+	fx_start(b, NULL);
+	allowed = log_number(b, "at most ");
+	if (allowed != want) {
+		th_broker_dump_log(b);
+		fail_msg("with %d descriptors the broker serves %ld connections; the budget is %ld", NOFILE,
+			 allowed, want);
+	}
+	n_in = (size_t)allowed - 1; /* and ctl */
+	fx_open(&ctl, b);
+	assert_int_equal(th_raw_ping(&ctl), 0);
+	open_all(in, n_in, b->url);
+	if ((got = ping_all(in, n_in, 10000)) != n_in) {
+		th_broker_dump_log(b);
+		fail_msg("only %zu of the %ld connections allowed were served", got + 1, allowed);
+	}
+
+	/* Past the cap: closed as they connect, while the others are served. */
+	open_all(extra, EXTRA, b->url);
+	if ((got = ping_all(extra, EXTRA, 500)) != 0) {
+		th_broker_dump_log(b);
+		fail_msg("%zu connections past the cap of %ld were served", got, allowed);
+	}
+	for (int i = 0; i < 5; i++)
+		if (!sp_connect_closed(b->port, 2000))
+			fail_msg("a TCP connection past the cap stayed open for 2 s");
+	if (!fx_log_has(b, "refusing connections")) {
+		th_broker_dump_log(b);
+		fail_msg("the log does not say it is refusing connections");
+	}
+	for (int i = 0; i < N_PUSH; i++) {
+		char p[16];
+		snprintf(p, sizeof(p), "cap-%d", i);
+		if (th_raw_push(&ctl, "cap", p, 0, 0, ids[i]) != 0)
+			fail_msg("push #%d at the cap was not answered ok", i);
+	}
+	if ((got = ping_all(in, n_in, 10000)) != n_in)
+		fail_msg("at the cap, with %d more knocking, only %zu of %zu served connections answered",
+			 EXTRA, got, n_in);
+	assert_int_equal(th_raw_ping(&ctl), 0);
+
+	/* Once connections close, new ones are served again, up to the cap. */
+	close_all(extra, EXTRA);
+	close_all(in, EXTRA);
+	if (sp_connect_closed(b->port, 300))
+		fail_msg("with %d connections closed, a new TCP connection was closed at once", EXTRA);
+	open_all(fresh, EXTRA, b->url);
+	if ((got = ping_all(fresh, EXTRA, 10000)) != EXTRA) {
+		th_broker_dump_log(b);
+		fail_msg("after %d connections closed only %zu of %d new ones were served", EXTRA, got, EXTRA);
+	}
+	open_all(beyond, 1, b->url);
+	if (ping_all(beyond, 1, 500) != 0)
+		fail_msg("at the cap again, one connection more was served: the count drifted");
+
+	/* What was answered survives kill -9. */
+	th_broker_kill9(b);
+	close_all(beyond, 1);
+	close_all(fresh, EXTRA);
+	close_all(in + EXTRA, n_in - EXTRA);
+	th_raw_close(&ctl);
+	fx_restart(b);
+	fx_open(&ctl, b);
+	for (int i = 0; i < N_PUSH; i++) {
+		fx_exec x;
+		fx_get(&ctl, ids[i], &x);
+		if (!x.found || strcmp(x.state, "ready") != 0)
+			fail_msg("push #%d (%s), answered ok at the cap, is %s after kill -9", i, ids[i],
+				 x.found ? x.state : "gone");
+	}
+	fx_counts(&ctl, "cap", &c);
+	assert_int_equal(c.ready, N_PUSH);
+	assert_int_equal(th_raw_ping(&ctl), 0);
+	th_raw_close(&ctl);
+}
+
+static void test_cap_beyond_descriptors(void **state)
+{
+	th_broker *b = *state;
+	int status = 0;
+
+	b->nofile = NOFILE;
+	fx_set_flags(b, (const char *const[]){ "--max-connections", "100000", NULL });
+	if (th_broker_launch(b, &status) != 1) {
+		th_broker_dump_log(b);
+		fail_msg("--max-connections 100000 with %d descriptors started", NOFILE);
+	}
+	fx_expect_exit(b, status, 1, "--max-connections 100000");
+	if (!fx_log_has(b, "ulimit") || !fx_log_has(b, "100000")) {
+		th_broker_dump_log(b);
+		fail_msg("the refusal does not name ulimit and the cap asked for");
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -100,6 +520,13 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_kill_step, unstarted, th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_kill_extend, unstarted, th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_kill_retention, unstarted, th_fixture_stop),
+		cmocka_unit_test_setup_teardown(test_write_fails, unstarted, th_fixture_stop),
+		cmocka_unit_test_setup_teardown(test_sync_fails, unstarted, th_fixture_stop),
+		cmocka_unit_test_setup_teardown(test_disk_full, unstarted, th_fixture_stop),
+		cmocka_unit_test_setup_teardown(test_wal_eio, unstarted, th_fixture_stop),
+		cmocka_unit_test_setup_teardown(test_fdatasync_eio, unstarted, th_fixture_stop),
+		cmocka_unit_test_setup_teardown(test_descriptor_cap, unstarted, th_fixture_stop),
+		cmocka_unit_test_setup_teardown(test_cap_beyond_descriptors, unstarted, th_fixture_stop),
 	};
 	if (getenv("CUEQ_TEST_FILTER") != NULL) /* e.g. "test_kill_*" */
 		cmocka_set_test_filter(getenv("CUEQ_TEST_FILTER"));
