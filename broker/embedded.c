@@ -405,6 +405,14 @@ static void put_counts(struct engine *e)
 	}
 }
 
+int emb_settle(struct engine *e)
+{
+	if (!store_dirty(e->st))
+		return 0;
+	put_counts(e);
+	return store_commit(e->st);
+}
+
 static int emb_commit(struct engine *e, bool *durable_needed)
 {
 	*durable_needed = e->durable;

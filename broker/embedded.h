@@ -88,6 +88,11 @@ void emb_key(uint8_t k[8], uint64_t id);
 /* Key of the done index: queue 0 state id. Returns its length. */
 size_t emb_done_key(uint8_t *k, const char *queue, size_t qlen, int state, uint64_t id);
 
+/* Writes the turn so far, whole requests only (call it before a request
+ * changes anything), so that its reads of active, hist and done see every
+ * earlier request of the turn.  0, or -1: storage failed (fail-stop). */
+int emb_settle(struct engine *e);
+
 /* Moves a job between states, keeping heaps and counts right. */
 void emb_set_state(struct engine *e, struct job *j, int state);
 

@@ -107,6 +107,8 @@ int emb_get(struct engine *e, uint64_t id, struct eng_view *out, proto_error *er
 	uint8_t k[8], from[12] = {0}, to[12] = {0};
 	char *payload;
 	size_t plen, cap = 0;
+	if (emb_settle(e) != 0) /* the history must hold this turn's events */
+		return proto_fail(err, CUEQ_ERR_UNAVAILABLE, "the broker's storage failed; try again");
 	int rc = read_view(e, id, out, err);
 
 	if (rc != CUEQ_OK)
@@ -193,6 +195,8 @@ int emb_list(struct engine *e, const char *queue, size_t qlen, int state, uint64
 
 	*n = 0;
 	*next = 0;
+	if (emb_settle(e) != 0) /* the indexes must hold this turn's changes */
+		return proto_fail(err, CUEQ_ERR_UNAVAILABLE, "the broker's storage failed; try again");
 	if (after == UINT64_MAX)
 		return CUEQ_OK;
 	if (state >= CUEQ_SUCCEEDED) {

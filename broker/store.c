@@ -9,16 +9,24 @@
  *
  * The turn's writes gather in a WriteBatchWithIndex, so reads and iterators
  * see them before they are written: nothing is ever written in the middle
- * of a turn, and one request can never be split over two writes.  Range
- * deletes (not supported by that batch) are kept aside and appended to the
- * same write at commit.
+ * of a turn, and one request can never be split over two writes.  Two kinds
+ * of writes are kept aside and appended to the same write at commit: range
+ * deletes (which that batch does not take), and the writes of the column
+ * families that the hot requests never read (WRITE_ONLY below), which so
+ * skip the cost of the batch's index.  Those families are read only at
+ * start-up, by the sweeps at the start of a turn (when the batch is empty),
+ * or by get and list, which first write the turn so far (emb_settle: the
+ * requests before them are whole, so no request is split).
  *
  * Failure is sticky (see store.h): after the first failed write or sync,
  * RocksDB is never written or synced again by this process.  That is also
  * what keeps RocksDB's own assertions out of reach: a WAL file writer that
- * saw an error asserts when it is appended to or synced once more.  Writes
- * and syncs are serialised by one mutex so that a sync can never race a
- * failing write.
+ * saw a failed append asserts when it is synced afterwards (or appended to,
+ * or anything is logged to the info log after a failed append to it).  So
+ * a sync never starts while a write is under way: it waits for the write
+ * to end and then checks for failure.  A write may run while a sync is
+ * under way (RocksDB syncs the WAL without blocking appends); a sync that
+ * fails meanwhile only makes that write fail, which RocksDB allows.
  */
 #include "store.h"
 
@@ -48,10 +56,23 @@ struct store {
 	rocksdb_writebatch_wi_t *batch; /* this turn's writes, readable */
 	struct range *ranges;		/* this turn's range deletes */
 	size_t n_ranges, cap_ranges;
-	pthread_mutex_t io; /* one write or sync at a time */
-	bool failed;	    /* a write or sync failed: never write again */
+	char *aside;	      /* this turn's writes to WRITE_ONLY families */
+	size_t aside_len, aside_cap;
+	pthread_mutex_t io; /* guards writing and failed */
+	pthread_cond_t io_cv; /* a write ended */
+	bool writing;	     /* a write is under way */
+	bool failed;	     /* a write or sync failed: never write again */
 	struct fault *fault;
 };
+
+/* Families no request reads back within the turn that wrote them. */
+static const bool WRITE_ONLY[CF_COUNT] = {
+	[CF_ACTIVE] = true, [CF_HIST] = true,	 [CF_DONE] = true,
+	[CF_EXPIRY] = true, [CF_IDEMEXP] = true, [CF_META] = true,
+};
+
+/* An aside record: cf(1) op(1) klen(4) vlen(4) key value. */
+#define ASIDE_HDR 10
 
 struct range {
 	int cf;
@@ -142,7 +163,9 @@ int store_open(const char *dir, int max_open_files, struct store **out, char *er
 		return -1;
 	}
 	pthread_mutex_init(&s->io, NULL);
+	pthread_cond_init(&s->io_cv, NULL);
 	if (fault_parse(getenv("CUEQ_FAULT"), &s->fault, err, errlen) != 0) {
+		pthread_cond_destroy(&s->io_cv);
 		pthread_mutex_destroy(&s->io);
 		free(s);
 		return -1;
@@ -256,18 +279,46 @@ void store_close(struct store *s)
 	if (s->cache)
 		rocksdb_cache_destroy(s->cache);
 	fault_free(s->fault);
+	free(s->aside);
+	pthread_cond_destroy(&s->io_cv);
 	pthread_mutex_destroy(&s->io);
 	free(s);
 }
 
+static void put_aside(struct store *s, int cf, char op, const void *k, size_t kl, const void *v,
+		      size_t vl)
+{
+	size_t need = s->aside_len + ASIDE_HDR + kl + vl;
+	if (need > s->aside_cap && grow(&s->aside, &s->aside_cap, need) != 0) {
+		log_error("out of memory in the store; stopping without committing this turn");
+		abort();
+	}
+	char *p = s->aside + s->aside_len;
+	uint32_t k32 = (uint32_t)kl, v32 = (uint32_t)vl;
+	p[0] = (char)cf;
+	p[1] = op;
+	memcpy(p + 2, &k32, 4);
+	memcpy(p + 6, &v32, 4);
+	memcpy(p + ASIDE_HDR, k, kl);
+	if (vl)
+		memcpy(p + ASIDE_HDR + kl, v, vl);
+	s->aside_len = need;
+}
+
 void store_put(struct store *s, int cf, const void *k, size_t kl, const void *v, size_t vl)
 {
-	rocksdb_writebatch_wi_put_cf(s->batch, s->cf[cf], k, kl, v, vl);
+	if (WRITE_ONLY[cf])
+		put_aside(s, cf, 'p', k, kl, v, vl);
+	else
+		rocksdb_writebatch_wi_put_cf(s->batch, s->cf[cf], k, kl, v, vl);
 }
 
 void store_del(struct store *s, int cf, const void *k, size_t kl)
 {
-	rocksdb_writebatch_wi_delete_cf(s->batch, s->cf[cf], k, kl);
+	if (WRITE_ONLY[cf])
+		put_aside(s, cf, 'd', k, kl, NULL, 0);
+	else
+		rocksdb_writebatch_wi_delete_cf(s->batch, s->cf[cf], k, kl);
 }
 
 void store_del_range(struct store *s, int cf, const void *from, size_t fl, const void *to, size_t tl)
@@ -294,7 +345,7 @@ oom:
 
 bool store_dirty(const struct store *s)
 {
-	return rocksdb_writebatch_wi_count(s->batch) > 0 || s->n_ranges > 0;
+	return rocksdb_writebatch_wi_count(s->batch) > 0 || s->n_ranges > 0 || s->aside_len > 0;
 }
 
 bool store_failed(struct store *s)
@@ -305,16 +356,28 @@ bool store_failed(struct store *s)
 	return f;
 }
 
-/* The batch, with the range deletes appended when there are any. */
+/* The batch, with what was kept aside appended: one atomic write. */
 static void write_batch(struct store *s, char **rerr)
 {
-	if (s->n_ranges == 0) {
+	if (s->n_ranges == 0 && s->aside_len == 0) {
 		rocksdb_write_writebatch_wi(s->db, s->wopts, s->batch, rerr);
 		return;
 	}
 	size_t n;
 	const char *rep = rocksdb_writebatch_wi_data(s->batch, &n);
 	rocksdb_writebatch_t *b = rocksdb_writebatch_create_from(rep, n);
+	for (size_t off = 0; off < s->aside_len;) {
+		const char *p = s->aside + off;
+		uint32_t kl, vl;
+		memcpy(&kl, p + 2, 4);
+		memcpy(&vl, p + 6, 4);
+		rocksdb_column_family_handle_t *cf = s->cf[(unsigned char)p[0]];
+		if (p[1] == 'p')
+			rocksdb_writebatch_put_cf(b, cf, p + ASIDE_HDR, kl, p + ASIDE_HDR + kl, vl);
+		else
+			rocksdb_writebatch_delete_cf(b, cf, p + ASIDE_HDR, kl);
+		off += ASIDE_HDR + kl + vl;
+	}
 	for (size_t i = 0; i < s->n_ranges; i++) {
 		const struct range *r = &s->ranges[i];
 		rocksdb_writebatch_delete_range_cf(b, s->cf[r->cf], r->from, r->fl, r->to, r->tl);
@@ -329,9 +392,12 @@ int store_commit(struct store *s)
 	int rc = 0;
 
 	pthread_mutex_lock(&s->io);
-	if (s->failed) {
+	if (s->failed)
 		rc = -1;
-	} else if (store_dirty(s)) {
+	else if (store_dirty(s))
+		s->writing = true;
+	pthread_mutex_unlock(&s->io);
+	if (rc == 0 && store_dirty(s)) {
 		enum fault_verdict f = fault_check(s->fault, FAULT_WRITE);
 		if (f == FAULT_FAIL)
 			rerr = strdup("injected I/O error (CUEQ_FAULT)");
@@ -340,11 +406,15 @@ int store_commit(struct store *s)
 		if (rerr == NULL && f == FAULT_EXIT_AFTER)
 			fault_die();
 		rc = take_err(rerr, "write failed", NULL, 0);
-		s->failed = rc != 0;
+		pthread_mutex_lock(&s->io);
+		s->writing = false;
+		s->failed |= rc != 0;
+		pthread_cond_broadcast(&s->io_cv);
+		pthread_mutex_unlock(&s->io);
 	}
-	pthread_mutex_unlock(&s->io);
 	rocksdb_writebatch_wi_clear(s->batch);
 	clear_ranges(s);
+	s->aside_len = 0;
 	return rc;
 }
 
@@ -354,18 +424,25 @@ int store_sync(struct store *s)
 	int rc = -1;
 
 	pthread_mutex_lock(&s->io);
-	if (!s->failed) {
-		enum fault_verdict f = fault_check(s->fault, FAULT_SYNC);
-		if (f == FAULT_FAIL)
-			rerr = strdup("injected I/O error (CUEQ_FAULT)");
-		else
-			rocksdb_flush_wal(s->db, 1, &rerr);
-		if (rerr == NULL && f == FAULT_EXIT_AFTER)
-			fault_die();
-		rc = take_err(rerr, "WAL sync failed", NULL, 0);
-		s->failed = rc != 0;
-	}
+	while (s->writing) /* never sync after a failed append */
+		pthread_cond_wait(&s->io_cv, &s->io);
+	bool failed = s->failed;
 	pthread_mutex_unlock(&s->io);
+	if (failed)
+		return -1;
+	enum fault_verdict f = fault_check(s->fault, FAULT_SYNC);
+	if (f == FAULT_FAIL)
+		rerr = strdup("injected I/O error (CUEQ_FAULT)");
+	else
+		rocksdb_flush_wal(s->db, 1, &rerr);
+	if (rerr == NULL && f == FAULT_EXIT_AFTER)
+		fault_die();
+	rc = take_err(rerr, "WAL sync failed", NULL, 0);
+	if (rc != 0) {
+		pthread_mutex_lock(&s->io);
+		s->failed = true;
+		pthread_mutex_unlock(&s->io);
+	}
 	return rc;
 }
 
