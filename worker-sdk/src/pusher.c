@@ -2,10 +2,12 @@
  * pusher.c - the batching producer.
  *
  * add() copies a job into the pending batch and returns.  `inflight` sender
- * threads each take the pending batch when it is full, has waited
- * `linger_ms`, or someone flushes, and push it with one blocking
- * cueq_push_many: so at most `inflight` requests are in flight, and while
- * all senders are busy and the pending batch is full, add() waits.  A
+ * threads each take the pending batch when no request is in flight (so a
+ * lone job leaves at once, with no linger), when it is full, when it has
+ * waited `linger_ms`, or when someone flushes, and push it with one
+ * blocking cueq_push_many: jobs batch while requests are in flight, at
+ * most `inflight` requests are in flight, and while all senders are busy
+ * and the pending batch is full, add() waits.  A
  * sender thread per in-flight request is the simplest correct shape: the
  * request engine (retries with the same request ID) is reused as it is.
  * on_result calls are serialised, so the callback never runs twice at once.
@@ -49,6 +51,7 @@ struct cueq_pusher {
 	int64_t pending_since;
 	uint64_t added, answered;
 	unsigned flushers;
+	unsigned sending; /* requests in flight */
 	bool closing;
 	int first_err;
 	char first_msg[512];
@@ -134,7 +137,8 @@ static bool due(cueq_pusher *p, int64_t now)
 	struct batch *b = p->pending;
 	if (b == NULL || b->n == 0)
 		return false;
-	return b->full || p->flushers > 0 || p->closing || now >= p->pending_since + p->linger_ms;
+	return b->full || p->sending == 0 || p->flushers > 0 || p->closing ||
+	       now >= p->pending_since + p->linger_ms;
 }
 
 static void *sender(void *arg)
@@ -147,11 +151,15 @@ static void *sender(void *arg)
 		if (due(p, now)) {
 			struct batch *b = p->pending;
 			p->pending = NULL;
+			p->sending++;
 			pthread_cond_broadcast(&p->cv_done); /* adders: room again */
 			pthread_mutex_unlock(&p->mu);
 			send_batch(p, b);
 			pthread_mutex_lock(&p->mu);
+			p->sending--;
 			p->answered += b->n;
+			if (p->sending == 0 && p->pending != NULL && p->pending->n > 0)
+				pthread_cond_signal(&p->cv_send); /* the pipe is idle: send now */
 			pthread_cond_broadcast(&p->cv_done);
 			pthread_mutex_unlock(&p->mu);
 			batch_free(b);

@@ -289,7 +289,7 @@ int cueq_worker_new(cueq_client *c, const char *queue, cueq_handler h, void *arg
 	w->prefetch = o.prefetch ? o.prefetch : w->concurrency;
 	w->lease_ms = o.lease_ms;
 	w->wait_ms = o.wait_ms ? o.wait_ms : 1000;
-	w->ack_linger_ms = o.ack_linger_ms ? o.ack_linger_ms : 1;
+	w->ack_linger_ms = o.ack_linger_ms;
 	w->max_jobs = o.max_jobs;
 	atomic_init(&w->stop, false);
 	atomic_init(&w->succeeded, 0);

@@ -1,9 +1,10 @@
 /*
  * worker_ack.c - sends the handlers' outcomes in batches.
  *
- * A finished job waits at most ack_linger_ms for others to share its
- * request: under load one ack request carries many outcomes (and the broker
- * syncs them once), when idle an outcome leaves almost at once.  Acks and
+ * One acker thread sends them, so outcomes that finish while an ack request
+ * is in flight share the next one: under load one request carries many
+ * outcomes (and the broker syncs them once); when idle an outcome leaves at
+ * once.  ack_linger_ms (default 0) can make an outcome wait for company.  Acks and
  * nacks go as two batch requests.  A job whose lease was lost before its
  * outcome left is not sent at all; it and every outcome the broker did not
  * accept count as lost.

@@ -130,7 +130,9 @@ typedef struct cueq_pusher cueq_pusher;
 typedef void (*cueq_push_cb)(void *arg, void *tag, const cueq_push_result *res);
 typedef struct cueq_pusher_opts {
 	size_t batch;	   /* 0: 128 jobs per request */
-	int64_t linger_ms; /* 0: 2 ms; wait this long to fill a batch */
+	int64_t linger_ms; /* 0: 2 ms; while a request is in flight, a batch
+			    * waits at most this long to fill (with none in
+			    * flight it leaves at once) */
 	unsigned inflight; /* 0: 4 requests in flight */
 	cueq_push_cb on_result; /* may be NULL */
 	void *arg;
@@ -316,7 +318,9 @@ typedef struct cueq_worker_opts {
 	unsigned prefetch;	/* 0: as many as concurrency; claimed ahead */
 	int64_t lease_ms;	/* 0: each job's own lease length */
 	int64_t wait_ms;	/* 0: 1000; long poll of each claim */
-	int64_t ack_linger_ms;	/* 0: 1 ms; acks wait this long to share a request */
+	int64_t ack_linger_ms;	/* 0: none: outcomes leave at once and batch while an
+				 * ack request is in flight; N: wait up to N ms
+				 * to share a request */
 	uint64_t max_jobs;	/* 0: run until stopped; else stop after this many */
 } cueq_worker_opts;
 
