@@ -5,6 +5,7 @@
  * depends on a write leaves only after that write is as durable as the
  * fsync policy promises, and after a failed write or sync none leaves.
  */
+#define _GNU_SOURCE /* memmem */
 #include "loop.h"
 
 #include <pthread.h>
@@ -17,6 +18,10 @@
 #include "park.h"
 #include "ridcache.h"
 #include "syncer.h"
+
+/* Jobs pushed in one turn at most: a turn stays short under a flood of
+ * pushes, so workers' claims and acks get many turns a second. */
+#define PRODUCE_PER_TURN 2048
 
 struct loop {
 	const struct engine_ops *eo;
@@ -31,6 +36,9 @@ struct loop {
 	uint32_t *gone;
 	size_t ngone, capgone;
 	bool stop;
+
+	struct request *deferred_head, *deferred_tail; /* pushes for the next turn */
+	size_t produced; /* jobs pushed this turn */
 
 	struct syncer *syncer;
 	bool fatal; /* storage failed */
@@ -155,6 +163,21 @@ static void handle(struct loop *l, struct request *r)
 	size_t rid_len = env.rid_len, oplen = env.op_len;
 	bool rid_bin = env.rid_bin;
 	const struct op *op = ops_find(opname, oplen);
+	if (op != NULL && (op->flags & OP_PRODUCE) && l->produced >= PRODUCE_PER_TURN) {
+		/* this turn took its share of new work: the next one takes this
+		 * first, after the claims and acks that arrive meanwhile */
+		r->next = NULL;
+		if (l->deferred_tail)
+			l->deferred_tail->next = r;
+		else
+			l->deferred_head = r;
+		l->deferred_tail = r;
+		goto out;
+	}
+	if (op != NULL && (op->flags & OP_PRODUCE)) {
+		const msgpack_object *jobs = proto_get(root, "jobs");
+		l->produced += jobs && jobs->type == MSGPACK_OBJECT_ARRAY ? jobs->via.array.size : 1;
+	}
 	if (op == NULL) {
 		snprintf(msg, sizeof(msg), "unknown op '%.*s'; this broker knows: %s",
 			 (int)(oplen > 32 ? 32 : oplen), opname, ops_names());
@@ -287,11 +310,46 @@ static bool end_turn(struct loop *l)
 	return !syncer_failed(l->syncer);
 }
 
+static bool is_produce(const struct request *r)
+{
+	/* a cheap look for the op name "push" in the frame: precise enough to
+	 * order a turn; handle() decodes and checks every request anyway */
+	const char *b = nng_msg_body(r->msg);
+	size_t n = nng_msg_len(r->msg);
+	static const char pat[] = "\xa2op\xa4push";
+	return n >= sizeof(pat) - 1 && memmem(b, n, pat, sizeof(pat) - 1) != NULL;
+}
+
+/* The turn's order: what is not a push in arrival order, then the pushes
+ * held back last turn, then the new pushes. */
+static struct request *consumers_first(struct request *in, struct request *held)
+{
+	struct request *c = NULL, **ct = &c, *p = NULL, **pt = &p;
+	while (in) {
+		struct request *next = in->next;
+		in->next = NULL;
+		if (is_produce(in))
+			*pt = in, pt = &in->next;
+		else
+			*ct = in, ct = &in->next;
+		in = next;
+	}
+	if (held) {
+		struct request *h = held;
+		while (h->next)
+			h = h->next;
+		h->next = p;
+		p = held;
+	}
+	*ct = p;
+	return c;
+}
+
 /* Waits for requests, closed connections, a stop, or the next time the
  * engine or a parked claim has work (next_due: wall ms). */
 static void wait_for_work(struct loop *l, int64_t next_due)
 {
-	while (l->in_head == NULL && l->ngone == 0 && !l->stop) {
+	while (l->in_head == NULL && l->deferred_head == NULL && l->ngone == 0 && !l->stop) {
 		int64_t mono = proto_mono_ms(), wall = proto_now_ms();
 		int64_t wake = park_next_deadline(&l->parks);
 		if (next_due != INT64_MAX && mono + (next_due - wall) < wake)
@@ -331,6 +389,12 @@ int loop_run(struct loop *l)
 		pthread_mutex_unlock(&l->mu);
 
 		l->eo->tick(l->e, proto_now_ms()); /* expiries before requests */
+		/* claims, acks and the rest first; pushes held back last turn
+		 * next, then the new ones, while the turn's share lasts */
+		struct request *held = l->deferred_head;
+		l->deferred_head = l->deferred_tail = NULL;
+		l->produced = 0;
+		in = consumers_first(in, held);
 		while (in) {
 			struct request *next = in->next;
 			if (stop)

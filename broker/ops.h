@@ -13,6 +13,8 @@
 #include "engine.h"
 
 #define OP_WRITE 1	/* changes state: answered once per request ID */
+#define OP_PRODUCE 2	/* adds work (push): bounded per turn, so that claims and
+			 * acks are never starved by a flood of pushes */
 #define OP_PARKED (-1) /* claim found nothing and waits: no reply yet */
 
 /* A claim, as parked by the loop until something is ready or the wait ends. */
