@@ -11,7 +11,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 src="$(dirname "$here")"
 build="${1:-build}"
 
-packages=(build-essential cmake pkg-config libnng-dev librocksdb-dev liblz4-dev libmsgpack-dev libcmocka-dev)
+packages=(build-essential cmake pkg-config libnng-dev librocksdb-dev liblz4-dev libmsgpack-dev libcmocka-dev
+	libhiredis-dev libpq-dev)
 missing=()
 for p in "${packages[@]}"; do
 	if ! dpkg -s "$p" >/dev/null 2>&1; then
