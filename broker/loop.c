@@ -21,7 +21,7 @@
 
 /* Jobs pushed in one turn at most: a turn stays short under a flood of
  * pushes, so workers' claims and acks get many turns a second. */
-#define PRODUCE_PER_TURN 2048
+#define PRODUCE_PER_TURN 512
 
 struct loop {
 	const struct engine_ops *eo;
