@@ -228,6 +228,26 @@ static void observe_replay(kstate *k)
 	}
 }
 
+/* The retention sweep: the subject's step, read by name, goes with it. */
+static void observe_step_get(kstate *k)
+{
+	th_req q;
+	th_reply rep;
+	char value[16] = "";
+
+	assert_int_equal(th_req_begin(&q, "step_get", 2), 0);
+	proto_kv_cstr(th_pk(&q), "execution_id", k->id);
+	proto_kv_cstr(th_pk(&q), "name", "s1");
+	if (th_req_call(&k->r, &q, &rep) != 0)
+		fail_msg("%s: step_get: no reply", k->where);
+	if (rep.ok)
+		th_str(rep.root, "value", value, sizeof(value));
+	obs(k, rep.ok ? (strcmp(value, "v1") == 0 ? BEFORE : NEITHER)
+		      : strcmp(rep.err, "NOT_FOUND") == 0 ? AFTER : NEITHER,
+	    "step_get s1: %s %s", rep.ok ? "ok" : rep.err, rep.ok ? value : rep.msg);
+	th_reply_free(&rep);
+}
+
 /* Everything about an execution that exists on at least one side. */
 static void observe_subject(kstate *k)
 {
@@ -244,6 +264,8 @@ static void observe_subject(kstate *k)
 		    "get: state %s", x.state);
 	if (x.found)
 		kd->observe(k, &x);
+	if (kd->background)
+		observe_step_get(k);
 	observe_counts(k, kd->before, kd->after);
 	observe_list(k, kd->before, kd->after);
 	observe_replay(k);
