@@ -50,6 +50,19 @@
 #error "FAULTFS_PATH must name the faultfs library (set by tests/CMakeLists.txt)"
 #endif
 
+/* LeakSanitizer, in this process only (brokers keep their own checks: a
+ * leak fails their clean exit): libnng 1.5.2 loses a dialer and its pipe
+ * (14 allocations, 4288 bytes) whenever a REQ socket is closed while the
+ * peer is closing its connections, which this test does on purpose (the
+ * connections past the cap) and the harness does when it pings a broker
+ * that is starting.  A plain nng program that dials a REP socket closing
+ * every pipe at NNG_PIPE_EV_ADD_PRE, and closes, shows the same leak. */
+const char *__lsan_default_suppressions(void);
+__attribute__((used)) const char *__lsan_default_suppressions(void)
+{
+	return "leak:libnng.so\n";
+}
+
 /* Setup: a zero-filled broker, not started (th_fixture_stop stops it,
  * requiring exit status 0, and frees it). */
 static int unstarted(void **state)
