@@ -21,6 +21,9 @@
 #define LOAD_TIMEOUT_MS 3000 /* a request with no reply by then: the broker is gone */
 #define LEASE_MS 60000
 #define CLAIM_MAX 4
+#define BIG_MAX (64 * 1024)
+
+static char big[BIG_MAX]; /* the payload when payload_size is set */
 
 struct worker_arg {
 	fx_load *l;
@@ -72,7 +75,10 @@ static bool produce(fx_load *l, th_raw *r, int t, unsigned *seq)
 		snprintf(payload[i], sizeof(payload[i]), "p%d-%u", t, (*seq)++);
 		msgpack_pack_map(th_pk(&q), 3);
 		proto_kv_cstr(th_pk(&q), "queue", l->queue);
-		proto_kv_bin(th_pk(&q), "payload", payload[i], strlen(payload[i]));
+		if (l->payload_size > 0)
+			proto_kv_bin(th_pk(&q), "payload", big, l->payload_size);
+		else
+			proto_kv_bin(th_pk(&q), "payload", payload[i], strlen(payload[i]));
 		proto_kv_uint(th_pk(&q), "lease_ms", LEASE_MS);
 	}
 	rv = th_req_call(r, &q, &rep);
@@ -210,6 +216,8 @@ static void *thread_main(void *p)
 void fx_load_start(fx_load *l, const char *url, const char *queue, int producers, int workers)
 {
 	assert_true(producers + workers <= FX_LOAD_MAX_THREADS);
+	assert_true(l->payload_size <= BIG_MAX);
+	memset(big, 'x', sizeof(big));
 	snprintf(l->url, sizeof(l->url), "%s", url);
 	l->queue = queue;
 	pthread_mutex_init(&l->mu, NULL);

@@ -29,6 +29,7 @@ typedef struct fx_claimed {
 typedef struct fx_load {
 	char url[64];
 	const char *queue;
+	size_t payload_size; /* 0: short payloads; set before fx_load_start */
 	atomic_bool stop;
 	pthread_mutex_t mu;
 	char (*pushed)[FX_ID]; /* pushes answered ok */

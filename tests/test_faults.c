@@ -15,8 +15,9 @@
  *    write or sync fails; it must exit by itself with status 2, and after a
  *    restart everything it answered ok is on disk (faults_load.c).
  * 3. A faulty disk below RocksDB (faultfs.c, preloaded into the broker
- *    only): ENOSPC on every file, EIO on the WAL, EIO on fdatasync.  Each
- *    ends in exit status 2, never a signal, and loses nothing answered.
+ *    only): ENOSPC on every file, EIO on the WAL, EIO on fdatasync, EIO on
+ *    table files while flushes run.  Each ends in exit status 2, never a
+ *    signal, and loses nothing answered.
  * 4. Descriptors: with RLIMIT_NOFILE 256 the broker serves the connections
  *    its budget allows and closes the rest as they connect, stays up, and
  *    keeps what it answered; a cap that cannot fit refuses to start.
@@ -208,7 +209,7 @@ static bool maps_has(pid_t pid, const char *needle)
 }
 
 static void faulty_disk(th_broker *b, const char *match, const char *err, const char *ops,
-			const char *errtext)
+			const char *errtext, size_t payload_size)
 {
 	static fx_load l;
 	static char arm_env[PATH_MAX + 32], arm[PATH_MAX];
@@ -238,6 +239,7 @@ static void faulty_disk(th_broker *b, const char *match, const char *err, const 
 	if (getenv("LD_PRELOAD") != NULL && strstr(getenv("LD_PRELOAD"), "faultfs") != NULL)
 		fail_msg("the faulty disk reached the test process");
 
+	l.payload_size = payload_size;
 	fx_load_start(&l, b->url, "disk", 3, 2);
 	progressed = fx_load_wait(&l, 200, 20, 15000);
 	f = fopen(arm, "w");
@@ -269,17 +271,25 @@ static void faulty_disk(th_broker *b, const char *match, const char *err, const 
 
 static void test_disk_full(void **state)
 {
-	faulty_disk(*state, "", "ENOSPC", "all", "No space left on device");
+	faulty_disk(*state, "", "ENOSPC", "all", "No space left on device", 0);
 }
 
 static void test_wal_eio(void **state)
 {
-	faulty_disk(*state, ".log", "EIO", "all", "Input/output error");
+	faulty_disk(*state, ".log", "EIO", "all", "Input/output error", 0);
 }
 
 static void test_fdatasync_eio(void **state)
 {
-	faulty_disk(*state, "", "EIO", "sync", "Input/output error");
+	faulty_disk(*state, "", "EIO", "sync", "Input/output error", 0);
+}
+
+/* Table files only, with 64 KiB payloads so that memtable flushes run all
+ * the time: a flush fails in the background, the WAL writes still work,
+ * and the broker must stop at the next write the failure refuses. */
+static void test_table_file_eio(void **state)
+{
+	faulty_disk(*state, ".sst", "EIO", "all", "Input/output error", 64 * 1024);
 }
 
 /* ---- 4. descriptors ------------------------------------------------------------ */
@@ -538,6 +548,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_disk_full, unstarted, th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_wal_eio, unstarted, th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_fdatasync_eio, unstarted, th_fixture_stop),
+		cmocka_unit_test_setup_teardown(test_table_file_eio, unstarted, th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_descriptor_cap, unstarted, th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_cap_beyond_descriptors, unstarted, th_fixture_stop),
 	};
