@@ -20,7 +20,8 @@
  *    signal, and loses nothing answered.
  * 4. Descriptors: with RLIMIT_NOFILE 256 the broker serves the connections
  *    its budget allows and closes the rest as they connect, stays up, and
- *    keeps what it answered; a cap that cannot fit refuses to start.
+ *    keeps what it answered; a cap that cannot fit refuses to start, and
+ *    the budget holds at its edges.
  *
  * Every test ends with a graceful stop that must exit 0.
  */
@@ -31,6 +32,7 @@
 
 #include <cmocka.h>
 
+#include "faults_conn.h"
 #include "faults_kill.h"
 #include "faults_load.h"
 #include "faults_util.h"
@@ -294,136 +296,6 @@ static void test_table_file_eio(void **state)
 
 /* ---- 4. descriptors ------------------------------------------------------------ */
 
-/* A connection that pings asynchronously, so that many wait at once. */
-typedef struct pinger {
-	th_raw r;
-	nng_aio *aio;
-	int stage; /* 0 sending, 1 receiving */
-	atomic_int result; /* 0 waiting, 1 answered ok, -1 failed */
-} pinger;
-
-static void pinger_cb(void *arg)
-{
-	pinger *p = arg;
-	int rv = nng_aio_result(p->aio);
-	msgpack_unpacked up;
-	proto_error e;
-	nng_msg *m;
-	bool ok = false;
-
-	if (p->stage == 0) {
-		if (rv != 0) {
-			nng_msg_free(nng_aio_get_msg(p->aio));
-			atomic_store(&p->result, -1);
-			return;
-		}
-		p->stage = 1;
-		nng_recv_aio(p->r.s, p->aio);
-		return;
-	}
-	if (rv != 0) {
-		atomic_store(&p->result, -1);
-		return;
-	}
-	m = nng_aio_get_msg(p->aio);
-	if (proto_decode(nng_msg_body(m), nng_msg_len(m), &up, &e) == CUEQ_OK)
-		th_bool(&up.data, "ok", &ok);
-	msgpack_unpacked_destroy(&up);
-	nng_msg_free(m);
-	atomic_store(&p->result, ok ? 1 : -1);
-}
-
-static void open_all(pinger *ps, size_t n, const char *url)
-{
-	for (size_t i = 0; i < n; i++)
-		if (th_raw_open(&ps[i].r, url, 1000) != 0)
-			fail_msg("cannot open connection %zu to %s", i, url);
-}
-
-static void close_all(pinger *ps, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		th_raw_close(&ps[i].r);
-}
-
-/* Pings on every connection at once; how many answered within timeout_ms. */
-static size_t ping_all(pinger *ps, size_t n, int timeout_ms)
-{
-	int64_t deadline = th_now_ms() + timeout_ms;
-	size_t answered = 0, done;
-
-	for (size_t i = 0; i < n; i++) {
-		th_req q;
-		ps[i].stage = 0;
-		atomic_store(&ps[i].result, 0);
-		assert_int_equal(nng_aio_alloc(&ps[i].aio, pinger_cb, &ps[i]), 0);
-		nng_aio_set_timeout(ps[i].aio, timeout_ms);
-		assert_int_equal(th_req_begin(&q, "ping", 0), 0);
-		nng_aio_set_msg(ps[i].aio, q.msg);
-		q.msg = NULL;
-		nng_send_aio(ps[i].r.s, ps[i].aio);
-	}
-	do {
-		done = 0;
-		for (size_t i = 0; i < n; i++)
-			done += atomic_load(&ps[i].result) != 0;
-		if (done < n)
-			th_sleep_ms(5);
-	} while (done < n && th_now_ms() < deadline);
-	for (size_t i = 0; i < n; i++) {
-		nng_aio_free(ps[i].aio); /* stops what still waits */
-		ps[i].aio = NULL;
-		answered += atomic_load(&ps[i].result) == 1;
-	}
-	return answered;
-}
-
-/* A TCP connection that speaks only the SP handshake of a REQ socket:
- * 1 when the broker closes it within timeout_ms, 0 when it stays open. */
-static int sp_connect_closed(int port, int timeout_ms)
-{
-	static const unsigned char hello[8] = { 0, 'S', 'P', 0, 0, 0x30, 0, 0 };
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-	int64_t deadline = th_now_ms() + timeout_ms;
-	int fd = socket(AF_INET, SOCK_STREAM, 0), closed = 0;
-	char buf[64];
-
-	assert_true(fd >= 0);
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
-		close(fd);
-		return 1; /* not even accepted: refused too */
-	}
-	if (write(fd, hello, sizeof(hello)) != (ssize_t)sizeof(hello))
-		closed = 1;
-	while (!closed && th_now_ms() < deadline) {
-		struct pollfd p = { fd, POLLIN, 0 };
-		if (poll(&p, 1, (int)(deadline - th_now_ms())) <= 0)
-			continue;
-		ssize_t n = read(fd, buf, sizeof(buf)); /* the broker's handshake, then EOF */
-		closed = n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN);
-	}
-	close(fd);
-	return closed;
-}
-
-/* The number after prefix in the broker's log ("at most 160 connections"). */
-static long log_number(const th_broker *b, const char *prefix)
-{
-	FILE *f = fopen(b->log, "r");
-	char line[1024];
-	long n = -1;
-
-	assert_non_null(f);
-	while (fgets(line, sizeof(line), f) != NULL) {
-		const char *p = strstr(line, prefix);
-		if (p != NULL)
-			n = strtol(p + strlen(prefix), NULL, 10);
-	}
-	fclose(f);
-	return n;
-}
-
 #define NOFILE 256
 #define EXTRA 40
 #define N_PUSH 50
@@ -431,7 +303,7 @@ static long log_number(const th_broker *b, const char *prefix)
 static void test_descriptor_cap(void **state)
 {
 	th_broker *b = *state;
-	static pinger in[NOFILE], extra[EXTRA], fresh[EXTRA], beyond[1];
+	static fx_pinger in[NOFILE], extra[EXTRA], fresh[EXTRA], beyond[1];
 	static char ids[N_PUSH][FX_ID];
 	long tables = NOFILE / 8 < 32 ? 32 : NOFILE / 8 > 1024 ? 1024 : NOFILE / 8;
 	long want = NOFILE - tables - 64, allowed;
@@ -441,7 +313,7 @@ static void test_descriptor_cap(void **state)
 
 	b->nofile = NOFILE;
 	fx_start(b, NULL);
-	allowed = log_number(b, "at most ");
+	allowed = fx_log_number(b, "at most ");
 	if (allowed != want) {
 		th_broker_dump_log(b);
 		fail_msg("with %d descriptors the broker serves %ld connections; the budget is %ld", NOFILE,
@@ -450,20 +322,20 @@ static void test_descriptor_cap(void **state)
 	n_in = (size_t)allowed - 1; /* and ctl */
 	fx_open(&ctl, b);
 	assert_int_equal(th_raw_ping(&ctl), 0);
-	open_all(in, n_in, b->url);
-	if ((got = ping_all(in, n_in, 10000)) != n_in) {
+	fx_open_all(in, n_in, b->url);
+	if ((got = fx_ping_all(in, n_in, 10000)) != n_in) {
 		th_broker_dump_log(b);
 		fail_msg("only %zu of the %ld connections allowed were served", got + 1, allowed);
 	}
 
 	/* Past the cap: closed as they connect, while the others are served. */
-	open_all(extra, EXTRA, b->url);
-	if ((got = ping_all(extra, EXTRA, 500)) != 0) {
+	fx_open_all(extra, EXTRA, b->url);
+	if ((got = fx_ping_all(extra, EXTRA, 500)) != 0) {
 		th_broker_dump_log(b);
 		fail_msg("%zu connections past the cap of %ld were served", got, allowed);
 	}
 	for (int i = 0; i < 5; i++)
-		if (!sp_connect_closed(b->port, 2000))
+		if (!fx_sp_connect_closed(b->port, 2000))
 			fail_msg("a TCP connection past the cap stayed open for 2 s");
 	if (!fx_log_has(b, "refusing connections")) {
 		th_broker_dump_log(b);
@@ -475,30 +347,30 @@ static void test_descriptor_cap(void **state)
 		if (th_raw_push(&ctl, "cap", p, 0, 0, ids[i]) != 0)
 			fail_msg("push #%d at the cap was not answered ok", i);
 	}
-	if ((got = ping_all(in, n_in, 10000)) != n_in)
+	if ((got = fx_ping_all(in, n_in, 10000)) != n_in)
 		fail_msg("at the cap, with %d more knocking, only %zu of %zu served connections answered",
 			 EXTRA, got, n_in);
 	assert_int_equal(th_raw_ping(&ctl), 0);
 
 	/* Once connections close, new ones are served again, up to the cap. */
-	close_all(extra, EXTRA);
-	close_all(in, EXTRA);
-	if (sp_connect_closed(b->port, 300))
+	fx_close_all(extra, EXTRA);
+	fx_close_all(in, EXTRA);
+	if (fx_sp_connect_closed(b->port, 300))
 		fail_msg("with %d connections closed, a new TCP connection was closed at once", EXTRA);
-	open_all(fresh, EXTRA, b->url);
-	if ((got = ping_all(fresh, EXTRA, 10000)) != EXTRA) {
+	fx_open_all(fresh, EXTRA, b->url);
+	if ((got = fx_ping_all(fresh, EXTRA, 10000)) != EXTRA) {
 		th_broker_dump_log(b);
 		fail_msg("after %d connections closed only %zu of %d new ones were served", EXTRA, got, EXTRA);
 	}
-	open_all(beyond, 1, b->url);
-	if (ping_all(beyond, 1, 500) != 0)
+	fx_open_all(beyond, 1, b->url);
+	if (fx_ping_all(beyond, 1, 500) != 0)
 		fail_msg("at the cap again, one connection more was served: the count drifted");
 
 	/* What was answered survives kill -9. */
 	th_broker_kill9(b);
-	close_all(beyond, 1);
-	close_all(fresh, EXTRA);
-	close_all(in + EXTRA, n_in - EXTRA);
+	fx_close_all(beyond, 1);
+	fx_close_all(fresh, EXTRA);
+	fx_close_all(in + EXTRA, n_in - EXTRA);
 	th_raw_close(&ctl);
 	fx_restart(b);
 	fx_open(&ctl, b);
@@ -533,6 +405,58 @@ static void test_cap_beyond_descriptors(void **state)
 	}
 }
 
+/* One start with nofile and flags: it must serve want_conns connections
+ * (want_exit < 0), or exit want_exit with needle in its log. */
+static void budget(th_broker *b, int nofile, const char *const *flags, int want_exit,
+		   long want_conns, const char *needle)
+{
+	char what[96];
+	int status = 0, rc;
+
+	th_broker_cleanup(b);
+	memset(b, 0, sizeof(*b));
+	b->nofile = nofile;
+	fx_set_flags(b, flags);
+	snprintf(what, sizeof(what), "nofile %d%s%s", nofile, flags ? " " : "", flags ? flags[1] : "");
+	rc = th_broker_launch(b, &status);
+	if (want_exit < 0) {
+		if (rc != 0) {
+			th_broker_dump_log(b);
+			fail_msg("%s: cueqd did not start", what);
+		}
+		long n = fx_log_number(b, "at most ");
+		if (n != want_conns) {
+			th_broker_dump_log(b);
+			fail_msg("%s: cueqd serves %ld connections, expected %ld", what, n, want_conns);
+		}
+		fx_stop_clean(b);
+		return;
+	}
+	if (rc != 1) {
+		th_broker_dump_log(b);
+		fail_msg("%s: cueqd started (%d); it must refuse", what, rc);
+	}
+	fx_expect_exit(b, status, want_exit, what);
+	if (!fx_log_has(b, needle)) {
+		th_broker_dump_log(b);
+		fail_msg("%s: the log does not say '%s'", what, needle);
+	}
+}
+
+/* The budget at its edges: 128 descriptors is the least cueqd starts with
+ * (128 - 32 - 64 = 32 connections), 127 refuses; with 256 descriptors
+ * --max-connections 160 fits and 161 does not. */
+static void test_descriptor_budget(void **state)
+{
+	th_broker *b = *state;
+
+	budget(b, 128, NULL, -1, 32, NULL);
+	budget(b, 127, NULL, 1, 0, "ulimit -n");
+	budget(b, NOFILE, (const char *const[]){ "--max-connections", "160", NULL }, -1, 160, NULL);
+	budget(b, NOFILE, (const char *const[]){ "--max-connections", "161", NULL }, 1, 0, "ulimit -n");
+	budget(b, NOFILE, (const char *const[]){ "--max-connections", "100", NULL }, -1, 100, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -551,6 +475,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_table_file_eio, unstarted, th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_descriptor_cap, unstarted, th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_cap_beyond_descriptors, unstarted, th_fixture_stop),
+		cmocka_unit_test_setup_teardown(test_descriptor_budget, unstarted, th_fixture_stop),
 	};
 	if (getenv("CUEQ_TEST_FILTER") != NULL) /* e.g. "test_kill_*" */
 		cmocka_set_test_filter(getenv("CUEQ_TEST_FILTER"));
