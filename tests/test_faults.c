@@ -22,6 +22,9 @@
  *    its budget allows and closes the rest as they connect, stays up, and
  *    keeps what it answered; a cap that cannot fit refuses to start, and
  *    the budget holds at its edges.
+ * Two more tests show reported broker bugs and run only when
+ * CUEQ_TEST_KNOWN_BUGS is set: bare TCP connections past the cap, and a
+ * start on a disk that already fails.
  *
  * Every test ends with a graceful stop that must exit 0.
  */
@@ -457,6 +460,112 @@ static void test_descriptor_budget(void **state)
 	budget(b, NOFILE, (const char *const[]){ "--max-connections", "100", NULL }, -1, 100, NULL);
 }
 
+/* ---- reported broker bugs (run with CUEQ_TEST_KNOWN_BUGS=1) ---------------- */
+
+static bool known_bugs(void)
+{
+	if (getenv("CUEQ_TEST_KNOWN_BUGS") != NULL)
+		return true;
+	fprintf(stderr, "faults: skipped, a reported broker bug: set CUEQ_TEST_KNOWN_BUGS=1 to run it\n");
+	return false;
+}
+
+#define N_BARE 120
+
+/* The cap counts a connection only once nng has done its SP handshake
+ * (broker/server.c, pipe_cb at NNG_PIPE_EV_ADD_PRE).  A TCP connection
+ * that never sends one holds a descriptor, uncounted, until nng's 10 s
+ * handshake timeout.  With the cap reached, such connections must be
+ * closed at once and must not take the descriptors the store needs: today
+ * they fill the descriptor table and the next file RocksDB opens (the WAL
+ * of a memtable switch) fails with EMFILE, so the broker stops (status 2). */
+static void test_bare_connections_past_the_cap(void **state)
+{
+	th_broker *b = *state;
+	static fx_pinger in[NOFILE];
+	static char payload[64 * 1024 + 1], id[FX_ID];
+	int bare[N_BARE], n_bare = 0, status;
+	size_t n_in;
+	th_raw ctl;
+
+	if (!known_bugs())
+		skip();
+	b->nofile = NOFILE;
+	fx_start(b, NULL);
+	n_in = (size_t)fx_log_number(b, "at most ") - 1;
+	fx_open(&ctl, b);
+	fx_open_all(in, n_in, b->url);
+	if (fx_ping_all(in, n_in, 10000) != n_in)
+		fail_msg("the connections allowed were not all served");
+	for (int i = 0; i < N_BARE; i++)
+		if ((bare[n_bare] = fx_bare_connect(b->port)) >= 0)
+			n_bare++;
+	th_sleep_ms(300);
+	memset(payload, 'x', sizeof(payload) - 1);
+	for (int i = 0; i < 150; i++) /* 9.6 MiB: memtable switches */
+		if (th_raw_push(&ctl, "bare", payload, 0, 0, id) != 0) {
+			th_broker_dump_log(b);
+			fail_msg("with %d bare TCP connections open past the cap, push #%d got no answer (%s)",
+				 n_bare, i, th_broker_wait(b, 2000, &status) == 0 ? "the broker stopped" : "");
+		}
+	for (int i = 0; i < n_bare; i++)
+		if (!fx_closed_within(bare[i], 2000))
+			fail_msg("a bare TCP connection past the cap stayed open for 2 s");
+	for (int i = 0; i < n_bare; i++)
+		close(bare[i]);
+	fx_close_all(in, n_in);
+	th_raw_close(&ctl);
+}
+
+/* On a disk that fails from the start cueqd must say it cannot open the
+ * data directory and exit 1.  Today RocksDB aborts the open (SIGABRT):
+ * broker/store.c sets the info log to HEADER_LEVEL, but the open still
+ * writes the LOG header, and RocksDB's writer asserts
+ * (sync_without_flush_called_) at the line after the first failed append. */
+static void test_start_on_a_failing_disk(void **state)
+{
+	th_broker *b = *state;
+	static char arm_env[PATH_MAX + 32], arm[PATH_MAX];
+	char id[FX_ID];
+	int status = 0, rc;
+	th_raw r;
+	FILE *f;
+
+	if (!known_bugs())
+		skip();
+	fx_start(b, NULL);
+	fx_open(&r, b);
+	if (th_raw_push(&r, "before", "x", 0, 0, id) != 0)
+		fail_msg("push before the disk failed");
+	th_raw_close(&r);
+	fx_stop_clean(b);
+	snprintf(arm, sizeof(arm), "%s/arm", b->dir);
+	snprintf(arm_env, sizeof(arm_env), "CUEQ_FAULTFS_ARM=%s", arm);
+	assert_non_null(f = fopen(arm, "w"));
+	fclose(f);
+	fx_set_env(b, (const char *const[]){ fx_faultfs_preload(FAULTFS_PATH), arm_env,
+					     "CUEQ_FAULTFS_ERRNO=ENOSPC", NULL });
+	rc = fx_launch(b, &status);
+	unlink(arm);
+	fx_set_env(b, NULL);
+	if (rc != 1) {
+		th_broker_dump_log(b);
+		fail_msg("cueqd started on a disk that fails every write (%d)", rc);
+	}
+	fx_expect_exit(b, status, 1, "start on a full disk");
+	if (!fx_log_has(b, "cannot open the data directory")) {
+		th_broker_dump_log(b);
+		fail_msg("the log does not say it cannot open the data directory");
+	}
+	fx_restart(b);
+	fx_open(&r, b);
+	fx_exec x;
+	fx_get(&r, id, &x);
+	th_raw_close(&r);
+	if (!x.found)
+		fail_msg("the push before the failed start is gone");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -476,6 +585,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_descriptor_cap, unstarted, th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_cap_beyond_descriptors, unstarted, th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_descriptor_budget, unstarted, th_fixture_stop),
+		cmocka_unit_test_setup_teardown(test_bare_connections_past_the_cap, unstarted,
+						th_fixture_stop),
+		cmocka_unit_test_setup_teardown(test_start_on_a_failing_disk, unstarted, th_fixture_stop),
 	};
 	if (getenv("CUEQ_TEST_FILTER") != NULL) /* e.g. "test_kill_*" */
 		cmocka_set_test_filter(getenv("CUEQ_TEST_FILTER"));
