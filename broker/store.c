@@ -30,11 +30,15 @@
  */
 #include "store.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <rocksdb/c.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "fault.h"
 #include "log.h"
@@ -151,6 +155,39 @@ static int take_err(char *rerr, const char *what, char *err, size_t errlen)
 	return -1;
 }
 
+/* Writes and syncs a small file in dir (created if missing) and removes
+ * it: a disk that is full or failing is refused here with a clear line,
+ * before RocksDB's open writes its LOG header, whose writer would assert at
+ * the line after a failed append.  0, or -1 with a sentence in err. */
+static int probe_dir(const char *dir, char *err, size_t errlen)
+{
+	char path[4096], block[4096] = {0};
+	int fd, e = 0;
+
+	if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+		snprintf(err, errlen, "cannot create the data directory %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (snprintf(path, sizeof(path), "%s/.cueq-probe", dir) >= (int)sizeof(path)) {
+		snprintf(err, errlen, "the data directory's path is too long");
+		return -1;
+	}
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || write(fd, block, sizeof(block)) != (ssize_t)sizeof(block) ||
+	    fdatasync(fd) != 0)
+		e = errno ? errno : EIO;
+	if (fd >= 0)
+		close(fd);
+	unlink(path);
+	if (e != 0) {
+		snprintf(err, errlen,
+			 "cannot write to the data directory %s: %s; free space or fix the disk, then start cueqd again",
+			 dir, strerror(e));
+		return -1;
+	}
+	return 0;
+}
+
 int store_open(const char *dir, int max_open_files, struct store **out, char *err, size_t errlen)
 {
 	struct store *s = calloc(1, sizeof(*s));
@@ -164,7 +201,8 @@ int store_open(const char *dir, int max_open_files, struct store **out, char *er
 	}
 	pthread_mutex_init(&s->io, NULL);
 	pthread_cond_init(&s->io_cv, NULL);
-	if (fault_parse(getenv("CUEQ_FAULT"), &s->fault, err, errlen) != 0) {
+	if (probe_dir(dir, err, errlen) != 0 ||
+	    fault_parse(getenv("CUEQ_FAULT"), &s->fault, err, errlen) != 0) {
 		pthread_cond_destroy(&s->io_cv);
 		pthread_mutex_destroy(&s->io);
 		free(s);
