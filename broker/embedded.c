@@ -410,15 +410,17 @@ int emb_settle(struct engine *e)
 	if (!store_dirty(e->st))
 		return 0;
 	put_counts(e);
-	return store_commit(e->st);
+	return store_commit(e->st, true);
 }
 
-static int emb_commit(struct engine *e, bool *durable_needed)
+static int emb_commit(struct engine *e, bool wait, bool *durable_needed)
 {
-	*durable_needed = e->durable;
-	e->durable = false;
 	put_counts(e);
-	return store_commit(e->st);
+	int rc = store_commit(e->st, wait);
+	*durable_needed = e->durable;
+	if (rc != 1) /* busy: the writes stay pending, and so does their need */
+		e->durable = false;
+	return rc;
 }
 
 static int emb_sync(struct engine *e)

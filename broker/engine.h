@@ -254,8 +254,12 @@ struct engine_ops {
 	 * answering.  0, or -1: storage failed and the broker must stop.
 	 * Fail-stop: after a failed commit or sync every later commit and sync
 	 * returns -1 at once (even with nothing to write) and writes nothing.
-	 * Core thread, at the end of every turn; may block on storage writes. */
-	int (*commit)(struct engine *e, bool *durable_needed);
+	 * Without wait it may also return 1 (a sync is under way): nothing was
+	 * written, the changes stay pending and go with the next commit, and
+	 * the turn's answers must wait for that one.  Core thread, at the end
+	 * of every turn; may block on storage writes (and, with wait, on a
+	 * sync under way). */
+	int (*commit)(struct engine *e, bool wait, bool *durable_needed);
 	/* Makes everything committed before the call durable.  0 or -1 (and
 	 * -1 for good after a failed commit or sync).  The syncer thread,
 	 * while the core thread calls the other members (commit included),

@@ -42,6 +42,9 @@ struct loop {
 
 	struct syncer *syncer;
 	bool fatal; /* storage failed */
+	bool commit_pending; /* a sync was under way at the turn's end: the
+			      * writes and replies wait for the next turn */
+	bool synced;	     /* a sync ended since the turn began (under mu) */
 	struct ridcache *rids;
 	struct parks parks;
 	struct replies *turn;
@@ -294,19 +297,34 @@ static void stop_cb(void *arg)
 	loop_stop(arg);
 }
 
+static void synced_cb(void *arg)
+{
+	struct loop *l = arg;
+	pthread_mutex_lock(&l->mu);
+	l->synced = true;
+	pthread_cond_signal(&l->cv);
+	pthread_mutex_unlock(&l->mu);
+}
+
 /* Writes the turn and hands its replies over; false when storage failed
- * (now or in an earlier sync): then nothing of this turn is answered. */
-static bool end_turn(struct loop *l)
+ * (now or in an earlier sync): then nothing of this turn is answered.
+ * While a sync is under way (and wait is not set) nothing is written: the
+ * turn's writes and replies join the next turn's, which starts when the
+ * sync ends, so the core never waits for an fsync. */
+static bool end_turn(struct loop *l, bool wait)
 {
 	bool durable = false;
-	if (l->eo->commit(l->e, &durable) != 0) {
+	int rc = l->eo->commit(l->e, wait, &durable);
+	if (rc < 0) {
 		log_error("cannot write to storage; this turn's requests get no answer and the broker stops (restart it: what was answered is on disk)");
 		syncer_fail(l->syncer);
 		l->fatal = true;
 		replies_send(l->srv, l->turn, true);
 		return false;
 	}
-	l->turn = syncer_hand(l->syncer, l->turn, durable);
+	l->commit_pending = rc > 0;
+	if (!l->commit_pending)
+		l->turn = syncer_hand(l->syncer, l->turn, durable);
 	return !syncer_failed(l->syncer);
 }
 
@@ -349,7 +367,8 @@ static struct request *consumers_first(struct request *in, struct request *held)
  * engine or a parked claim has work (next_due: wall ms). */
 static void wait_for_work(struct loop *l, int64_t next_due)
 {
-	while (l->in_head == NULL && l->deferred_head == NULL && l->ngone == 0 && !l->stop) {
+	while (l->in_head == NULL && l->deferred_head == NULL && l->ngone == 0 && !l->stop &&
+	       !(l->commit_pending && l->synced)) {
 		int64_t mono = proto_mono_ms(), wall = proto_now_ms();
 		int64_t wake = park_next_deadline(&l->parks);
 		if (next_due != INT64_MAX && mono + (next_due - wall) < wake)
@@ -367,7 +386,7 @@ int loop_run(struct loop *l)
 	uint32_t *gone = NULL;
 	size_t capgone = 0;
 
-	if (syncer_start(l->eo, l->e, l->srv, l->fsync, l->fsync_interval_ms, stop_cb, l,
+	if (syncer_start(l->eo, l->e, l->srv, l->fsync, l->fsync_interval_ms, stop_cb, synced_cb, l,
 			 &l->syncer) != 0) {
 		log_error("cannot start the syncer thread");
 		return -1;
@@ -385,6 +404,7 @@ int loop_run(struct loop *l)
 		if (ngone)
 			memcpy(gone, l->gone, ngone * sizeof(*gone));
 		l->ngone = 0;
+		l->synced = false;
 		bool stop = l->stop;
 		pthread_mutex_unlock(&l->mu);
 
@@ -407,7 +427,7 @@ int loop_run(struct loop *l)
 		park_serve(&l->parks, l->eo, l->e, l->fsync == FSYNC_ALWAYS, stop, answer, l);
 		ridcache_trim(l->rids, proto_mono_ms());
 		next_due = l->eo->next_due(l->e); /* this turn may have set timers */
-		if (!end_turn(l) || stop)
+		if (!end_turn(l, stop) || stop)
 			break;
 	}
 	free(gone);

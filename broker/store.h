@@ -82,13 +82,14 @@ void store_del_range(struct store *s, int cf, const void *from, size_t fl, const
 bool store_dirty(const struct store *s);
 /* Writes the pending batch as one atomic write (no sync) and empties it.
  * 0, or -1 after logging why; -1 at once when the store has failed before,
- * even with nothing to write. */
-int store_commit(struct store *s);
+ * even with nothing to write.  Without wait, while a sync is under way it
+ * writes nothing and returns 1: the batch stays pending (and readable), to
+ * go with a later commit. */
+int store_commit(struct store *s, bool wait);
 /* Syncs the WAL: everything committed before the call is durable after it.
  * Thread-safe.  0, or -1 after logging why (or when failed before). */
 int store_sync(struct store *s);
-/* True once a write or sync failed (thread-safe). */
-bool store_failed(struct store *s);
+
 /* Writes k=v synced, at once (start-up only). */
 int store_put_now(struct store *s, int cf, const void *k, size_t kl, const void *v, size_t vl);
 

@@ -26,6 +26,7 @@ struct syncer {
 	int fsync;
 	int64_t interval_ms;
 	void (*on_fail)(void *);
+	void (*on_synced)(void *);
 	void *arg;
 
 	pthread_t thr;
@@ -92,6 +93,8 @@ static void interval_wait(struct syncer *s)
 	if (s->eo->sync(s->e) != 0) {
 		log_error("cannot make writes durable (interval sync); the broker stops");
 		fail(s);
+	} else {
+		s->on_synced(s->arg);
 	}
 	pthread_mutex_lock(&s->mu);
 }
@@ -117,9 +120,13 @@ static void *syncer_main(void *arg)
 		bool need = false;
 		for (struct replies *x = b; x; x = x->next)
 			need |= x->sync;
-		if (need && !s->failed && s->eo->sync(s->e) != 0) {
-			log_error("cannot make writes durable; their requests get no answer and the broker stops");
-			fail(s);
+		if (need && !s->failed) {
+			if (s->eo->sync(s->e) != 0) {
+				log_error("cannot make writes durable; their requests get no answer and the broker stops");
+				fail(s);
+			} else {
+				s->on_synced(s->arg);
+			}
 		}
 		bool drop = s->failed;
 		while (b) {
@@ -136,7 +143,8 @@ static void *syncer_main(void *arg)
 }
 
 int syncer_start(const struct engine_ops *eo, struct engine *e, struct server *srv, int fsync,
-		 int64_t interval_ms, void (*on_fail)(void *), void *arg, struct syncer **out)
+		 int64_t interval_ms, void (*on_fail)(void *), void (*on_synced)(void *), void *arg,
+		 struct syncer **out)
 {
 	struct syncer *s = calloc(1, sizeof(*s));
 	pthread_condattr_t a;
@@ -145,7 +153,7 @@ int syncer_start(const struct engine_ops *eo, struct engine *e, struct server *s
 	if (s == NULL)
 		return -1;
 	s->eo = eo, s->e = e, s->srv = srv, s->fsync = fsync, s->interval_ms = interval_ms;
-	s->on_fail = on_fail, s->arg = arg;
+	s->on_fail = on_fail, s->on_synced = on_synced, s->arg = arg;
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_condattr_init(&a);
 	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);

@@ -43,10 +43,12 @@ void replies_free(struct server *srv, struct replies *b);
 
 struct syncer;
 
-/* Starts the thread.  on_fail(arg) is called (from any thread) when a sync
- * fails.  -1 when the thread cannot start. */
+/* Starts the thread.  on_fail(arg) is called (from this thread) when a
+ * sync fails, on_synced(arg) after every sync that succeeded (the core may
+ * be waiting to write).  -1 when the thread cannot start. */
 int syncer_start(const struct engine_ops *eo, struct engine *e, struct server *srv, int fsync,
-		 int64_t interval_ms, void (*on_fail)(void *), void *arg, struct syncer **out);
+		 int64_t interval_ms, void (*on_fail)(void *), void (*on_synced)(void *), void *arg,
+		 struct syncer **out);
 /* Hands over a written turn's replies (durable: the turn wrote something
  * that must be synced before answering).  Returns the batch the core fills
  * next: b itself when it was sent (or dropped) at once, else a new one. */

@@ -144,7 +144,7 @@ static int teardown(void **state)
 static bool turn(struct fx *f)
 {
 	bool durable = false;
-	assert_int_equal(f->eo->commit(f->e, &durable), 0);
+	assert_int_equal(f->eo->commit(f->e, true, &durable), 0);
 	if (durable)
 		assert_int_equal(f->eo->sync(f->e), 0);
 	return durable;
@@ -898,11 +898,11 @@ static void test_failed_write_leaves_nothing(void **state)
 	assert_int_equal(ack(f, c.id, c.token, "done"), CUEQ_OK);
 	struct eng_pushed b = push_new(f, keyed(job("q.fault", "b"), "kb", 22));
 	bool durable = false;
-	assert_int_not_equal(f->eo->commit(f->e, &durable), 0);
+	assert_int_not_equal(f->eo->commit(f->e, true, &durable), 0);
 	/* fail-stop: nothing is written or synced any more */
 	push_new(f, job("q.fault", "c"));
-	assert_int_not_equal(f->eo->commit(f->e, &durable), 0);
-	assert_int_not_equal(f->eo->commit(f->e, &durable), 0);
+	assert_int_not_equal(f->eo->commit(f->e, true, &durable), 0);
+	assert_int_not_equal(f->eo->commit(f->e, true, &durable), 0);
 	assert_int_not_equal(f->eo->sync(f->e), 0);
 
 	reopen(f, false);
