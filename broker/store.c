@@ -426,13 +426,15 @@ int store_commit(struct store *s, bool wait)
 		rc = -1;
 	} else if (store_dirty(s)) {
 		enum fault_verdict f = fault_check(s->fault, FAULT_WRITE);
-		if (f == FAULT_FAIL)
-			rerr = strdup("injected I/O error (CUEQ_FAULT)");
-		else
+		if (f == FAULT_FAIL) {
+			log_error("storage: write failed: injected I/O error (CUEQ_FAULT)");
+			rc = -1;
+		} else {
 			write_batch(s, &rerr);
-		if (rerr == NULL && f == FAULT_EXIT_AFTER)
-			fault_die();
-		rc = take_err(rerr, "write failed", NULL, 0);
+			if (rerr == NULL && f == FAULT_EXIT_AFTER)
+				fault_die();
+			rc = take_err(rerr, "write failed", NULL, 0);
+		}
 		s->failed = rc != 0;
 	}
 	pthread_mutex_unlock(&s->io);
@@ -450,13 +452,15 @@ int store_sync(struct store *s)
 	pthread_mutex_lock(&s->io);
 	if (!s->failed) {
 		enum fault_verdict f = fault_check(s->fault, FAULT_SYNC);
-		if (f == FAULT_FAIL)
-			rerr = strdup("injected I/O error (CUEQ_FAULT)");
-		else
+		if (f == FAULT_FAIL) {
+			log_error("storage: WAL sync failed: injected I/O error (CUEQ_FAULT)");
+			rc = -1;
+		} else {
 			rocksdb_flush_wal(s->db, 1, &rerr);
-		if (rerr == NULL && f == FAULT_EXIT_AFTER)
-			fault_die();
-		rc = take_err(rerr, "WAL sync failed", NULL, 0);
+			if (rerr == NULL && f == FAULT_EXIT_AFTER)
+				fault_die();
+			rc = take_err(rerr, "WAL sync failed", NULL, 0);
+		}
 		s->failed = rc != 0;
 	}
 	pthread_mutex_unlock(&s->io);
