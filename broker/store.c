@@ -14,9 +14,11 @@
  * deletes (which that batch does not take), and the writes of the column
  * families that the hot requests never read (WRITE_ONLY below), which so
  * skip the cost of the batch's index.  Those families are read only at
- * start-up, by the sweeps at the start of a turn (when the batch is empty),
- * or by get and list, which first write the turn so far (emb_settle: the
- * requests before them are whole, so no request is split).
+ * start-up; by the retention and key sweeps, which keep their cursor in
+ * memory, so an entry not yet written is only seen by a later sweep (they
+ * are recent, never due yet); or by get and list, which first write the
+ * turn so far (emb_settle: the requests before them are whole, so no
+ * request is split).
  *
  * Failure is sticky (see store.h): after the first failed write or sync,
  * RocksDB is never written or synced again by this process.  That is also

@@ -18,8 +18,8 @@
  *
  * Writes of the core thread gather in one pending batch per loop turn, which
  * reads and iterators already see, except in the families active, hist,
- * done, expiry, idemexp and meta (see store.c): call store_commit before
- * reading those in a turn that may have written them; store_commit() writes it as one atomic
+ * done, expiry, idemexp and meta (see store.c): commit first to read those
+ * with everything written so far; store_commit() writes it as one atomic
  * RocksDB write without sync, store_sync() (any thread) makes everything
  * written so far durable with one WAL fsync.  That split is the group
  * commit: the core keeps working while the sync runs.
