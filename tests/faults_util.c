@@ -251,31 +251,6 @@ static int aio_wait_or_death(th_broker *b, nng_aio *aio, atomic_bool *done, int6
 	return nng_aio_result(aio);
 }
 
-static int decode(nng_msg *m, th_reply *rep)
-{
-	proto_error e;
-
-	rep->len = nng_msg_len(m);
-	rep->buf = malloc(rep->len ? rep->len : 1);
-	if (rep->buf == NULL) {
-		nng_msg_free(m);
-		return NNG_ENOMEM;
-	}
-	memcpy(rep->buf, nng_msg_body(m), rep->len);
-	nng_msg_free(m);
-	msgpack_unpacked_destroy(&rep->up);
-	if (proto_decode(rep->buf, rep->len, &rep->up, &e) != CUEQ_OK) {
-		fprintf(stderr, "faults: undecodable reply (%zu bytes): %s\n", rep->len, e.msg);
-		return -1;
-	}
-	rep->root = &rep->up.data;
-	if (!th_bool(rep->root, "ok", &rep->ok))
-		return -1;
-	th_str(rep->root, "err", rep->err, sizeof(rep->err));
-	th_str(rep->root, "msg", rep->msg, sizeof(rep->msg));
-	return 0;
-}
-
 fx_end fx_send(th_broker *b, th_raw *r, const th_bytes *req, th_reply *rep, int timeout_ms)
 {
 	fx_end end = { 0 };
@@ -305,7 +280,7 @@ fx_end fx_send(th_broker *b, th_raw *r, const th_bytes *req, th_reply *rep, int 
 	nng_recv_aio(r->s, aio);
 	if ((end.rv = aio_wait_or_death(b, aio, &done, deadline, &end)) != 0)
 		goto out;
-	end.rv = decode(nng_aio_get_msg(aio), rep);
+	end.rv = th_reply_decode(nng_aio_get_msg(aio), rep);
 	end.replied = end.rv == 0;
 out:
 	nng_aio_free(aio);

@@ -133,6 +133,10 @@ void th_raw_close(th_raw *r);
  * (NNG_ETIMEDOUT when nothing came back), or -1 when the reply did not
  * decode as a map with a boolean ok. */
 int th_raw_call(th_raw *r, const void *buf, size_t len, th_reply *rep);
+/* Decodes reply message m (freed here) into *rep, which th_raw_call's way
+ * was zeroed with its unpacked initialised.  0, NNG_ENOMEM, or -1 when it
+ * is not a map with a boolean ok. */
+int th_reply_decode(nng_msg *m, th_reply *rep);
 void th_reply_free(th_reply *rep);
 
 /* A request under construction: a msgpack map in an nng_msg. */

@@ -68,7 +68,6 @@ static void copy_text(const msgpack_object *o, char *out, size_t size)
 int th_raw_call(th_raw *r, const void *buf, size_t len, th_reply *rep)
 {
 	nng_msg *m;
-	proto_error e;
 	int rv;
 
 	memset(rep, 0, sizeof(*rep));
@@ -83,6 +82,13 @@ int th_raw_call(th_raw *r, const void *buf, size_t len, th_reply *rep)
 	}
 	if ((rv = nng_recvmsg(r->s, &m, 0)) != 0)
 		return rv;
+	return th_reply_decode(m, rep);
+}
+
+int th_reply_decode(nng_msg *m, th_reply *rep)
+{
+	proto_error e;
+
 	rep->len = nng_msg_len(m);
 	rep->buf = malloc(rep->len ? rep->len : 1);
 	if (rep->buf == NULL) {
