@@ -935,6 +935,35 @@ static void test_failed_write_leaves_nothing(void **state)
 	turn(f);
 }
 
+/* A read in the middle of a turn may write the turn so far first (get
+ * and list do, to see every change of the turn): when that write fails the
+ * read is refused, the turn is not there after reopening, and nothing
+ * commits after it. */
+static void test_failed_write_inside_a_read(void **state)
+{
+	struct fx *f = *state;
+	struct eng_pushed a = push_new(f, job("q.rfault", "a"));
+	turn(f);
+	struct eng_claimed c = claim_one(f, "q.rfault", LONG_LEASE_MS);
+	turn(f);
+
+	reopen(f, true);
+	assert_int_equal(ack(f, c.id, c.token, "done"), CUEQ_OK);
+	struct eng_view v;
+	assert_int_equal(get(f, a.id, &v), CUEQ_ERR_UNAVAILABLE);
+	f->eo->view_free(f->e, &v);
+	bool durable = false;
+	assert_int_not_equal(f->eo->commit(f->e, true, &durable), 0);
+	assert_int_not_equal(f->eo->sync(f->e), 0);
+
+	reopen(f, false);
+	assert_int_equal(state_of(f, a.id), CUEQ_LEASED);
+	assert_int_equal(count(f, "q.rfault", CUEQ_SUCCEEDED), 0);
+	assert_int_equal(ack(f, c.id, c.token, "done"), CUEQ_OK);
+	turn(f);
+	assert_int_equal(state_of(f, a.id), CUEQ_SUCCEEDED);
+}
+
 static const struct CMUnitTest scenarios[] = {
 	cmocka_unit_test_setup_teardown(test_claim_is_exclusive, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_reclaim_after_expiry, setup, teardown),
@@ -946,6 +975,7 @@ static const struct CMUnitTest scenarios[] = {
 	cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_close_and_reopen, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_failed_write_leaves_nothing, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_failed_write_inside_a_read, setup, teardown),
 };
 
 #define N_SCENARIOS (sizeof(scenarios) / sizeof(scenarios[0]))
