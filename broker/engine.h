@@ -12,7 +12,7 @@
  * Threads: the core thread (loop.c) calls every member except sync, which
  * the syncer thread calls while the core goes on.  Writes made by the calls
  * of one loop turn are gathered and written by commit(); sync() makes them
- * durable (group commit, see loop.c).  Members that may block say so; the
+ * durable (group commit, see loop.h and syncer.h).  Members that may block say so; the
  * others must answer from memory (has_ready and next_due run every turn).
  * Members returning int answer CUEQ_OK or a cueq_err with *err set.
  */

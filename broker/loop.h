@@ -3,13 +3,15 @@
  *
  * One turn of the core: take every request that arrived, let time pass in
  * the engine (due jobs, expired leases), run each request through the op
- * table, serve parked long polls whose queue has work, write everything as
- * one batch (no sync), and hand the turn's replies to the syncer.  Under
- * --fsync always the syncer makes the writes durable with one fsync for
- * however many turns are waiting, then sends their replies in order; the
- * core meanwhile goes on with the next turn (group commit).  Turns that
- * wrote nothing needing durability are answered at once when nothing is
- * queued before them.
+ * table (claims and acks first, then at most PRODUCE_PER_TURN pushed jobs),
+ * serve parked long polls whose queue has work (park.c), write everything
+ * as one batch (no sync), and hand the turn's replies to the syncer
+ * (syncer.c).  Under --fsync always the syncer makes the writes durable
+ * with one fsync for however many turns are waiting, then sends their
+ * replies in order; the core meanwhile goes on with the next turn (group
+ * commit), and a turn that ends while a sync is under way joins the next.
+ * Turns that wrote nothing needing durability are answered at once when
+ * nothing is queued before them.
  */
 #ifndef CUEQ_LOOP_H
 #define CUEQ_LOOP_H
