@@ -5,6 +5,10 @@
  * worker extends the lease in the background, so each job is handled once
  * (attempt 1), never redelivered, and its history shows the extensions.
  * A handler that fails gets its job nacked and redelivered with attempt 2.
+ * The default prefetch adapts: behind a deep backlog a worker holds many
+ * more jobs than concurrency + 1 (so one round trip carries many), and with
+ * slow handlers it holds no more than it can start, so two workers share a
+ * short queue instead of one hoarding it.
  * A watchdog thread stops a worker that overruns, so a hang is a failed
  * assertion, not a ctest timeout.
  */
@@ -211,6 +215,157 @@ static void test_failing_handler_nacks(void **state)
 	pthread_mutex_destroy(&s.mu);
 }
 
+/* ---- the adaptive prefetch ---- */
+
+#define N_BACKLOG 1500
+
+typedef struct backlog {
+	pthread_mutex_t mu;
+	cueq_client *observer; /* its own connection: the worker's is busy */
+	const char *queue;
+	size_t handled, redelivered;
+	uint64_t max_leased;
+	int64_t sleep_ms;
+} backlog;
+
+static int backlog_handler(cueq_job *j, void *arg)
+{
+	backlog *b = arg;
+	cueq_queue_stats *st = NULL;
+	size_t n = 0;
+	pthread_mutex_lock(&b->mu);
+	size_t seq = b->handled++;
+	if (cueq_job_attempt(j) != 1)
+		b->redelivered++;
+	if (b->observer != NULL && seq % 50 == 10 &&
+	    cueq_stats(b->observer, b->queue, &st, &n) == CUEQ_OK && n == 1 &&
+	    st[0].leased > b->max_leased)
+		b->max_leased = st[0].leased;
+	free(st);
+	pthread_mutex_unlock(&b->mu);
+	if (b->sleep_ms)
+		th_sleep_ms(b->sleep_ms);
+	return CUEQ_OK;
+}
+
+static void push_n(cueq_client *c, const char *queue, size_t n)
+{
+	static cueq_job_spec specs[CUEQ_MAX_BATCH];
+	static cueq_push_result res[CUEQ_MAX_BATCH];
+	for (size_t done = 0; done < n;) {
+		size_t k = n - done < CUEQ_MAX_BATCH ? n - done : CUEQ_MAX_BATCH;
+		for (size_t i = 0; i < k; i++)
+			specs[i] = (cueq_job_spec){ .queue = queue, .payload = "job", .payload_len = 3 };
+		assert_int_equal(cueq_push_many(c, specs, k, res), CUEQ_OK);
+		for (size_t i = 0; i < k; i++)
+			assert_int_equal(res[i].err, CUEQ_OK);
+		done += k;
+	}
+}
+
+static void test_prefetch_grows_behind_a_backlog(void **state)
+{
+	th_broker *b = *state;
+	cueq_client *c = NULL;
+	cueq_worker *w = NULL;
+	backlog bl = { .queue = "deep" };
+	cueq_worker_opts o = { .max_jobs = N_BACKLOG };
+	cueq_worker_counts counts = { 0 };
+	cueq_queue_stats *st = NULL;
+	size_t n = 0;
+
+	pthread_mutex_init(&bl.mu, NULL);
+	assert_int_equal(cueq_connect(b->url, NULL, &c), CUEQ_OK);
+	assert_int_equal(cueq_connect(b->url, NULL, &bl.observer), CUEQ_OK);
+	push_n(c, "deep", N_BACKLOG);
+	assert_int_equal(cueq_worker_new(c, "deep", backlog_handler, &bl, &o, &w), CUEQ_OK);
+	assert_int_equal(cueq_worker_run(w), CUEQ_OK);
+	cueq_worker_get_counts(w, &counts);
+	cueq_worker_free(w);
+
+	assert_int_equal(bl.handled, N_BACKLOG);
+	assert_int_equal(bl.redelivered, 0);
+	assert_int_equal(counts.succeeded, N_BACKLOG);
+	/* one handler thread: without adapting it would hold 2 at most */
+	if (bl.max_leased <= 8)
+		fail_msg("the worker held at most %llu jobs at once behind a backlog of %d; "
+			 "the adaptive prefetch should have grown past 8",
+			 (unsigned long long)bl.max_leased, N_BACKLOG);
+	assert_true(bl.max_leased <= CUEQ_MAX_CLAIM * 2);
+	assert_int_equal(cueq_stats(c, "deep", &st, &n), CUEQ_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(st[0].succeeded, N_BACKLOG);
+	assert_int_equal(st[0].ready + st[0].leased, 0);
+	free(st);
+	cueq_close(bl.observer);
+	cueq_close(c);
+	pthread_mutex_destroy(&bl.mu);
+}
+
+typedef struct slow_worker {
+	cueq_worker *w;
+	int rc;
+} slow_worker;
+
+static void *slow_worker_main(void *arg)
+{
+	slow_worker *sw = arg;
+	sw->rc = cueq_worker_run(sw->w);
+	return NULL;
+}
+
+static void test_prefetch_does_not_hoard_a_short_queue(void **state)
+{
+	th_broker *b = *state;
+	cueq_client *c = NULL, *wc[2] = { NULL, NULL };
+	backlog bl = { .queue = "short", .sleep_ms = 150 };
+	cueq_worker_opts o = { .wait_ms = 200 };
+	slow_worker sw[2] = { 0 };
+	cueq_worker_counts counts[2] = { 0 };
+	pthread_t t[2];
+
+	pthread_mutex_init(&bl.mu, NULL);
+	assert_int_equal(cueq_connect(b->url, NULL, &c), CUEQ_OK);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(cueq_connect(b->url, NULL, &wc[i]), CUEQ_OK);
+		assert_int_equal(cueq_worker_new(wc[i], "short", backlog_handler, &bl, &o, &sw[i].w),
+				 CUEQ_OK);
+	}
+	push_n(c, "short", 6);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, slow_worker_main, &sw[i]), 0);
+	int64_t deadline = th_now_ms() + 10000;
+	for (;;) {
+		cueq_worker_get_counts(sw[0].w, &counts[0]);
+		cueq_worker_get_counts(sw[1].w, &counts[1]);
+		if (counts[0].succeeded + counts[1].succeeded >= 6 || th_now_ms() > deadline)
+			break;
+		th_sleep_ms(20);
+	}
+	for (int i = 0; i < 2; i++)
+		cueq_worker_stop(sw[i].w);
+	for (int i = 0; i < 2; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(sw[i].rc, CUEQ_OK);
+		cueq_worker_get_counts(sw[i].w, &counts[i]);
+		cueq_worker_free(sw[i].w);
+		cueq_close(wc[i]);
+	}
+	assert_int_equal(counts[0].succeeded + counts[1].succeeded, 6);
+	assert_int_equal(bl.handled, 6);
+	assert_int_equal(bl.redelivered, 0);
+	/* one handler thread each, 150 ms a job: a worker holds what it can
+	 * start and one more, so neither takes more than 4 of the 6 */
+	for (int i = 0; i < 2; i++)
+		if (counts[i].succeeded < 2)
+			fail_msg("worker %d ran %llu of 6 jobs while the other ran %llu: the "
+				 "prefetch hoarded a short queue", i,
+				 (unsigned long long)counts[i].succeeded,
+				 (unsigned long long)counts[1 - i].succeeded);
+	cueq_close(c);
+	pthread_mutex_destroy(&bl.mu);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -218,6 +373,10 @@ int main(void)
 						th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_failing_handler_nacks, th_fixture_start,
 						th_fixture_stop),
+		cmocka_unit_test_setup_teardown(test_prefetch_grows_behind_a_backlog,
+						th_fixture_start, th_fixture_stop),
+		cmocka_unit_test_setup_teardown(test_prefetch_does_not_hoard_a_short_queue,
+						th_fixture_start, th_fixture_stop),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

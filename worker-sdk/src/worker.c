@@ -2,9 +2,16 @@
  * worker.c - the worker loop: lifecycle, the fetch loop and handler threads.
  *
  * cueq_worker_run() starts `concurrency` handler threads, the extender and
- * the acker, then becomes the fetch loop: it claims as many jobs as there
- * are free slots plus prefetch, in one long-poll claim, and queues them for
- * the handlers.  Stopping only sets an atomic flag (so a signal handler may
+ * the acker, then becomes the fetch loop: it keeps a window of jobs in hand
+ * (running or queued for the handlers), refilling it with one long-poll
+ * claim.  A fixed prefetch makes the window concurrency + prefetch, claimed
+ * as soon as a slot frees.  The default adapts: the window starts there,
+ * doubles while claims come back full and halves when they come back short,
+ * and never holds more than about HOLD_AHEAD_MS of the handlers' measured
+ * work (nor more than one claim, CUEQ_MAX_CLAIM); it is refilled when half
+ * of it is left.  So a worker behind a deep backlog fetches many jobs per
+ * round trip, and near an empty queue it takes only what it can start, so
+ * its jobs are not kept from other workers.  Stopping only sets an atomic flag (so a signal handler may
  * do it); the fetch loop sees it after its current claim (at most about
  * wait_ms), then the handlers finish every job in hand, the acker sends the
  * last outcomes, and run() returns.  Broker hiccups during claims are
@@ -19,6 +26,8 @@
 
 #define MAX_THREADS 1024
 #define STOP_POLL_MS 100
+#define HOLD_AHEAD_MS 200 /* adaptive prefetch: work held ahead at most */
+#define RATE_SAMPLE_MS 200
 
 static bool transient(int rc)
 {
@@ -72,6 +81,7 @@ static void *handler_thread(void *arg)
 
 		pthread_mutex_lock(&w->mu);
 		w->n_running--;
+		w->handled++;
 		pthread_cond_signal(&w->cv_fetch);
 		if (w->n_out++ == 0)
 			w->out_since = proto_mono_ms();
@@ -97,13 +107,25 @@ static void measure_clock(cueq_worker *w)
 	w->clock_offset = server - (t0 + t1) / 2;
 }
 
+/* The adaptive window: how far it may grow at the handlers' measured rate
+ * (jobs per second), never below base. */
+static unsigned window_cap(double rate, unsigned base)
+{
+	double cap = rate * HOLD_AHEAD_MS / 1000.0;
+	if (cap > CUEQ_MAX_CLAIM)
+		cap = CUEQ_MAX_CLAIM;
+	return cap > base ? (unsigned)cap : base;
+}
+
 /* Claims and queues jobs until stopped, max_jobs, or a lasting error. */
 static int fetch_loop(cueq_worker *w, char *why, size_t why_len)
 {
-	unsigned capacity = w->concurrency + w->prefetch;
+	const unsigned base = w->concurrency + w->prefetch;
+	unsigned window = base;
 	cueq_job **jobs = calloc(CUEQ_MAX_CLAIM, sizeof(*jobs));
-	uint64_t claimed = 0;
-	int64_t backoff = 100;
+	uint64_t claimed = 0, rate_n0 = 0;
+	int64_t backoff = 100, rate_t0 = proto_mono_ms();
+	double rate = 0; /* jobs the handlers finish per second */
 	int rc = CUEQ_OK;
 
 	if (jobs == NULL)
@@ -111,11 +133,14 @@ static int fetch_loop(cueq_worker *w, char *why, size_t why_len)
 	while (!stopping(w) && (w->max_jobs == 0 || claimed < w->max_jobs)) {
 		size_t want, n = 0;
 		int64_t recv;
+		/* fixed: claim when a slot frees; adaptive: when half is left */
+		unsigned refill = w->adaptive ? window / 2 : window - 1;
 
 		pthread_mutex_lock(&w->mu);
-		while (!stopping(w) && w->n_queued + w->n_running >= capacity)
+		while (!stopping(w) && w->n_queued + w->n_running > refill)
 			sdk_cond_wait_until(&w->cv_fetch, &w->mu, proto_mono_ms() + STOP_POLL_MS);
-		want = capacity - (w->n_queued + w->n_running);
+		want = window - (w->n_queued + w->n_running);
+		uint64_t handled = w->handled;
 		pthread_mutex_unlock(&w->mu);
 		if (stopping(w))
 			break;
@@ -126,7 +151,13 @@ static int fetch_loop(cueq_worker *w, char *why, size_t why_len)
 
 		rc = cueq_claim(w->c, w->queue, want, w->lease_ms, w->wait_ms, jobs, &n);
 		recv = proto_mono_ms();
+		if (w->adaptive && recv - rate_t0 >= RATE_SAMPLE_MS) {
+			double r = (double)(handled - rate_n0) * 1000.0 / (double)(recv - rate_t0);
+			rate = rate == 0 ? r : (rate + r) / 2;
+			rate_t0 = recv, rate_n0 = handled;
+		}
 		if (rc == CUEQ_ERR_EMPTY) {
+			window = base;
 			rc = CUEQ_OK;
 			backoff = 100;
 			continue;
@@ -142,6 +173,15 @@ static int fetch_loop(cueq_worker *w, char *why, size_t why_len)
 			continue;
 		}
 		backoff = 100;
+		if (w->adaptive) {
+			unsigned cap = window_cap(rate, base);
+			if (n == want)
+				window = window * 2 < cap ? window * 2 : cap;
+			else if (n < want / 2)
+				window = window / 2 > base ? window / 2 : base;
+			if (window > cap)
+				window = cap;
+		}
 		pthread_mutex_lock(&w->mu);
 		for (size_t i = 0; i < n; i++) {
 			cueq_job *j = jobs[i];
@@ -287,6 +327,7 @@ int cueq_worker_new(cueq_client *c, const char *queue, cueq_handler h, void *arg
 	w->arg = arg;
 	w->concurrency = o.concurrency ? o.concurrency : 1;
 	w->prefetch = o.prefetch ? o.prefetch : w->concurrency;
+	w->adaptive = o.prefetch == 0;
 	w->lease_ms = o.lease_ms;
 	w->wait_ms = o.wait_ms ? o.wait_ms : 1000;
 	w->ack_linger_ms = o.ack_linger_ms;

@@ -21,6 +21,7 @@ struct cueq_worker {
 	cueq_handler h;
 	void *arg;
 	unsigned concurrency, prefetch;
+	bool adaptive; /* prefetch 0: the window adapts (worker.c) */
 	int64_t lease_ms, wait_ms, ack_linger_ms;
 	uint64_t max_jobs;
 
@@ -37,6 +38,7 @@ struct cueq_worker {
 
 	cueq_job *run_head, *run_tail; /* claimed, waiting for a handler */
 	unsigned n_queued, n_running;
+	uint64_t handled; /* jobs the handlers finished */
 	cueq_job *out_head, *out_tail; /* outcomes waiting to be sent */
 	size_t n_out;
 	int64_t out_since; /* mono ms the oldest waiting outcome was queued */

@@ -315,7 +315,10 @@ CUEQ_API bool cueq_job_lease_lost(const cueq_job *j);
 typedef struct cueq_worker cueq_worker;
 typedef struct cueq_worker_opts {
 	unsigned concurrency;	/* 0: 1 handler thread */
-	unsigned prefetch;	/* 0: as many as concurrency; claimed ahead */
+	unsigned prefetch;	/* claimed ahead of the handlers.  0: adapts: as
+				 * many as concurrency, more while claims come
+				 * back full (a backlog), up to about 200 ms of
+				 * the handlers' work or CUEQ_MAX_CLAIM; N: N */
 	int64_t lease_ms;	/* 0: each job's own lease length */
 	int64_t wait_ms;	/* 0: 1000; long poll of each claim */
 	int64_t ack_linger_ms;	/* 0: none: outcomes leave at once and batch while an
