@@ -263,8 +263,9 @@ struct engine_ops {
 	/* Makes everything committed before the call durable.  0 or -1 (and
 	 * -1 for good after a failed commit or sync).  The syncer thread,
 	 * while the core thread calls the other members (commit included),
-	 * and the core thread once more after the syncer stopped; never two
-	 * calls at once.  Blocks on fsync. */
+	 * or the core thread itself while the syncer is idle, and once more
+	 * after the syncer stopped; never two calls at once.  Blocks on
+	 * fsync. */
 	int (*sync)(struct engine *e);
 };
 

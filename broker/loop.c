@@ -323,8 +323,12 @@ static bool end_turn(struct loop *l, bool wait)
 		return false;
 	}
 	l->commit_pending = rc > 0;
-	if (!l->commit_pending)
-		l->turn = syncer_hand(l->syncer, l->turn, durable);
+	if (!l->commit_pending) {
+		pthread_mutex_lock(&l->mu);
+		bool idle = l->in_head == NULL && l->deferred_head == NULL && l->ngone == 0;
+		pthread_mutex_unlock(&l->mu);
+		l->turn = syncer_hand(l->syncer, l->turn, durable, idle);
+	}
 	return !syncer_failed(l->syncer);
 }
 

@@ -169,7 +169,7 @@ int syncer_start(const struct engine_ops *eo, struct engine *e, struct server *s
 	return 0;
 }
 
-struct replies *syncer_hand(struct syncer *s, struct replies *b, bool durable)
+struct replies *syncer_hand(struct syncer *s, struct replies *b, bool durable, bool idle)
 {
 	bool need_sync = durable && s->fsync == FSYNC_ALWAYS;
 
@@ -181,6 +181,21 @@ struct replies *syncer_hand(struct syncer *s, struct replies *b, bool durable)
 		bool drop = s->failed;
 		pthread_mutex_unlock(&s->mu);
 		replies_send(s->srv, b, drop);
+		return b;
+	}
+	if (need_sync && idle && !s->busy && s->head == NULL) {
+		/* the syncer's work, done here: only the core hands batches
+		 * over, so none can queue behind b meanwhile */
+		s->busy = true;
+		pthread_mutex_unlock(&s->mu);
+		if (s->eo->sync(s->e) != 0) {
+			log_error("cannot make writes durable; their requests get no answer and the broker stops");
+			fail(s);
+		}
+		replies_send(s->srv, b, s->failed);
+		pthread_mutex_lock(&s->mu);
+		s->busy = false;
+		pthread_mutex_unlock(&s->mu);
 		return b;
 	}
 	b->sync = need_sync;

@@ -51,8 +51,12 @@ int syncer_start(const struct engine_ops *eo, struct engine *e, struct server *s
 		 struct syncer **out);
 /* Hands over a written turn's replies (durable: the turn wrote something
  * that must be synced before answering).  Returns the batch the core fills
- * next: b itself when it was sent (or dropped) at once, else a new one. */
-struct replies *syncer_hand(struct syncer *s, struct replies *b, bool durable);
+ * next: b itself when it was sent (or dropped) at once, else a new one.
+ * idle: nothing else waits for the core, so when no sync is under way or
+ * queued the caller syncs and answers b itself: a lone request then costs
+ * no hand-off to this thread and back (the group commit is unchanged:
+ * what arrives meanwhile waits for the next turn's one sync). */
+struct replies *syncer_hand(struct syncer *s, struct replies *b, bool durable, bool idle);
 /* Storage failed (the core's write): nothing answers any more. */
 void syncer_fail(struct syncer *s);
 bool syncer_failed(struct syncer *s);
