@@ -96,6 +96,15 @@ int emb_settle(struct engine *e);
 /* Moves a job between states, keeping heaps and counts right. */
 void emb_set_state(struct engine *e, struct job *j, int state);
 
+/* ridstore.c: answers remembered by request ID (engine.h remember, recall) */
+void emb_remember(struct engine *e, const void *rid, size_t rid_len, uint64_t hash,
+		  const void *reply, size_t len, int64_t expires_at);
+int emb_recall(struct engine *e, const void *rid, size_t rid_len, uint64_t hash, void **reply,
+	       size_t *len, proto_error *err);
+/* The expiry of a remembered request's record (for the sweep): 0, or -1
+ * when it is not one. */
+int emb_rid_expiry(const char *v, size_t vl, int64_t *expires_at);
+
 /* push.c */
 int emb_push(struct engine *e, const struct eng_push *jobs, size_t n, struct eng_pushed *out,
 	     proto_error *err);

@@ -170,7 +170,7 @@ struct eng_stats {
 
 /* Bump when a member of struct engine_ops is added, removed or moved, or
  * changes what it promises; cueqd refuses a table of another version. */
-#define ENGINE_OPS_VERSION 1
+#define ENGINE_OPS_VERSION 2
 
 struct engine_ops {
 	uint32_t version; /* ENGINE_OPS_VERSION */
@@ -192,6 +192,19 @@ struct engine_ops {
 	 * keys. */
 	int (*push)(struct engine *e, const struct eng_push *jobs, size_t n, struct eng_pushed *out,
 		    proto_error *err);
+	/* Request memory that outlives a restart, for a push sent with
+	 * retry_ttl_ms: remember stores the answer of request rid (hash: of
+	 * its bytes) in this turn's write, so the answer and the changes it
+	 * reports are one atomic write; it is forgotten after expires_at
+	 * (Unix ms).  Core thread; does not block. */
+	void (*remember)(struct engine *e, const void *rid, size_t rid_len, uint64_t hash,
+			 const void *reply, size_t len, int64_t expires_at);
+	/* Looks rid up: 1 with its answer in *reply (malloc'd, *len bytes)
+	 * when remembered with this hash, 2 when remembered for other bytes,
+	 * 0 when not remembered (or expired), -1 with err when the read
+	 * failed.  Core thread; may block reading. */
+	int (*recall)(struct engine *e, const void *rid, size_t rid_len, uint64_t hash, void **reply,
+		      size_t *len, proto_error *err);
 	/* Leases up to max ready executions of queue (lease_ms 0: each job's
 	 * own).  *n may be 0.  Core thread; may block reading payloads. */
 	int (*claim)(struct engine *e, const char *queue, size_t qlen, size_t max, uint32_t lease_ms,

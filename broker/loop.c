@@ -107,7 +107,7 @@ static nng_msg *error_msg(const void *rid, size_t rid_len, bool rid_bin, int cod
 
 static void run_op(struct loop *l, struct request *r, const struct op *op,
 		   const msgpack_object *root, const void *rid, size_t rid_len, bool rid_bin,
-		   struct rid_entry *e)
+		   uint64_t hash, struct rid_entry *e)
 {
 	proto_writer w;
 	nng_msg *m = new_msg(&w);
@@ -120,6 +120,7 @@ static void run_op(struct loop *l, struct request *r, const struct op *op,
 		.rid_len = rid_len,
 		.rid_bin = rid_bin,
 		.synced = l->fsync == FSYNC_ALWAYS,
+		.body_hash = hash,
 	};
 	int rc = op->fn(&c);
 	if (rc == OP_PARKED) {
@@ -132,6 +133,9 @@ static void run_op(struct loop *l, struct request *r, const struct op *op,
 		if (rc == CUEQ_OK)
 			rc = proto_fail(&c.err, CUEQ_ERR_INTERNAL, "the broker could not build the reply");
 		m = error_msg(rid, rid_len, rid_bin, c.err.code, c.err.msg);
+	} else if (c.remember_ms > 0) { /* in the same write as the push */
+		l->eo->remember(l->e, rid, rid_len, hash, nng_msg_body(m), nng_msg_len(m),
+				proto_now_ms() + c.remember_ms);
 	}
 	answer(l, r, m, rc, e);
 }
@@ -191,8 +195,9 @@ static void handle(struct loop *l, struct request *r)
 		goto out;
 	}
 	struct rid_entry *e = NULL;
+	uint64_t hash = 0;
 	if (op->flags & OP_WRITE) {
-		uint64_t hash = proto_hash(PROTO_HASH_INIT, buf, len);
+		hash = proto_hash(PROTO_HASH_INIT, buf, len);
 		e = ridcache_find(l->rids, rid, rid_len);
 		if (e != NULL && e->body_hash != hash) {
 			replies_add(l->turn, r,
@@ -211,7 +216,7 @@ static void handle(struct loop *l, struct request *r)
 		}
 		e = ridcache_add(l->rids, rid, rid_len, hash, proto_mono_ms());
 	}
-	run_op(l, r, op, root, rid, rid_len, rid_bin, e);
+	run_op(l, r, op, root, rid, rid_len, rid_bin, hash, e);
 out:
 	msgpack_unpacked_destroy(&up);
 }

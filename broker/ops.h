@@ -37,6 +37,9 @@ struct opctx {
 	size_t rid_len;
 	bool rid_bin;
 	bool synced;	      /* writes are synced before replies (fsync always) */
+	uint64_t body_hash;   /* of the whole request (OP_WRITE ops) */
+	int64_t remember_ms;  /* set by push with retry_ttl_ms: the loop has the
+			       * engine remember the answer this long */
 	proto_error err;      /* set when a handler fails */
 	struct claim_args park; /* filled when a claim parks */
 };

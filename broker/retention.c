@@ -91,9 +91,12 @@ static size_t sweep_keys(struct engine *e, int64_t now)
 		if (rc < 0)
 			break; /* a read failed: leave both for the next sweep */
 		if (rc == 1) {
-			if (record_unpack_idem(v, vl, &r) == 0 &&
-			    r.expires_at == (int64_t)store_get_be64((const uint8_t *)k))
-				store_del(e->st, CF_IDEM, k + 8, kl - 8);
+			int64_t exp = 0;
+			bool rid = k[8] == 0; /* a remembered request (ridstore.c) */
+			if (rid ? emb_rid_expiry(v, vl, &exp) == 0
+				: record_unpack_idem(v, vl, &r) == 0 && ((exp = r.expires_at), true))
+				if (exp == (int64_t)store_get_be64((const uint8_t *)k))
+					store_del(e->st, CF_IDEM, k + 8, kl - 8);
 			store_free(v);
 		}
 		store_del(e->st, CF_IDEMEXP, k, kl);

@@ -11,7 +11,9 @@
  *   expiry   finished_at(8) id(8)   -> queue 0 state(1): the retention sweep
  *   meta     name                   -> boot epoch, format version, counters
  *   idem     queue 0 key            -> idempotency record (record.h)
+ *            0 'r' rid              -> a remembered request (ridstore.c)
  *   idemexp  expires_at(8) queue 0 key -> "": the idempotency sweep
+ *            expires_at(8) 0 'r' rid
  *   unique   'k' queue 0 key        -> holder id(8), while it is unfinished
  *            'r' id(8)              -> queue 0 key (to free it at the end)
  *   steps    id(8) name             -> step record (record.h)

@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -964,6 +965,51 @@ static void test_failed_write_inside_a_read(void **state)
 	assert_int_equal(state_of(f, a.id), CUEQ_SUCCEEDED);
 }
 
+/* A remembered request: recalled with its bytes' hash after a reopen, in
+ * the same write as the push it answered (a failed write has neither),
+ * refused for other bytes, forgotten when its time runs out. */
+static void test_remembered_requests(void **state)
+{
+	struct fx *f = *state;
+	static const char answer[] = "the first answer, byte for byte; the first answer, byte for byte";
+	void *got = NULL;
+	size_t len = 0;
+	proto_error err = {0};
+	int64_t now = proto_now_ms();
+
+	struct eng_pushed a = push_new(f, job("q.rid", "a"));
+	f->eo->remember(f->e, "rid-1", 5, 42, answer, sizeof(answer), now + 60000);
+	f->eo->remember(f->e, "rid-short", 9, 7, "x", 1, now + 1000);
+	/* seen within the turn, before the write */
+	assert_int_equal(f->eo->recall(f->e, "rid-1", 5, 42, &got, &len, &err), 1);
+	free(got);
+	turn(f);
+	reopen(f, true);
+	push_new(f, job("q.rid", "lost"));
+	f->eo->remember(f->e, "rid-lost", 8, 9, "y", 1, now + 60000);
+	bool durable = false;
+	assert_int_not_equal(f->eo->commit(f->e, true, &durable), 0); /* fails: neither is there */
+	reopen(f, false);
+
+	assert_int_equal(f->eo->recall(f->e, "rid-1", 5, 42, &got, &len, &err), 1);
+	assert_int_equal(len, sizeof(answer));
+	assert_memory_equal(got, answer, sizeof(answer));
+	free(got);
+	assert_int_equal(f->eo->recall(f->e, "rid-1", 5, 43, &got, &len, &err), 2);
+	assert_null(got);
+	assert_int_equal(f->eo->recall(f->e, "rid-2", 5, 42, &got, &len, &err), 0);
+	assert_int_equal(f->eo->recall(f->e, "rid-lost", 8, 9, &got, &len, &err), 0);
+	assert_int_equal(count(f, "q.rid", CUEQ_READY), 1);
+	assert_int_equal(state_of(f, a.id), CUEQ_READY);
+
+	/* its time runs out: recalled no more, and the sweep removes it */
+	nanosleep(&(struct timespec){ .tv_sec = 1, .tv_nsec = 100000000 }, NULL);
+	assert_int_equal(f->eo->recall(f->e, "rid-short", 9, 7, &got, &len, &err), 0);
+	f->eo->tick(f->e, proto_now_ms() + 120000);
+	turn(f);
+	assert_int_equal(f->eo->recall(f->e, "rid-1", 5, 42, &got, &len, &err), 0);
+}
+
 static const struct CMUnitTest scenarios[] = {
 	cmocka_unit_test_setup_teardown(test_claim_is_exclusive, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_reclaim_after_expiry, setup, teardown),
@@ -976,6 +1022,7 @@ static const struct CMUnitTest scenarios[] = {
 	cmocka_unit_test_setup_teardown(test_close_and_reopen, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_failed_write_leaves_nothing, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_failed_write_inside_a_read, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_remembered_requests, setup, teardown),
 };
 
 #define N_SCENARIOS (sizeof(scenarios) / sizeof(scenarios[0]))

@@ -10,7 +10,9 @@
  *    the execution is wholly before or wholly after the request (get,
  *    stats, list, the unique key, the idempotency key all agree) and the
  *    client's retry of the same request gives one consistent answer
- *    (faults_kill.c).
+ *    (faults_kill.c).  A push remembered by its request ID (retry_ttl_ms,
+ *    as the SDK sends it) exists once after a kill at its write or sync
+ *    and the retry, and is answered the same bytes after a clean restart.
  * 2. Fail and recover: producers and workers against a broker whose Nth
  *    write or sync fails; it must exit by itself with status 2, and after a
  *    restart everything it answered ok is on disk (faults_load.c).
@@ -127,6 +129,106 @@ static void test_kill_retention(void **state)
 {
 	kill_loop(*state, FK_RETENTION, "retention sweep", "write", "exit");
 	kill_loop(*state, FK_RETENTION, "retention sweep", "write", "exit-after");
+}
+
+/* A push as the SDK sends it: no idempotency key, retry_ttl_ms.  The same
+ * request ID with the other payload is bad_twin. */
+static th_bytes remembered_push(const char *payload, th_bytes *bad_twin)
+{
+	th_req q;
+	th_bytes out = { 0 };
+	char rid[sizeof(q.rid)];
+	for (int i = 0; i < 2; i++) {
+		if (i == 0) {
+			assert_int_equal(th_req_begin(&q, "push", 2), 0);
+			memcpy(rid, q.rid, sizeof(rid));
+		} else { /* the same request ID, other bytes */
+			memset(&q, 0, sizeof(q));
+			assert_int_equal(nng_msg_alloc(&q.msg, 0), 0);
+			memcpy(q.rid, rid, sizeof(rid));
+			proto_writer_init(&q.w, q.msg);
+			proto_request_begin(&q.w.pk, "push", q.rid, strlen(q.rid), NULL, 2);
+		}
+		proto_kv_uint(th_pk(&q), "retry_ttl_ms", 600000);
+		proto_key(th_pk(&q), "jobs");
+		msgpack_pack_array(th_pk(&q), 1);
+		msgpack_pack_map(th_pk(&q), 2);
+		proto_kv_cstr(th_pk(&q), "queue", "remembered");
+		proto_kv_cstr(th_pk(&q), "payload", i == 0 ? payload : "another payload");
+		if (i == 0)
+			out = th_req_keep(&q);
+		else
+			*bad_twin = th_req_keep(&q);
+	}
+	return out;
+}
+
+/* Killed before its write, after it, or after it and before the sync that
+ * would answer it, a push sent with retry_ttl_ms and retried with the same
+ * bytes on the restarted broker exists once; every later retry, through a
+ * clean restart too, gets the answer byte for byte, and other bytes under
+ * the same ID are refused. */
+static void test_kill_remembered_push(void **state)
+{
+	th_broker *b = *state;
+	static const char *const faults[] = { "CUEQ_FAULT=write:1:exit", "CUEQ_FAULT=write:1:exit-after",
+					      "CUEQ_FAULT=sync:1:exit" };
+	for (size_t f = 0; f < sizeof(faults) / sizeof(faults[0]); f++) {
+		th_bytes bad, req = remembered_push("remember me", &bad);
+		th_reply rep, again;
+		th_raw r;
+		char ids[4][FX_ID];
+		int status = 0;
+
+		fx_start(b, NULL);
+		fx_stop_clean(b);
+		fx_set_env(b, (const char *const[]){ faults[f], NULL });
+		if (fx_launch(b, &status) != 0)
+			fail_msg("%s: the broker did not start", faults[f]);
+		fx_open(&r, b);
+		fx_end end = fx_send(b, &r, &req, &rep, FX_CHECK_MS);
+		th_reply_free(&rep);
+		th_raw_close(&r);
+		if (!end.died)
+			fail_msg("%s: the broker answered (%d) instead of dying at the fault", faults[f],
+				 end.replied);
+		fx_set_env(b, NULL);
+		th_broker_kill9(b);
+		fx_restart(b);
+		fx_open(&r, b);
+		size_t before = fx_list(&r, "remembered", NULL, ids, 4);
+		assert_true(before <= 1);
+		fx_call(&r, &req, &rep, "the retry after the crash");
+		fx_pushed p;
+		if (!fx_push_result(&rep, &p) || !p.ok)
+			fail_msg("%s: the retry was refused: %s %s", faults[f], rep.err, rep.msg);
+		assert_int_equal(fx_list(&r, "remembered", NULL, ids, 4), 1);
+		assert_string_equal(ids[0], p.id);
+		if (before == 1 && strcmp(faults[f], "CUEQ_FAULT=write:1:exit") == 0)
+			fail_msg("killed before its first write, the push is there after the restart");
+		/* a clean restart: the answer is still remembered, on disk */
+		th_raw_close(&r);
+		fx_stop_clean(b);
+		fx_restart(b);
+		fx_open(&r, b);
+		fx_call(&r, &req, &again, "the retry after a clean restart");
+		if (again.len != rep.len || memcmp(again.buf, rep.buf, rep.len) != 0)
+			fail_msg("%s: the retry after a clean restart got another answer", faults[f]);
+		th_reply_free(&again);
+		fx_call(&r, &bad, &again, "other bytes under the same request ID");
+		assert_false(again.ok);
+		assert_string_equal(again.err, "BAD_REQUEST");
+		th_reply_free(&again);
+		assert_int_equal(fx_list(&r, "remembered", NULL, ids, 4), 1);
+		fprintf(stderr, "faults: remembered push with %s: %s once, %s\n", faults[f], p.id,
+			before ? "there after the crash" : "created by the retry");
+		th_reply_free(&rep);
+		th_raw_close(&r);
+		fx_stop_clean(b);
+		fx_bytes_free(&req);
+		fx_bytes_free(&bad);
+		th_broker_cleanup(b);
+	}
 }
 
 /* ---- 2. fail and recover ------------------------------------------------------ */
@@ -520,6 +622,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_kill_step, unstarted, th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_kill_extend, unstarted, th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_kill_retention, unstarted, th_fixture_stop),
+		cmocka_unit_test_setup_teardown(test_kill_remembered_push, unstarted, th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_write_fails, unstarted, th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_sync_fails, unstarted, th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_disk_full, unstarted, th_fixture_stop),

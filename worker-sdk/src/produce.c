@@ -6,14 +6,15 @@
  * building megabytes.  Options equal to the broker's defaults are left out
  * of the request; the reply's `durability` tells whether the push is synced.
  *
- * Every job carries an idempotency key.  A job without one from the caller
- * gets a random key made here, while the request is packed: the request is
- * built once and the request engine resends those very bytes, so a retry
- * after a lost answer, even one that reaches a restarted broker which has
- * forgotten the request ID, is answered from the first push instead of
- * creating a second job.  Such a key only has to outlive this call's
- * retries, so it is sent with a lifetime just past the retry deadline
- * (unless the caller chose one) and the broker does not keep it a day.
+ * A retry never pushes twice.  The request is built once and the request
+ * engine resends those very bytes under the same request ID, and it asks
+ * the broker (retry_ttl_ms) to remember its answer on disk, in the same
+ * write as the jobs, for just past the retry deadline: a retry after a
+ * lost answer, even one that reaches a restarted broker, gets the first
+ * answer instead of creating second jobs.  That costs the broker one
+ * record per request, where a key per job would cost a read and two
+ * writes per job; jobs that carry their own idempotency key keep it, for
+ * repeats across calls.
  *
  * A request succeeds or fails as a whole; each job's own answer (refused
  * with IDEMPOTENCY_MISMATCH or CONFLICT, or a duplicate) is in its result,
@@ -24,39 +25,20 @@
 #include <stdio.h>
 #include <string.h>
 
-static size_t count_fields(const cueq_job_spec *j, int64_t auto_ttl_ms)
+static size_t count_fields(const cueq_job_spec *j)
 {
 	const cueq_push_opts *o = &j->opts;
-	bool ttl = o->key_ttl_ms > 0 || (o->key == NULL && auto_ttl_ms > 0);
 
-	return 2 + (j->payload_len > 0) + (o->priority != 0) + (o->max_attempts != 0) +
-	       (o->lease_ms != 0) + (o->delay_ms > 0) + (o->run_at_ms > 0) + ttl +
-	       (o->unique != NULL);
+	return 1 + (j->payload_len > 0) + (o->priority != 0) + (o->max_attempts != 0) +
+	       (o->lease_ms != 0) + (o->delay_ms > 0) + (o->run_at_ms > 0) + (o->key != NULL) +
+	       (o->key_ttl_ms > 0) + (o->unique != NULL);
 }
 
-/* A fresh key for a job pushed without one: "sdk-" and 32 hex digits. */
-static void auto_key(char out[SDK_AUTO_KEY_LEN + 1])
-{
-	static const char hex[] = "0123456789abcdef";
-	uint8_t r[16];
-	size_t p = sizeof(SDK_AUTO_KEY_PREFIX) - 1;
-
-	sdk_random(r, sizeof(r));
-	memcpy(out, SDK_AUTO_KEY_PREFIX, p);
-	for (size_t i = 0; i < sizeof(r); i++) {
-		out[p++] = hex[r[i] >> 4];
-		out[p++] = hex[r[i] & 15];
-	}
-	out[p] = '\0';
-}
-
-static void pack_job(msgpack_packer *pk, const cueq_job_spec *j, int64_t auto_ttl_ms)
+static void pack_job(msgpack_packer *pk, const cueq_job_spec *j)
 {
 	const cueq_push_opts *o = &j->opts;
-	char key[SDK_AUTO_KEY_LEN + 1];
-	int64_t ttl = o->key_ttl_ms;
 
-	msgpack_pack_map(pk, count_fields(j, auto_ttl_ms));
+	msgpack_pack_map(pk, count_fields(j));
 	proto_kv_cstr(pk, "queue", j->queue);
 	if (j->payload_len > 0)
 		proto_kv_bin(pk, "payload", j->payload, j->payload_len);
@@ -70,24 +52,18 @@ static void pack_job(msgpack_packer *pk, const cueq_job_spec *j, int64_t auto_tt
 		proto_kv_uint(pk, "delay_ms", (uint64_t)o->delay_ms);
 	if (o->run_at_ms > 0)
 		proto_kv_uint(pk, "run_at", (uint64_t)o->run_at_ms);
-	if (o->key != NULL) {
+	if (o->key != NULL)
 		proto_kv_cstr(pk, "key", o->key);
-	} else {
-		auto_key(key);
-		proto_kv_cstr(pk, "key", key);
-		if (ttl == 0)
-			ttl = auto_ttl_ms;
-	}
-	if (ttl > 0)
-		proto_kv_uint(pk, "key_ttl_ms", (uint64_t)ttl);
+	if (o->key_ttl_ms > 0)
+		proto_kv_uint(pk, "key_ttl_ms", (uint64_t)o->key_ttl_ms);
 	if (o->unique != NULL)
 		proto_kv_cstr(pk, "unique", o->unique);
 }
 
-/* How long the broker should keep a key the SDK made: past every retry of
+/* How long the broker should remember the request: past every retry of
  * this call (each attempt may take a request timeout beyond the retry
  * deadline), with a minute to spare for clocks and queues. */
-static int64_t auto_key_ttl(const cueq_client *c)
+static int64_t retry_ttl(const cueq_client *c)
 {
 	int64_t ttl = c->retry_deadline_ms + c->request_timeout_ms + 60000;
 
@@ -127,7 +103,6 @@ int cueq_push_many(cueq_client *c, const cueq_job_spec *jobs, size_t n, cueq_pus
 	const char *dur = NULL;
 	size_t dur_n = 0, total = 0, refused = n;
 	proto_error e = { 0 };
-	int64_t auto_ttl;
 	int rc;
 	char why[1024];
 
@@ -153,13 +128,13 @@ int cueq_push_many(cueq_client *c, const cueq_job_spec *jobs, size_t n, cueq_pus
 				"these %zu jobs take about %zu bytes but one request holds at most %u "
 				"(4 MiB): push them in smaller batches",
 				n, total, PROTO_MAX_FRAME);
-	if ((rc = sdk_request_begin(c, &rq, "push", 1)) != CUEQ_OK)
+	if ((rc = sdk_request_begin(c, &rq, "push", 2)) != CUEQ_OK)
 		return rc;
+	proto_kv_uint(sdk_pk(&rq), "retry_ttl_ms", (uint64_t)retry_ttl(c));
 	proto_key(sdk_pk(&rq), "jobs");
 	msgpack_pack_array(sdk_pk(&rq), n);
-	auto_ttl = auto_key_ttl(c);
 	for (size_t i = 0; i < n; i++)
-		pack_job(sdk_pk(&rq), &jobs[i], auto_ttl);
+		pack_job(sdk_pk(&rq), &jobs[i]);
 	if ((rc = sdk_call(c, &rq, 0, 0, &rp)) != CUEQ_OK)
 		return rc;
 	if ((rc = sdk_get_results(rp.root, n, &res, &e)) != CUEQ_OK ||

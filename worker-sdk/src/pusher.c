@@ -13,8 +13,8 @@
  * on_result calls are serialised, so the callback never runs twice at once.
  * Each job's result (its own err: IDEMPOTENCY_MISMATCH, CONFLICT with the
  * holder, or a duplicate) goes to on_result; the first error also to
- * flush().  A job added without a key gets one from cueq_push_many when its
- * batch is packed, once, so the sender's retries never push it twice.
+ * flush().  A batch is packed once by cueq_push_many, whose retries resend
+ * the same bytes under the same request ID, so they never push it twice.
  */
 #include "sdk.h"
 

@@ -29,9 +29,6 @@
 #define SDK_JOB_OVERHEAD 192  /* a pushed job's bytes beyond queue, payload, keys */
 #define SDK_MIN_KEY_TTL_MS 1000LL
 #define SDK_MAX_KEY_TTL_MS 2592000000LL /* 30 days */
-/* Keys the SDK makes for pushes without one: "sdk-" and 32 hex digits. */
-#define SDK_AUTO_KEY_PREFIX "sdk-"
-#define SDK_AUTO_KEY_LEN (sizeof(SDK_AUTO_KEY_PREFIX) - 1 + 32)
 
 /* ---- errors (errors.c) --------------------------------------------------- */
 
