@@ -129,7 +129,8 @@ int emb_steps(struct engine *e, uint64_t id, const char *name, size_t name_len,
 /* lease.c */
 /* The token is not the live lease of o->id: answers a resend of the
  * outcome already applied, refuses anything else (o->err).  For other
- * writes under a lease (extend, step), pass kind OUT_NONE. */
+ * writes under a lease (extend, step), pass kind OUT_NONE.  It reads the
+ * stored record, which is written aside: settle first (store.c). */
 void emb_not_live(struct engine *e, struct eng_outcome *o);
 int emb_claim(struct engine *e, const char *queue, size_t qlen, size_t max, uint32_t lease_ms,
 	      const char *worker, size_t wlen, struct eng_claimed *out, size_t *n, proto_error *err);

@@ -81,6 +81,7 @@ static int event_kind(int event)
 	}
 }
 
+/* Reads after emb_settle (the record is written aside: store.c). */
 static int read_view(struct engine *e, uint64_t id, struct eng_view *v, proto_error *err)
 {
 	struct exec_rec rec;
@@ -107,7 +108,7 @@ int emb_get(struct engine *e, uint64_t id, struct eng_view *out, proto_error *er
 	uint8_t k[8], from[12] = {0}, to[12] = {0};
 	char *payload;
 	size_t plen, cap = 0;
-	if (emb_settle(e) != 0) /* the history must hold this turn's events */
+	if (emb_settle(e) != 0) /* the record and history must hold this turn's changes */
 		return proto_fail(err, CUEQ_ERR_UNAVAILABLE, "the broker's storage failed; try again");
 	int rc = read_view(e, id, out, err);
 

@@ -193,12 +193,11 @@ static void apply_nack(struct engine *e, struct job *j, struct eng_outcome *o, i
 	emb_put_rec(e, &rec);
 }
 
-void emb_not_live(struct engine *e, struct eng_outcome *o)
+/* The answer to o, whose token is not live, from r: the execution's
+ * record (rc 1), or rc 0 (none) or -1 (the read failed). */
+static void not_live_answer(struct eng_outcome *o, const struct exec_rec *r, int rc)
 {
-	struct exec_rec r;
-	msgpack_unpacked up;
-	char *buf, id[PROTO_ID_LEN + 1], tk[PROTO_ID_LEN + 1];
-	int rc = emb_read_rec(e, o->id, &r, &up, &buf);
+	char id[PROTO_ID_LEN + 1], tk[PROTO_ID_LEN + 1];
 
 	proto_id_fmt(o->id, id);
 	proto_id_fmt(o->token, tk);
@@ -207,30 +206,71 @@ void emb_not_live(struct engine *e, struct eng_outcome *o)
 	} else if (rc == 0) {
 		proto_fail(&o->err, CUEQ_ERR_NOT_FOUND,
 			   "no execution %s (never pushed, or deleted after the retention window)", id);
-	} else if (o->kind != OUT_NONE && r.out_kind != OUT_NONE && r.out_token == o->token) {
-		if (r.out_kind == o->kind && r.out_hash == outcome_hash(o)) {
-			o->state = r.out_state;
-			o->run_at = r.out_run_at;
-		} else if (r.state >= CUEQ_SUCCEEDED) {
+	} else if (o->kind != OUT_NONE && r->out_kind != OUT_NONE && r->out_token == o->token) {
+		if (r->out_kind == o->kind && r->out_hash == outcome_hash(o)) {
+			o->state = r->out_state;
+			o->run_at = r->out_run_at;
+		} else if (r->state >= CUEQ_SUCCEEDED) {
 			proto_fail(&o->err, CUEQ_ERR_CONFLICT,
 				   "execution %s already finished as %s under lease %s; a different outcome is refused",
-				   id, state_name(r.state), tk);
+				   id, state_name(r->state), tk);
 		} else {
 			proto_fail(&o->err, CUEQ_ERR_STALE_LEASE,
 				   "lease %s of execution %s was already ended by a %s; a different outcome is refused",
-				   tk, id, r.out_kind == OUT_ACK ? "ack" : "nack");
+				   tk, id, r->out_kind == OUT_ACK ? "ack" : "nack");
 		}
 	} else {
 		proto_fail(&o->err, CUEQ_ERR_STALE_LEASE,
 			   "lease token %s is not the live lease of execution %s (it is %s): your lease ended, so stop and do not retry its side effects",
-			   tk, id, state_name(r.state));
+			   tk, id, state_name(r->state));
 	}
+}
+
+void emb_not_live(struct engine *e, struct eng_outcome *o)
+{
+	struct exec_rec r;
+	msgpack_unpacked up;
+	char *buf;
+	int rc = emb_read_rec(e, o->id, &r, &up, &buf);
+
+	not_live_answer(o, &r, rc);
 	emb_rec_release(&up, buf);
 }
+
+/* An earlier item of the same request that ended o's lease, or NULL: its
+ * record is not written yet, so o is answered from that item. */
+static const struct eng_outcome *ended_earlier(const struct eng_outcome *items, size_t i)
+{
+	for (size_t k = i; k-- > 0;)
+		if (items[k].id == items[i].id && items[k].token == items[i].token &&
+		    items[k].err.code == CUEQ_OK && items[k].kind != OUT_NONE)
+			return &items[k];
+	return NULL;
+}
+
+static bool live(struct engine *e, uint64_t id, uint64_t token)
+{
+	struct job *j = jobs_find(e->jobs, id);
+	return j != NULL && j->state == CUEQ_LEASED && j->token == token;
+}
+
+/* A token that is not live is answered from the stored record, which is
+ * written aside (store.c): a request holding one first writes the turn so
+ * far, while it has changed nothing.  false: that write failed. */
+#define SETTLE_FOR_LATE_TOKENS(e, items, n, settled)                              \
+	do {                                                                      \
+		for (size_t i_ = 0; i_ < (n); i_++)                               \
+			if (!live((e), (items)[i_].id, (items)[i_].token)) {      \
+				(settled) = emb_settle(e) == 0;                   \
+				break;                                            \
+			}                                                         \
+	} while (0)
 
 void emb_finish(struct engine *e, struct eng_outcome *items, size_t n)
 {
 	int64_t now = proto_now_ms();
+	bool settled = true;
+	SETTLE_FOR_LATE_TOKENS(e, items, n, settled);
 	for (size_t i = 0; i < n; i++) {
 		struct eng_outcome *o = &items[i];
 		struct job *j = jobs_find(e->jobs, o->id);
@@ -238,7 +278,23 @@ void emb_finish(struct engine *e, struct eng_outcome *items, size_t n)
 		o->err.msg[0] = '\0';
 		o->run_at = 0;
 		if (j == NULL || j->state != CUEQ_LEASED || j->token != o->token) {
-			emb_not_live(e, o);
+			const struct eng_outcome *first = ended_earlier(items, i);
+			if (first != NULL) {
+				struct exec_rec r = {
+					.state = (uint8_t)first->state,
+					.out_kind = (uint8_t)first->kind,
+					.out_state = (uint8_t)first->state,
+					.out_token = first->token,
+					.out_hash = outcome_hash(first),
+					.out_run_at = first->run_at,
+				};
+				not_live_answer(o, &r, 1);
+			} else if (settled) {
+				emb_not_live(e, o);
+			} else {
+				proto_fail(&o->err, CUEQ_ERR_UNAVAILABLE,
+					   "the broker's storage failed; try again");
+			}
 			continue;
 		}
 		if (emb_unique_load(e, j) != 0) { /* before any write of this item */
@@ -259,6 +315,8 @@ void emb_finish(struct engine *e, struct eng_outcome *items, size_t n)
 void emb_extend(struct engine *e, struct eng_extend *items, size_t n)
 {
 	int64_t now = proto_now_ms();
+	bool settled = true;
+	SETTLE_FOR_LATE_TOKENS(e, items, n, settled);
 	for (size_t i = 0; i < n; i++) {
 		struct eng_extend *x = &items[i];
 		struct job *j = jobs_find(e->jobs, x->id);
@@ -269,7 +327,11 @@ void emb_extend(struct engine *e, struct eng_extend *items, size_t n)
 		if (j == NULL || j->state != CUEQ_LEASED || j->token != x->token) {
 			/* kind OUT_NONE matches no stored outcome: always refused */
 			struct eng_outcome probe = {.id = x->id, .token = x->token, .kind = OUT_NONE};
-			emb_not_live(e, &probe);
+			if (settled)
+				emb_not_live(e, &probe);
+			else
+				proto_fail(&probe.err, CUEQ_ERR_UNAVAILABLE,
+					   "the broker's storage failed; try again");
 			x->err = probe.err;
 			continue;
 		}

@@ -53,6 +53,8 @@ int emb_step_set(struct engine *e, uint64_t id, uint64_t token, const char *name
 
 	if (j == NULL || j->state != CUEQ_LEASED || j->token != token) {
 		struct eng_outcome probe = {.id = id, .token = token, .kind = OUT_NONE};
+		if (emb_settle(e) != 0) /* the record holds this turn's changes */
+			return proto_fail(err, CUEQ_ERR_UNAVAILABLE, "the broker's storage failed; try again");
 		emb_not_live(e, &probe);
 		*err = probe.err;
 		return err->code;
@@ -107,7 +109,11 @@ int emb_steps(struct engine *e, uint64_t id, const char *name, size_t name_len,
 	struct exec_rec rec;
 	msgpack_unpacked up;
 	char *buf;
-	int rc = emb_read_rec(e, id, &rec, &up, &buf);
+	int rc = emb_settle(e); /* the record holds this turn's changes */
+	if (rc == 0)
+		rc = emb_read_rec(e, id, &rec, &up, &buf);
+	else
+		msgpack_unpacked_init(&up), buf = NULL;
 
 	emb_rec_release(&up, buf);
 	proto_id_fmt(id, sid);

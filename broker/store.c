@@ -16,9 +16,11 @@
  * skip the cost of the batch's index.  Those families are read only at
  * start-up; by the retention and key sweeps, which keep their cursor in
  * memory, so an entry not yet written is only seen by a later sweep (they
- * are recent, never due yet); or by get and list, which first write the
- * turn so far (emb_settle: the requests before them are whole, so no
- * request is split).
+ * are recent, never due yet); or by get, list, steps and the answer to a
+ * late lease token (the execution record: memory holds every live one),
+ * which first write the turn so far (emb_settle, before their request
+ * changed anything: the requests before them are whole, so no request is
+ * split).
  *
  * Failure is sticky (see store.h): after the first failed write or sync,
  * RocksDB is never written or synced again by this process.  That is also
@@ -73,7 +75,7 @@ struct store {
 
 /* Families no request reads back within the turn that wrote them. */
 static const bool WRITE_ONLY[CF_COUNT] = {
-	[CF_ACTIVE] = true, [CF_HIST] = true,	 [CF_DONE] = true,
+	[CF_EXEC] = true,   [CF_ACTIVE] = true,	 [CF_HIST] = true,   [CF_DONE] = true,
 	[CF_EXPIRY] = true, [CF_IDEMEXP] = true, [CF_META] = true,
 };
 

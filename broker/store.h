@@ -19,8 +19,8 @@
  *   steps    id(8) name             -> step record (record.h)
  *
  * Writes of the core thread gather in one pending batch per loop turn, which
- * reads and iterators already see, except in the families active, hist,
- * done, expiry, idemexp and meta (see store.c): commit first to read those
+ * reads and iterators already see, except in the families exec, active,
+ * hist, done, expiry, idemexp and meta (see store.c): commit first to read those
  * with everything written so far; store_commit() writes it as one atomic
  * RocksDB write without sync, store_sync() (any thread) makes everything
  * written so far durable with one WAL fsync.  That split is the group

@@ -562,6 +562,31 @@ static void test_outcome_replay(void **state)
 	expect_text(v.exec.error, v.exec.error_len, "boom");
 	assert_true(v.exec.run_at == o.run_at);
 	f->eo->view_free(f->e, &v);
+
+	/* within one turn, before anything is written: the same outcome twice
+	 * in one request, and again in a later request of the turn */
+	struct eng_pushed c = push_new(f, job("q.replay", "c"));
+	turn(f);
+	struct eng_claimed cc = claim_one(f, "q.replay", LONG_LEASE_MS);
+	turn(f);
+	assert_true(cc.id == c.id);
+	struct eng_outcome two[3] = {
+		{.id = c.id, .token = cc.token, .kind = ENG_ACK, .text = "r", .text_len = 1},
+		{.id = c.id, .token = cc.token, .kind = ENG_ACK, .text = "r", .text_len = 1},
+		{.id = c.id, .token = cc.token, .kind = ENG_NACK, .text = "x", .text_len = 1},
+	};
+	f->eo->finish(f->e, two, 3);
+	assert_int_equal(two[0].err.code, CUEQ_OK);
+	assert_int_equal(two[1].err.code, CUEQ_OK);
+	assert_int_equal(two[1].state, CUEQ_SUCCEEDED);
+	assert_int_equal(two[2].err.code, CUEQ_ERR_CONFLICT);
+	o = finish(f, c.id, cc.token, ENG_ACK, "r", -1, false);
+	assert_int_equal(o.err.code, CUEQ_OK);
+	assert_int_equal(o.state, CUEQ_SUCCEEDED);
+	assert_int_equal(ack(f, c.id, cc.token, "other"), CUEQ_ERR_CONFLICT);
+	assert_int_equal(step_set(f, c.id, cc.token, "late", "v"), CUEQ_ERR_STALE_LEASE);
+	turn(f);
+	assert_int_equal(state_of(f, c.id), CUEQ_SUCCEEDED);
 }
 
 /* An idempotency key answers the same request with the first answer and
