@@ -273,26 +273,57 @@ static int load_counts(struct engine *e)
 	return 0;
 }
 
+/* Moves x (over exec) to the record of id: true when it is there.  The
+ * active IDs come in order and most records between them are of other
+ * active ones, so a few steps forward beat a seek; far gaps (finished
+ * executions kept for retention) are sought over. */
+#define RECOVER_STEPS 8
+static bool exec_at(struct store_iter *x, uint64_t id)
+{
+	for (int steps = 0; store_iter_valid(x); steps++) {
+		size_t kl;
+		const char *k = store_iter_key(x, &kl);
+		uint64_t at = kl == 8 ? store_get_be64((const uint8_t *)k) : 0;
+		if (kl == 8 && at >= id)
+			return at == id;
+		if (steps == RECOVER_STEPS) {
+			uint8_t key[8];
+			store_be64(key, id);
+			store_iter_seek(x, key, 8);
+			steps = -1;
+			continue;
+		}
+		store_iter_next(x);
+	}
+	return false;
+}
+
 static int recover(struct engine *e)
 {
 	uint8_t lo[8] = {0};
 	size_t n = 0;
+	msgpack_zone *z = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
 	struct store_iter *it = store_iter_new(e->st, CF_ACTIVE, lo, 8, NULL, 0);
-	if (it == NULL)
+	struct store_iter *x = store_iter_new(e->st, CF_EXEC, lo, 8, NULL, 0);
+	if (z == NULL || it == NULL || x == NULL) {
+		if (z != NULL)
+			msgpack_zone_free(z);
+		store_iter_free(it);
+		store_iter_free(x);
 		return -1;
+	}
+	jobs_reserve(e->jobs, store_estimate_keys(e->st, CF_ACTIVE));
 	for (; store_iter_valid(it); store_iter_next(it)) {
-		size_t kl;
+		size_t kl, vl;
 		const char *k = store_iter_key(it, &kl);
 		struct exec_rec r;
-		msgpack_unpacked up;
-		char *buf;
 		if (kl != 8)
 			continue;
 		uint64_t id = store_get_be64((const uint8_t *)k);
-		if (emb_read_rec(e, id, &r, &up, &buf) != 1 || r.state > CUEQ_LEASED) {
+		const char *v = exec_at(x, id) ? store_iter_value(x, &vl) : NULL;
+		if (v == NULL || record_unpack_zone(v, vl, z, &r) != 0 || r.state > CUEQ_LEASED) {
 			log_warn("active execution %016llx has no usable record; skipped",
 				 (unsigned long long)id);
-			emb_rec_release(&up, buf);
 			continue;
 		}
 		struct job *j = emb_oom(jobs_alloc(e->jobs));
@@ -321,12 +352,15 @@ static int recover(struct engine *e)
 		/* a scheduled job whose time came is made ready by the first tick */
 		emb_set_state(e, j, r.state == CUEQ_LEASED && r.token ? CUEQ_LEASED :
 				    r.state == CUEQ_SCHEDULED ? CUEQ_SCHEDULED : CUEQ_READY);
-		emb_rec_release(&up, buf);
 		n++;
 	}
+	msgpack_zone_free(z);
+	int rc = store_iter_status(it) != 0 || store_iter_status(x) != 0 ? -1 : 0;
 	store_iter_free(it);
-	log_info("recovered %zu unfinished executions", n);
-	return 0;
+	store_iter_free(x);
+	if (rc == 0)
+		log_info("recovered %zu unfinished executions", n);
+	return rc;
 }
 
 static void emb_close(struct engine *e);

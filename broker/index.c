@@ -128,6 +128,15 @@ static int grow(struct jobs *t)
 	return 0;
 }
 
+void jobs_reserve(struct jobs *t, size_t n)
+{
+	if (n > ((size_t)1 << 26)) /* an estimate: never reserve wildly */
+		n = (size_t)1 << 26;
+	while ((n + 1) * 10 > t->cap * 7)
+		if (grow(t) != 0)
+			return;
+}
+
 int jobs_insert(struct jobs *t, struct job *j)
 {
 	if ((t->n + 1) * 10 > t->cap * 7 && grow(t) != 0)

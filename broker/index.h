@@ -50,6 +50,9 @@ struct job *jobs_alloc(struct jobs *t);
 /* Returns a job (removed from the table and heaps first) to the pool. */
 void jobs_release(struct jobs *t, struct job *j);
 int jobs_insert(struct jobs *t, struct job *j); /* 0, or -1 out of memory */
+/* Makes room for n jobs at once (start-up); a failure leaves it growing
+ * as it goes. */
+void jobs_reserve(struct jobs *t, size_t n);
 struct job *jobs_find(const struct jobs *t, uint64_t id);
 void jobs_remove(struct jobs *t, struct job *j);
 size_t jobs_count(const struct jobs *t);

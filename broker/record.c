@@ -8,6 +8,9 @@
 
 #include "proto.h"
 
+#include <stdbool.h>
+#include <string.h>
+
 uint64_t record_hash(uint64_t h, const void *p, size_t n)
 {
 	return proto_hash(h, p, n);
@@ -73,45 +76,135 @@ static int i64(const msgpack_object *m, const char *k, int64_t *out)
 	return proto_int(m, k, false, INT64_MIN, INT64_MAX, out, NULL) == CUEQ_OK ? 0 : -1;
 }
 
+/* The fields of an execution record, in the order record_pack writes
+ * them: record_unpack reads the map in one pass (start-up reads a million
+ * records), looking each key up here, expected position first. */
+enum { F_V, F_ID, F_CUE, F_Q, F_PR, F_MA, F_LM, F_AT, F_EX, F_FA, F_HS, F_ST, F_CA, F_RA,
+       F_DL, F_FI, F_TK, F_RES, F_ERR, F_FL, F_OK, F_OS, F_OT, F_OH, F_OR, F_COUNT };
+enum { K_U, K_I, K_S };
+static const struct {
+	char name[4];
+	uint8_t len, kind;
+	uint64_t max; /* K_U: the largest value; K_S: the longest string */
+} FIELDS[F_COUNT] = {
+	[F_V] = {"v", 1, K_U, UINT32_MAX},	 [F_ID] = {"id", 2, K_U, UINT64_MAX},
+	[F_CUE] = {"cue", 3, K_U, UINT64_MAX},	 [F_Q] = {"q", 1, K_S, PROTO_MAX_QUEUE},
+	[F_PR] = {"pr", 2, K_I, 0},		 [F_MA] = {"ma", 2, K_U, UINT32_MAX},
+	[F_LM] = {"lm", 2, K_U, UINT32_MAX},	 [F_AT] = {"at", 2, K_U, UINT32_MAX},
+	[F_EX] = {"ex", 2, K_U, UINT32_MAX},	 [F_FA] = {"fa", 2, K_U, UINT32_MAX},
+	[F_HS] = {"hs", 2, K_U, UINT32_MAX},	 [F_ST] = {"st", 2, K_U, 5},
+	[F_CA] = {"ca", 2, K_I, 0},		 [F_RA] = {"ra", 2, K_I, 0},
+	[F_DL] = {"dl", 2, K_I, 0},		 [F_FI] = {"fi", 2, K_I, 0},
+	[F_TK] = {"tk", 2, K_U, UINT64_MAX},	 [F_RES] = {"res", 3, K_S, SIZE_MAX},
+	[F_ERR] = {"err", 3, K_S, SIZE_MAX},	 [F_FL] = {"fl", 2, K_U, 255},
+	[F_OK] = {"ok", 2, K_U, 2},		 [F_OS] = {"os", 2, K_U, 5},
+	[F_OT] = {"ot", 2, K_U, UINT64_MAX},	 [F_OH] = {"oh", 2, K_U, UINT64_MAX},
+	[F_OR] = {"or", 2, K_I, 0},
+};
+
+static int field_of(const msgpack_object *k, int guess)
+{
+	if (k->type != MSGPACK_OBJECT_STR)
+		return -1;
+	for (int n = 0; n < F_COUNT; n++) {
+		int f = (guess + n) % F_COUNT;
+		if (k->via.str.size == FIELDS[f].len && memcmp(k->via.str.ptr, FIELDS[f].name, FIELDS[f].len) == 0)
+			return f;
+	}
+	return -1;
+}
+
+static int from_object(const msgpack_object *o, struct exec_rec *r);
+
 int record_unpack(const char *buf, size_t len, msgpack_unpacked *up, struct exec_rec *r)
 {
-	const msgpack_object *m;
-	uint64_t v, x;
-	int64_t pr;
-	int bad = 0;
-
 	*r = (struct exec_rec){0};
 	if (proto_decode(buf, len, up, NULL) != CUEQ_OK)
 		return -1;
-	m = &up->data;
-	if (u(m, "v", UINT32_MAX, &v) != 0 || v == 0 || v > RECORD_VERSION)
+	return from_object(&up->data, r);
+}
+
+int record_unpack_zone(const char *buf, size_t len, msgpack_zone *z, struct exec_rec *r)
+{
+	msgpack_object o;
+	size_t off = 0;
+	*r = (struct exec_rec){0};
+	msgpack_zone_clear(z);
+	if (msgpack_unpack(buf, len, &off, z, &o) != MSGPACK_UNPACK_SUCCESS || off != len ||
+	    o.type != MSGPACK_OBJECT_MAP)
 		return -1;
-	bad |= u(m, "id", UINT64_MAX, &r->id);
-	bad |= u(m, "cue", UINT64_MAX, &r->cue_id);
-	bad |= proto_str(m, "q", true, PROTO_MAX_QUEUE, &r->queue, &r->queue_len, NULL);
-	bad |= i64(m, "pr", &pr);
-	r->priority = (int32_t)pr;
-	bad |= u(m, "ma", UINT32_MAX, &x), r->max_attempts = (uint32_t)x;
-	bad |= u(m, "lm", UINT32_MAX, &x), r->lease_ms = (uint32_t)x;
-	bad |= u(m, "at", UINT32_MAX, &x), r->attempt = (uint32_t)x;
-	bad |= u(m, "ex", UINT32_MAX, &x), r->expiries = (uint32_t)x;
-	bad |= u(m, "fa", UINT32_MAX, &x), r->failures = (uint32_t)x;
-	bad |= u(m, "hs", UINT32_MAX, &x), r->hist_seq = (uint32_t)x;
-	bad |= u(m, "st", 5, &x), r->state = (uint8_t)x;
-	bad |= u(m, "fl", 255, &x), r->flags = (uint8_t)x;
-	bad |= i64(m, "ca", &r->created_at);
-	bad |= i64(m, "ra", &r->run_at);
-	bad |= i64(m, "dl", &r->deadline);
-	bad |= i64(m, "fi", &r->finished_at);
-	bad |= u(m, "tk", UINT64_MAX, &r->token);
-	bad |= proto_str(m, "res", false, SIZE_MAX, &r->result, &r->result_len, NULL);
-	bad |= proto_str(m, "err", false, SIZE_MAX, &r->error, &r->error_len, NULL);
-	bad |= u(m, "ok", 2, &x), r->out_kind = (uint8_t)x;
-	bad |= u(m, "os", 5, &x), r->out_state = (uint8_t)x;
-	bad |= u(m, "ot", UINT64_MAX, &r->out_token);
-	bad |= u(m, "oh", UINT64_MAX, &r->out_hash);
-	bad |= i64(m, "or", &r->out_run_at);
-	return bad ? -1 : 0;
+	return from_object(&o, r);
+}
+
+static int from_object(const msgpack_object *o, struct exec_rec *r)
+{
+	union {
+		uint64_t u;
+		int64_t i;
+		struct {
+			const char *p;
+			size_t n;
+		} s;
+	} val[F_COUNT] = {0};
+	bool seen[F_COUNT] = {0};
+	const msgpack_object_map *m = &o->via.map;
+	for (uint32_t e = 0, guess = 0; e < m->size; e++) {
+		const msgpack_object *v = &m->ptr[e].val;
+		int f = field_of(&m->ptr[e].key, (int)guess);
+		if (f < 0 || seen[f] || v->type == MSGPACK_OBJECT_NIL)
+			continue; /* unknown (a newer field), or a repeat: the first counts */
+		guess = (uint32_t)f + 1;
+		seen[f] = true;
+		switch (FIELDS[f].kind) {
+		case K_U:
+			if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || v->via.u64 > FIELDS[f].max)
+				return -1;
+			val[f].u = v->via.u64;
+			break;
+		case K_I:
+			if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 <= INT64_MAX)
+				val[f].i = (int64_t)v->via.u64;
+			else if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+				val[f].i = v->via.i64;
+			else
+				return -1;
+			break;
+		default:
+			if (v->type != MSGPACK_OBJECT_STR || v->via.str.size > FIELDS[f].max)
+				return -1;
+			val[f].s.p = v->via.str.ptr, val[f].s.n = v->via.str.size;
+		}
+	}
+	if (!seen[F_V] || val[F_V].u == 0 || val[F_V].u > RECORD_VERSION || !seen[F_Q] ||
+	    val[F_PR].i < INT32_MIN || val[F_PR].i > INT32_MAX)
+		return -1;
+	r->id = val[F_ID].u;
+	r->cue_id = val[F_CUE].u;
+	r->queue = val[F_Q].s.p, r->queue_len = val[F_Q].s.n;
+	r->priority = (int32_t)val[F_PR].i;
+	r->max_attempts = (uint32_t)val[F_MA].u;
+	r->lease_ms = (uint32_t)val[F_LM].u;
+	r->attempt = (uint32_t)val[F_AT].u;
+	r->expiries = (uint32_t)val[F_EX].u;
+	r->failures = (uint32_t)val[F_FA].u;
+	r->hist_seq = (uint32_t)val[F_HS].u;
+	r->state = (uint8_t)val[F_ST].u;
+	r->flags = (uint8_t)val[F_FL].u;
+	r->created_at = val[F_CA].i;
+	r->run_at = val[F_RA].i;
+	r->deadline = val[F_DL].i;
+	r->finished_at = val[F_FI].i;
+	r->token = val[F_TK].u;
+	if (seen[F_RES])
+		r->result = val[F_RES].s.p, r->result_len = val[F_RES].s.n;
+	if (seen[F_ERR])
+		r->error = val[F_ERR].s.p, r->error_len = val[F_ERR].s.n;
+	r->out_kind = (uint8_t)val[F_OK].u;
+	r->out_state = (uint8_t)val[F_OS].u;
+	r->out_token = val[F_OT].u;
+	r->out_hash = val[F_OH].u;
+	r->out_run_at = val[F_OR].i;
+	return 0;
 }
 
 void record_pack_event(msgpack_packer *pk, const struct hist_rec *h)

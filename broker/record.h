@@ -53,6 +53,9 @@ void record_pack(msgpack_packer *pk, const struct exec_rec *r);
 /* Decodes a stored record into r; strings point into up, which the caller
  * keeps alive and destroys.  Returns 0, or -1 on a corrupt or newer record. */
 int record_unpack(const char *buf, size_t len, msgpack_unpacked *up, struct exec_rec *r);
+/* The same into zone z (cleared first; r points into it and buf), for
+ * reading many records one after another without an allocation each. */
+int record_unpack_zone(const char *buf, size_t len, msgpack_zone *z, struct exec_rec *r);
 
 /* Stored event numbers: event 1 was "pushed" in early drafts; numbers stay
  * stable on disk (inspect.c gives the engine's words for them). */

@@ -490,6 +490,14 @@ int store_get(struct store *s, int cf, const void *k, size_t kl, char **v, size_
 	return *v != NULL;
 }
 
+size_t store_estimate_keys(struct store *s, int cf)
+{
+	char *v = rocksdb_property_value_cf(s->db, s->cf[cf], "rocksdb.estimate-num-keys");
+	size_t n = v != NULL ? (size_t)strtoull(v, NULL, 10) : 0;
+	rocksdb_free(v);
+	return n;
+}
+
 void store_free(void *p)
 {
 	rocksdb_free(p);
@@ -543,9 +551,14 @@ struct store_iter *store_iter_new(struct store *s, int cf, const void *from, siz
 	rocksdb_readoptions_set_iterate_lower_bound(it->ro, it->lo, fl);
 	if (to)
 		rocksdb_readoptions_set_iterate_upper_bound(it->ro, it->hi, tl);
+	/* scans of a whole family (start-up reads a million entries) read
+	 * through the block cache without filling it */
+	rocksdb_readoptions_set_fill_cache(it->ro, 0);
 	rocksdb_iterator_t *base = rocksdb_create_iterator_cf(s->db, it->ro, s->cf[cf]);
-	/* takes base over: destroying it->it destroys both */
-	it->it = rocksdb_writebatch_wi_create_iterator_with_base_cf(s->batch, base, s->cf[cf]);
+	if (WRITE_ONLY[cf]) /* never in the indexed batch: nothing to merge */
+		it->it = base;
+	else /* takes base over: destroying it->it destroys both */
+		it->it = rocksdb_writebatch_wi_create_iterator_with_base_cf(s->batch, base, s->cf[cf]);
 	rocksdb_iter_seek(it->it, it->lo, fl);
 	iter_load(it);
 	return it;
@@ -559,6 +572,17 @@ bool store_iter_valid(struct store_iter *it)
 void store_iter_next(struct store_iter *it)
 {
 	rocksdb_iter_next(it->it);
+	iter_load(it);
+}
+
+void store_iter_seek(struct store_iter *it, const void *k, size_t kl)
+{
+	size_t m = kl < it->ll ? kl : it->ll;
+	int c = memcmp(k, it->lo, m);
+	if (c < 0 || (c == 0 && kl < it->ll))
+		rocksdb_iter_seek(it->it, it->lo, it->ll);
+	else
+		rocksdb_iter_seek(it->it, k, kl);
 	iter_load(it);
 }
 

@@ -108,12 +108,17 @@ struct store_iter *store_iter_new(struct store *s, int cf, const void *from, siz
 				  const void *to, size_t tl);
 bool store_iter_valid(struct store_iter *it);
 void store_iter_next(struct store_iter *it);
+/* Moves to the first key >= k (and >= from). */
+void store_iter_seek(struct store_iter *it, const void *k, size_t kl);
 const char *store_iter_key(struct store_iter *it, size_t *kl);
 const char *store_iter_value(struct store_iter *it, size_t *vl);
 /* 0 when the iteration ended because the range did, -1 (after logging
  * why) when a read failed: then what it returned is incomplete. */
 int store_iter_status(struct store_iter *it);
 void store_iter_free(struct store_iter *it);
+
+/* RocksDB's estimate of the number of keys in cf (0 when unknown). */
+size_t store_estimate_keys(struct store *s, int cf);
 
 /* Big-endian helpers for keys. */
 void store_be64(uint8_t *p, uint64_t v);

@@ -990,6 +990,39 @@ static void test_failed_write_inside_a_read(void **state)
 	assert_int_equal(state_of(f, a.id), CUEQ_SUCCEEDED);
 }
 
+/* Start-up finds every unfinished execution among many finished ones
+ * (runs of finished records longer than the recovery's look-ahead). */
+static void test_reopen_among_finished(void **state)
+{
+	struct fx *f = *state;
+	struct eng_pushed p[40];
+	for (int i = 0; i < 40; i++)
+		p[i] = push_new(f, job("q.gaps", "g"));
+	turn(f);
+	struct eng_claimed got[40];
+	assert_int_equal(claim(f, "q.gaps", 40, LONG_LEASE_MS, got), 40);
+	turn(f);
+	for (int i = 0; i < 40; i++) {
+		assert_true(got[i].id == p[i].id);
+		bool keep = i < 3 || i == 20 || i >= 37;
+		if (!keep)
+			assert_int_equal(ack(f, got[i].id, got[i].token, NULL), CUEQ_OK);
+		f->eo->claimed_free(f->e, &got[i]);
+	}
+	turn(f);
+	f->eo->close(f->e);
+	f->e = open_at(f);
+	assert_int_equal(count(f, "q.gaps", CUEQ_LEASED), 7);
+	assert_int_equal(count(f, "q.gaps", CUEQ_SUCCEEDED), 33);
+	for (int i = 0; i < 40; i++) {
+		bool keep = i < 3 || i == 20 || i >= 37;
+		assert_int_equal(state_of(f, p[i].id), keep ? CUEQ_LEASED : CUEQ_SUCCEEDED);
+		if (keep)
+			assert_int_equal(ack(f, got[i].id, got[i].token, NULL), CUEQ_OK);
+	}
+	turn(f);
+}
+
 /* A remembered request: recalled with its bytes' hash after a reopen, in
  * the same write as the push it answered (a failed write has neither),
  * refused for other bytes, forgotten when its time runs out. */
@@ -1048,6 +1081,7 @@ static const struct CMUnitTest scenarios[] = {
 	cmocka_unit_test_setup_teardown(test_failed_write_leaves_nothing, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_failed_write_inside_a_read, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_remembered_requests, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_reopen_among_finished, setup, teardown),
 };
 
 #define N_SCENARIOS (sizeof(scenarios) / sizeof(scenarios[0]))
