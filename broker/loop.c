@@ -62,15 +62,17 @@ static void *xoom(void *p)
 /* ---- replies ---- */
 
 /* Queues reply m (answer code: CUEQ_OK or the error) for r, remembers it
- * under its request ID and answers the repeats that waited for it.  A
- * "try again" answer is not remembered: the retry must be able to work. */
-static void answer(void *arg, struct request *r, nng_msg *m, int code, struct rid_entry *e)
+ * under its request ID (when keep) and answers the repeats that waited for
+ * it.  A "try again" answer is not remembered: the retry must be able to
+ * work; nor is one the engine gives again by itself (OP_REPLAYS), which
+ * keeps the loop's memory for the requests that need it. */
+static void answer_as(struct loop *l, struct request *r, nng_msg *m, int code,
+		      struct rid_entry *e, bool keep)
 {
-	struct loop *l = arg;
 	if (e != NULL) {
 		struct request *w = e->waiters;
 		e->waiters = NULL;
-		if (code == CUEQ_ERR_UNAVAILABLE || code == CUEQ_ERR_INTERNAL)
+		if (!keep || code == CUEQ_ERR_UNAVAILABLE || code == CUEQ_ERR_INTERNAL)
 			ridcache_remove(l->rids, e);
 		else
 			ridcache_done(l->rids, e, nng_msg_body(m), nng_msg_len(m));
@@ -85,6 +87,11 @@ static void answer(void *arg, struct request *r, nng_msg *m, int code, struct ri
 		}
 	}
 	replies_add(l->turn, r, m);
+}
+
+static void answer(void *arg, struct request *r, nng_msg *m, int code, struct rid_entry *e)
+{
+	answer_as(arg, r, m, code, e, true);
 }
 
 static nng_msg *new_msg(proto_writer *w)
@@ -137,7 +144,7 @@ static void run_op(struct loop *l, struct request *r, const struct op *op,
 		l->eo->remember(l->e, rid, rid_len, hash, nng_msg_body(m), nng_msg_len(m),
 				proto_now_ms() + c.remember_ms);
 	}
-	answer(l, r, m, rc, e);
+	answer_as(l, r, m, rc, e, !(op->flags & OP_REPLAYS) && !c.replayable);
 }
 
 static void handle(struct loop *l, struct request *r)

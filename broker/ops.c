@@ -156,31 +156,32 @@ static int push_job(struct opctx *c, const msgpack_object *m, struct eng_push *p
 
 /* retry_ttl_ms: the answer of this request is remembered by its request
  * ID for that long, on disk, so that a retry reaching a restarted broker
- * is answered from it.  1: answered (from the remembered answer), 0: go
- * on, or an error. */
-static int push_recall(struct opctx *c)
+ * is answered from it.  CUEQ_OK (*answered: from the remembered answer)
+ * or an error. */
+static int push_recall(struct opctx *c, bool *answered)
 {
 	uint64_t ttl = 0;
 	void *reply;
 	size_t len;
 	int rc = proto_uint(c->req, "retry_ttl_ms", false, 1000, 30 * 86400000ull, &ttl, &c->err);
-	if (rc != CUEQ_OK)
+	*answered = false;
+	if (rc != CUEQ_OK || ttl == 0)
 		return rc;
-	if (ttl == 0)
-		return 0;
 	rc = c->eo->recall(c->e, c->rid, c->rid_len, c->body_hash, &reply, &len, &c->err);
 	if (rc < 0)
 		return c->err.code;
 	if (rc == 2)
 		return proto_fail(&c->err, CUEQ_ERR_BAD_REQUEST,
 				  "this request ID was already used for a different request; use a new ID for each request and the same one only to resend it unchanged");
+	c->replayable = true;
 	if (rc == 0) {
 		c->remember_ms = (int64_t)ttl;
-		return 0;
+		return CUEQ_OK;
 	}
 	c->pk->callback(c->pk->data, reply, len); /* the very bytes answered first */
 	free(reply);
-	return 1;
+	*answered = true;
+	return CUEQ_OK;
 }
 
 static int op_push(struct opctx *c)
@@ -190,8 +191,9 @@ static int op_push(struct opctx *c)
 	int rc = proto_array(c->req, "jobs", true, 1, CUEQ_MAX_BATCH, &jobs, &c->err);
 	if (rc != CUEQ_OK)
 		return rc;
-	if ((rc = push_recall(c)) != 0)
-		return rc == 1 ? CUEQ_OK : rc;
+	bool answered;
+	if ((rc = push_recall(c, &answered)) != CUEQ_OK || answered)
+		return rc;
 	struct eng_push *in = calloc(jobs->size, sizeof(*in));
 	struct eng_pushed *out = calloc(jobs->size, sizeof(*out));
 	if (in == NULL || out == NULL) {
@@ -610,7 +612,8 @@ static int op_stats(struct opctx *c)
 
 static const struct op op_table[] = {
 	{"ping", 0, op_ping},	       {"push", OP_WRITE | OP_PRODUCE, op_push},   {"claim", OP_WRITE, op_claim},
-	{"ack", OP_WRITE, op_ack},     {"nack", OP_WRITE, op_nack},   {"extend", OP_WRITE, op_extend},
+	{"ack", OP_WRITE | OP_REPLAYS, op_ack},	   {"nack", OP_WRITE | OP_REPLAYS, op_nack},
+	{"extend", OP_WRITE, op_extend},
 	{"get", 0, op_get},	       {"list", 0, op_list},	      {"stats", 0, op_stats},
 	{"step_set", OP_WRITE, op_step_set}, {"step_get", 0, op_step_get}, {"steps", 0, op_steps},
 };

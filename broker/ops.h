@@ -15,6 +15,10 @@
 #define OP_WRITE 1	/* changes state: answered once per request ID */
 #define OP_PRODUCE 2	/* adds work (push): bounded per turn, so that claims and
 			 * acks are never starved by a flood of pushes */
+#define OP_REPLAYS 4	/* a repeat is answered from the engine's own state (ack,
+			 * nack: the outcome kept in the execution's record), the
+			 * same bytes without a write: once sent, the loop
+			 * forgets the reply */
 #define OP_PARKED (-1) /* claim found nothing and waits: no reply yet */
 
 /* A claim, as parked by the loop until something is ready or the wait ends. */
@@ -40,6 +44,8 @@ struct opctx {
 	uint64_t body_hash;   /* of the whole request (OP_WRITE ops) */
 	int64_t remember_ms;  /* set by push with retry_ttl_ms: the loop has the
 			       * engine remember the answer this long */
+	bool replayable;      /* the engine answers a repeat of this request (the
+			       * push was remembered or recalled): as OP_REPLAYS */
 	proto_error err;      /* set when a handler fails */
 	struct claim_args park; /* filled when a claim parks */
 };
