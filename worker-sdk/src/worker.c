@@ -83,6 +83,18 @@ static void *handler_thread(void *arg)
 		w->n_running--;
 		w->handled++;
 		pthread_cond_signal(&w->cv_fetch);
+		if (w->ack_linger_ms == 0 && !w->acking && w->n_out == 0 && w->run_head == NULL) {
+			/* nothing to run next and no outcome in flight: send it
+			 * from here rather than wake the acker for it */
+			w->acking = true;
+			pthread_mutex_unlock(&w->mu);
+			worker_send_own(w, j);
+			pthread_mutex_lock(&w->mu);
+			w->acking = false;
+			worker_release(w, j);
+			pthread_cond_signal(&w->cv_ack); /* outcomes queued meanwhile */
+			continue;
+		}
 		if (w->n_out++ == 0)
 			w->out_since = proto_mono_ms();
 		if (w->out_tail != NULL)

@@ -42,6 +42,7 @@ struct cueq_worker {
 	cueq_job *out_head, *out_tail; /* outcomes waiting to be sent */
 	size_t n_out;
 	int64_t out_since; /* mono ms the oldest waiting outcome was queued */
+	bool acking;	   /* an outcome request is in flight (acker or handler) */
 	cueq_job *held;	   /* every job the worker holds */
 	bool fetch_done;   /* no more jobs will be queued */
 	bool handlers_done;
@@ -62,5 +63,8 @@ void worker_lose_all(cueq_worker *w, cueq_job **head, cueq_job **tail);
 
 void *worker_extender(void *arg);
 void *worker_acker(void *arg);
+/* A handler thread sends the outcome of its own job j (without mu; the
+ * caller set acking, and releases j after). */
+void worker_send_own(cueq_worker *w, cueq_job *j);
 
 #endif /* CUEQ_WORKER_H */

@@ -4,8 +4,10 @@
  * One acker thread sends them, so outcomes that finish while an ack request
  * is in flight share the next one: under load one request carries many
  * outcomes (and the broker syncs them once); when idle an outcome leaves at
- * once.  ack_linger_ms (default 0) can make an outcome wait for company.  Acks and
- * nacks go as two batch requests.  A job whose lease was lost before its
+ * once, and a handler with nothing else to run sends its own outcome itself
+ * when no outcome request is in flight (worker_send_own), sparing a lone
+ * job the hand-off to this thread.  ack_linger_ms (default 0) can make an
+ * outcome wait for company.  Acks and nacks go as two batch requests.  A job whose lease was lost before its
  * outcome left is not sent at all; it and every outcome the broker did not
  * accept count as lost.
  */
@@ -93,6 +95,16 @@ static void send_outcomes(cueq_worker *w, cueq_job **jobs, size_t n, cueq_job **
 		send_nacks(w, scratch + n - n_nack, n_nack, items);
 }
 
+void worker_send_own(cueq_worker *w, cueq_job *j)
+{
+	union {
+		cueq_ack_item a;
+		cueq_nack_item n;
+	} item;
+	cueq_job *scratch[1];
+	send_outcomes(w, &j, 1, scratch, &item);
+}
+
 void *worker_acker(void *arg)
 {
 	cueq_worker *w = arg;
@@ -107,8 +119,8 @@ void *worker_acker(void *arg)
 		int64_t now = proto_mono_ms();
 		size_t n;
 
-		if (w->n_out == 0) {
-			if (w->handlers_done)
+		if (w->n_out == 0 || w->acking) { /* acking: a handler sends its own */
+			if (w->n_out == 0 && w->handlers_done)
 				break;
 			sdk_cond_wait_until(&w->cv_ack, &w->mu, 0);
 			continue;
@@ -127,9 +139,11 @@ void *worker_acker(void *arg)
 			continue;
 		}
 		n = take(w, jobs);
+		w->acking = true;
 		pthread_mutex_unlock(&w->mu);
 		send_outcomes(w, jobs, n, scratch, items);
 		pthread_mutex_lock(&w->mu);
+		w->acking = false;
 		for (size_t i = 0; i < n; i++)
 			worker_release(w, jobs[i]);
 	}
