@@ -472,6 +472,7 @@ const struct engine_ops embedded_engine = {
 	.remember = emb_remember,
 	.recall = emb_recall,
 	.claim = emb_claim,
+	.claimed_again = emb_claimed_again,
 	.claimed_free = emb_claimed_free,
 	.has_ready = emb_has_ready,
 	.finish = emb_finish,

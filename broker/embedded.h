@@ -134,6 +134,8 @@ int emb_steps(struct engine *e, uint64_t id, const char *name, size_t name_len,
 void emb_not_live(struct engine *e, struct eng_outcome *o);
 int emb_claim(struct engine *e, const char *queue, size_t qlen, size_t max, uint32_t lease_ms,
 	      const char *worker, size_t wlen, struct eng_claimed *out, size_t *n, proto_error *err);
+int emb_claimed_again(struct engine *e, const uint64_t *ids, const uint64_t *tokens, size_t n,
+		      struct eng_claimed *out, size_t *nout, proto_error *err);
 void emb_claimed_free(struct engine *e, struct eng_claimed *c);
 bool emb_has_ready(struct engine *e, const char *queue, size_t qlen);
 void emb_finish(struct engine *e, struct eng_outcome *items, size_t n);

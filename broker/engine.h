@@ -210,6 +210,12 @@ struct engine_ops {
 	int (*claim)(struct engine *e, const char *queue, size_t qlen, size_t max, uint32_t lease_ms,
 		     const char *worker, size_t wlen, struct eng_claimed *out, size_t *n,
 		     proto_error *err);
+	/* A claim answered before, asked again (its reply was lost): fills
+	 * out with those of the n leases (ids[i], tokens[i]) still live, as
+	 * claim gave them, without taking any other; *nout of them.  Core
+	 * thread; may block reading payloads. */
+	int (*claimed_again)(struct engine *e, const uint64_t *ids, const uint64_t *tokens, size_t n,
+			     struct eng_claimed *out, size_t *nout, proto_error *err);
 	/* Releases what claim gave c.  Core thread; does not block. */
 	void (*claimed_free)(struct engine *e, struct eng_claimed *c);
 	/* Whether a claim on queue would find work now.  Core thread, for

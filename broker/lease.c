@@ -88,6 +88,36 @@ int emb_claim(struct engine *e, const char *queue, size_t qlen, size_t max, uint
 	return CUEQ_OK;
 }
 
+int emb_claimed_again(struct engine *e, const uint64_t *ids, const uint64_t *tokens, size_t n,
+		      struct eng_claimed *out, size_t *nout, proto_error *err)
+{
+	*nout = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct job *j = jobs_find(e->jobs, ids[i]);
+		struct eng_claimed *c = &out[*nout];
+		uint8_t k[8];
+		if (j == NULL || j->state != CUEQ_LEASED || j->token != tokens[i])
+			continue; /* that lease ended: it is not the claimer's any more */
+		*c = (struct eng_claimed){0};
+		emb_key(k, j->id);
+		int rc = store_get(e->st, CF_PAYLOAD, k, 8, &c->payload, &c->payload_len);
+		if (rc < 0) {
+			for (size_t m = 0; m < *nout; m++)
+				emb_claimed_free(e, &out[m]);
+			*nout = 0;
+			return proto_fail(err, CUEQ_ERR_UNAVAILABLE,
+					  "the broker could not read a payload; try again later");
+		}
+		c->id = j->id;
+		c->cue_id = j->id;
+		c->token = j->token;
+		c->attempt = j->attempt;
+		c->deadline = j->deadline;
+		(*nout)++;
+	}
+	return CUEQ_OK;
+}
+
 void emb_claimed_free(struct engine *e, struct eng_claimed *c)
 {
 	(void)e;

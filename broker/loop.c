@@ -62,18 +62,21 @@ static void *xoom(void *p)
 /* ---- replies ---- */
 
 /* Queues reply m (answer code: CUEQ_OK or the error) for r, remembers it
- * under its request ID (when keep) and answers the repeats that waited for
- * it.  A "try again" answer is not remembered: the retry must be able to
- * work; nor is one the engine gives again by itself (OP_REPLAYS), which
- * keeps the loop's memory for the requests that need it. */
+ * under its request ID (when keep; as memo when the op made one: ownership
+ * passes) and answers the repeats that waited for it.  A "try again"
+ * answer is not remembered: the retry must be able to work; nor is one the
+ * engine gives again by itself (OP_REPLAYS), which keeps the loop's memory
+ * for the requests that need it. */
 static void answer_as(struct loop *l, struct request *r, nng_msg *m, int code,
-		      struct rid_entry *e, bool keep)
+		      struct rid_entry *e, bool keep, void *memo, size_t memo_len)
 {
 	if (e != NULL) {
 		struct request *w = e->waiters;
 		e->waiters = NULL;
 		if (!keep || code == CUEQ_ERR_UNAVAILABLE || code == CUEQ_ERR_INTERNAL)
 			ridcache_remove(l->rids, e);
+		else if (memo != NULL)
+			ridcache_done_memo(l->rids, e, memo, memo_len), memo = NULL;
 		else
 			ridcache_done(l->rids, e, nng_msg_body(m), nng_msg_len(m));
 		while (w) {
@@ -86,12 +89,14 @@ static void answer_as(struct loop *l, struct request *r, nng_msg *m, int code,
 			w = next;
 		}
 	}
+	free(memo);
 	replies_add(l->turn, r, m);
 }
 
-static void answer(void *arg, struct request *r, nng_msg *m, int code, struct rid_entry *e)
+static void answer(void *arg, struct request *r, nng_msg *m, int code, struct rid_entry *e,
+		   void *memo, size_t memo_len)
 {
-	answer_as(arg, r, m, code, e, true);
+	answer_as(arg, r, m, code, e, true, memo, memo_len);
 }
 
 static nng_msg *new_msg(proto_writer *w)
@@ -144,7 +149,37 @@ static void run_op(struct loop *l, struct request *r, const struct op *op,
 		l->eo->remember(l->e, rid, rid_len, hash, nng_msg_body(m), nng_msg_len(m),
 				proto_now_ms() + c.remember_ms);
 	}
-	answer_as(l, r, m, rc, e, !(op->flags & OP_REPLAYS) && !c.replayable);
+	answer_as(l, r, m, rc, e, !(op->flags & OP_REPLAYS) && !c.replayable,
+		  rc == CUEQ_OK ? c.memo : NULL, c.memo_len);
+	if (rc != CUEQ_OK)
+		free(c.memo);
+}
+
+/* The remembered answer of e for its repeat r: the reply kept, or one
+ * made from the op's memo (a claim: the leases it gave still live). */
+static nng_msg *remembered(struct loop *l, const struct rid_entry *e, const void *rid,
+			   size_t rid_len, bool rid_bin)
+{
+	if (!e->memo)
+		return xoom(ridcache_reply(e));
+	proto_writer w;
+	nng_msg *m = new_msg(&w);
+	struct opctx c = {
+		.eo = l->eo,
+		.e = l->e,
+		.pk = &w.pk,
+		.rid = rid,
+		.rid_len = rid_len,
+		.rid_bin = rid_bin,
+	};
+	int rc = ops_claim_again(&c, e->reply, e->reply_len);
+	if (rc != CUEQ_OK || w.failed) {
+		nng_msg_free(m);
+		if (rc == CUEQ_OK)
+			proto_fail(&c.err, CUEQ_ERR_INTERNAL, "the broker could not build the reply");
+		m = error_msg(rid, rid_len, rid_bin, c.err.code, c.err.msg);
+	}
+	return m;
 }
 
 static void handle(struct loop *l, struct request *r)
@@ -213,7 +248,7 @@ static void handle(struct loop *l, struct request *r)
 			goto out;
 		}
 		if (e != NULL && e->done) {
-			replies_add(l->turn, r, xoom(ridcache_reply(e)));
+			replies_add(l->turn, r, remembered(l, e, rid, rid_len, rid_bin));
 			goto out;
 		}
 		if (e != NULL) { /* the first is still in progress */

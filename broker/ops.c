@@ -239,6 +239,65 @@ done:
 
 /* ---- claim ---- */
 
+/* A claim's memo: what a repeat needs to answer as the first did, at 20
+ * bytes a lease instead of the reply with its payloads:
+ *   qlen(1) queue n(2) n x (id(8) token(8) lease_ms(4)), little-endian. */
+#define MEMO_LEASE 20
+
+static void put_le(uint8_t *p, uint64_t v, int bytes)
+{
+	for (int i = 0; i < bytes; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_le(const uint8_t *p, int bytes)
+{
+	uint64_t v = 0;
+	for (int i = bytes; i-- > 0;)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static void make_memo(struct opctx *c, const char *queue, size_t qlen,
+		      const struct eng_claimed *got, size_t n)
+{
+	uint8_t *m = malloc(3 + qlen + n * MEMO_LEASE);
+	if (m == NULL)
+		return; /* a repeat then finds nothing remembered and claims anew */
+	m[0] = (uint8_t)qlen;
+	memcpy(m + 1, queue, qlen);
+	put_le(m + 1 + qlen, n, 2);
+	for (size_t i = 0; i < n; i++) {
+		uint8_t *x = m + 3 + qlen + i * MEMO_LEASE;
+		put_le(x, got[i].id, 8);
+		put_le(x + 8, got[i].token, 8);
+		put_le(x + 16, got[i].lease_ms, 4);
+	}
+	free(c->memo);
+	c->memo = m;
+	c->memo_len = 3 + qlen + n * MEMO_LEASE;
+}
+
+static void pack_claimed(struct opctx *c, const char *queue, size_t qlen, struct eng_claimed *got,
+			 size_t n)
+{
+	proto_reply_begin(c->pk, c->rid, c->rid_len, c->rid_bin, 1);
+	proto_key(c->pk, "jobs");
+	msgpack_pack_array(c->pk, n);
+	for (size_t i = 0; i < n; i++) {
+		msgpack_pack_map(c->pk, 8);
+		proto_kv_id(c->pk, "execution_id", got[i].id);
+		proto_kv_id(c->pk, "cue_id", got[i].cue_id);
+		proto_kv_str(c->pk, "queue", queue, qlen);
+		proto_kv_uint(c->pk, "attempt", got[i].attempt);
+		proto_kv_id(c->pk, "lease_token", got[i].token);
+		proto_kv_int(c->pk, "lease_deadline", got[i].deadline);
+		proto_kv_uint(c->pk, "lease_ms", got[i].lease_ms);
+		proto_kv_bin(c->pk, "payload", got[i].payload, got[i].payload_len);
+		c->eo->claimed_free(c->e, &got[i]);
+	}
+}
+
 int ops_claim(struct opctx *c, const struct claim_args *a, bool final)
 {
 	struct eng_claimed got[CUEQ_MAX_CLAIM];
@@ -249,21 +308,36 @@ int ops_claim(struct opctx *c, const struct claim_args *a, bool final)
 		return rc;
 	if (n == 0 && !final)
 		return OP_PARKED;
-	proto_reply_begin(c->pk, c->rid, c->rid_len, c->rid_bin, 1);
-	proto_key(c->pk, "jobs");
-	msgpack_pack_array(c->pk, n);
+	make_memo(c, a->queue, a->qlen, got, n);
+	pack_claimed(c, a->queue, a->qlen, got, n);
+	return CUEQ_OK;
+}
+
+int ops_claim_again(struct opctx *c, const void *memo, size_t len)
+{
+	const uint8_t *m = memo;
+	struct eng_claimed got[CUEQ_MAX_CLAIM];
+	uint64_t ids[CUEQ_MAX_CLAIM], tokens[CUEQ_MAX_CLAIM];
+	uint32_t lease_ms[CUEQ_MAX_CLAIM];
+	size_t qlen = len > 0 ? m[0] : 0, n, live = 0;
+
+	if (len < 3 + qlen || (n = get_le(m + 1 + qlen, 2)) > CUEQ_MAX_CLAIM ||
+	    len != 3 + qlen + n * MEMO_LEASE)
+		return proto_fail(&c->err, CUEQ_ERR_INTERNAL, "the broker's memory of this claim is damaged");
 	for (size_t i = 0; i < n; i++) {
-		msgpack_pack_map(c->pk, 8);
-		proto_kv_id(c->pk, "execution_id", got[i].id);
-		proto_kv_id(c->pk, "cue_id", got[i].cue_id);
-		proto_kv_str(c->pk, "queue", a->queue, a->qlen);
-		proto_kv_uint(c->pk, "attempt", got[i].attempt);
-		proto_kv_id(c->pk, "lease_token", got[i].token);
-		proto_kv_int(c->pk, "lease_deadline", got[i].deadline);
-		proto_kv_uint(c->pk, "lease_ms", got[i].lease_ms);
-		proto_kv_bin(c->pk, "payload", got[i].payload, got[i].payload_len);
-		c->eo->claimed_free(c->e, &got[i]);
+		const uint8_t *x = m + 3 + qlen + i * MEMO_LEASE;
+		ids[i] = get_le(x, 8), tokens[i] = get_le(x + 8, 8);
+		lease_ms[i] = (uint32_t)get_le(x + 16, 4);
 	}
+	int rc = c->eo->claimed_again(c->e, ids, tokens, n, got, &live, &c->err);
+	if (rc != CUEQ_OK)
+		return rc;
+	for (size_t i = 0, k = 0; i < live; i++) { /* the lengths, as first answered */
+		while (k < n && ids[k] != got[i].id)
+			k++;
+		got[i].lease_ms = k < n ? lease_ms[k] : 0;
+	}
+	pack_claimed(c, (const char *)m + 1, qlen, got, live);
 	return CUEQ_OK;
 }
 

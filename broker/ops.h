@@ -46,6 +46,10 @@ struct opctx {
 			       * engine remember the answer this long */
 	bool replayable;      /* the engine answers a repeat of this request (the
 			       * push was remembered or recalled): as OP_REPLAYS */
+	void *memo;	      /* a claim's answer in brief (malloc'd, memo_len
+			       * bytes; the loop keeps it for a repeat instead
+			       * of the reply: ops_claim_again) */
+	size_t memo_len;
 	proto_error err;      /* set when a handler fails */
 	struct claim_args park; /* filled when a claim parks */
 };
@@ -63,5 +67,8 @@ const char *ops_names(void);
 /* Runs a (parked) claim again.  With final set it always replies, with an
  * empty list when nothing is ready; otherwise it returns OP_PARKED then. */
 int ops_claim(struct opctx *c, const struct claim_args *a, bool final);
+/* Answers the repeat of a claim from its memo (c->memo of the first): the
+ * leases it gave that are still live, packed as the first answer was. */
+int ops_claim_again(struct opctx *c, const void *memo, size_t len);
 
 #endif /* CUEQ_OPS_H */

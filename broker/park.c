@@ -90,6 +90,7 @@ void park_serve(struct parks *ps, const struct engine_ops *eo, struct engine *e,
 		};
 		int rc = ops_claim(&c, &p->a, final);
 		if (rc == OP_PARKED) {
+			free(c.memo);
 			nng_msg_free(m);
 			pp = &p->next;
 			continue;
@@ -102,7 +103,9 @@ void park_serve(struct parks *ps, const struct engine_ops *eo, struct engine *e,
 			proto_writer_init(&w, m);
 			proto_reply_error(&w.pk, p->rid, p->rid_len, p->rid_bin, c.err.code, c.err.msg);
 		}
-		answer(arg, p->r, m, rc, p->rid_entry);
+		answer(arg, p->r, m, rc, p->rid_entry, rc == CUEQ_OK ? c.memo : NULL, c.memo_len);
+		if (rc != CUEQ_OK)
+			free(c.memo);
 		*pp = p->next;
 		free(p);
 	}

@@ -46,9 +46,10 @@ void park_gone(struct parks *ps, const uint32_t *gone, size_t n);
 /* The earliest wait end (monotonic ms), INT64_MAX for none. */
 int64_t park_next_deadline(const struct parks *ps);
 
-/* How a served claim is answered (the loop's reply path). */
+/* How a served claim is answered (the loop's reply path); memo (NULL or
+ * malloc'd: ownership passes) is the claim's memo (ops.h). */
 typedef void (*park_answer_fn)(void *arg, struct request *r, nng_msg *m, int code,
-			       struct rid_entry *e);
+			       struct rid_entry *e, void *memo, size_t memo_len);
 /* Serves every parked claim that can be answered now (all of them when
  * all_final is set, at shutdown): runs the claim through the ops table
  * and hands the reply to answer. */

@@ -80,11 +80,11 @@ struct rid_entry *ridcache_add(struct ridcache *rc, const void *rid, size_t len,
 {
 	if (rc->n >= rc->nbucket)
 		grow(rc);
-	struct rid_entry *e = calloc(1, sizeof(*e));
-	if (e == NULL || len > sizeof(e->rid)) {
-		free(e);
+	if (len > PROTO_MAX_RID)
 		return NULL;
-	}
+	struct rid_entry *e = calloc(1, sizeof(*e) + len);
+	if (e == NULL)
+		return NULL;
 	memcpy(e->rid, rid, len);
 	e->len = (uint8_t)len;
 	e->body_hash = body_hash;
@@ -99,6 +99,7 @@ struct rid_entry *ridcache_add(struct ridcache *rc, const void *rid, size_t len,
 		rc->oldest = e;
 	rc->newest = e;
 	rc->n++;
+	rc->bytes += sizeof(*e) + len; /* the limit counts what an entry costs */
 	return e;
 }
 
@@ -135,6 +136,15 @@ bool ridcache_done(struct ridcache *rc, struct rid_entry *e, const void *reply, 
 	return true;
 }
 
+void ridcache_done_memo(struct ridcache *rc, struct rid_entry *e, void *memo, size_t len)
+{
+	e->reply = memo;
+	e->reply_len = e->stored_len = len;
+	e->memo = true;
+	e->done = true;
+	rc->bytes += len;
+}
+
 nng_msg *ridcache_reply(const struct rid_entry *e)
 {
 	nng_msg *m;
@@ -165,7 +175,7 @@ void ridcache_remove(struct ridcache *rc, struct rid_entry *e)
 	else
 		rc->newest = e->older;
 	rc->n--;
-	rc->bytes -= e->stored_len;
+	rc->bytes -= sizeof(*e) + e->len + e->stored_len;
 	free(e->reply);
 	free(e);
 }

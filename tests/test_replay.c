@@ -216,17 +216,41 @@ static void test_claim_replay(void **state)
 	call_ok(&r, &claim, &rep);
 	result_id(&rep, "jobs", id1);
 	assert_true(th_str(th_item(rep.root, "jobs", 0), "lease_token", t1, sizeof(t1)));
+	size_t first_len = rep.len;
+	void *first = malloc(first_len);
+	assert_non_null(first);
+	memcpy(first, rep.buf, first_len);
 	th_reply_free(&rep);
 	call_ok(&r, &claim, &rep);
 	result_id(&rep, "jobs", id2);
 	assert_true(th_str(th_item(rep.root, "jobs", 0), "lease_token", t2, sizeof(t2)));
-	th_reply_free(&rep);
-	/* The replayed claim returns the same lease, it does not take another. */
+	/* The replayed claim returns the same lease, it does not take another,
+	 * byte for byte (the broker keeps the leases it gave, not the reply) */
 	assert_string_equal(id1, id2);
 	assert_string_equal(t1, t2);
+	assert_int_equal(rep.len, first_len);
+	assert_memory_equal(rep.buf, first, first_len);
+	th_reply_free(&rep);
+	free(first);
 	assert_int_equal(th_raw_counts(&r, "rc", &c), 0);
 	assert_int_equal(c.leased, 1);
 	assert_int_equal(c.ready, 1);
+
+	/* once the lease ended, the repeat gives it no more (and takes none) */
+	th_bytes ack = finish_req("ack", id1, t1, "done");
+	call_ok(&r, &ack, &rep);
+	expect_item_ok(&rep);
+	th_reply_free(&rep);
+	call_ok(&r, &claim, &rep);
+	const msgpack_object *jobs = th_get(rep.root, "jobs");
+	assert_non_null(jobs);
+	assert_int_equal(jobs->type, MSGPACK_OBJECT_ARRAY);
+	assert_int_equal(jobs->via.array.size, 0);
+	th_reply_free(&rep);
+	assert_int_equal(th_raw_counts(&r, "rc", &c), 0);
+	assert_int_equal(c.leased, 0);
+	assert_int_equal(c.ready, 1);
+	free(ack.p);
 	free(claim.p);
 	th_raw_close(&r);
 }
