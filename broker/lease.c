@@ -36,6 +36,16 @@ bool emb_has_ready(struct engine *e, const char *queue, size_t qlen)
 	return q != NULL && q->ready.n > 0;
 }
 
+/* What a claimer learns of j's live lease (the payload aside). */
+static void claimed_of(const struct job *j, struct eng_claimed *c)
+{
+	c->id = j->id;
+	c->cue_id = j->id;
+	c->token = j->token;
+	c->attempt = j->attempt;
+	c->deadline = j->deadline;
+}
+
 int emb_claim(struct engine *e, const char *queue, size_t qlen, size_t max, uint32_t lease_ms,
 	      const char *worker, size_t wlen, struct eng_claimed *out, size_t *n, proto_error *err)
 {
@@ -78,11 +88,7 @@ int emb_claim(struct engine *e, const char *queue, size_t qlen, size_t max, uint
 		emb_history(e, j, EV_CLAIMED, j->attempt, j->token, wlen ? worker : NULL, wlen, now);
 		emb_rec_from_job(e, j, &rec);
 		emb_put_rec(e, &rec);
-		c->id = j->id;
-		c->cue_id = j->id;
-		c->token = j->token;
-		c->attempt = j->attempt;
-		c->deadline = j->deadline;
+		claimed_of(j, c);
 		(*n)++;
 	}
 	return CUEQ_OK;
@@ -108,11 +114,7 @@ int emb_claimed_again(struct engine *e, const uint64_t *ids, const uint64_t *tok
 			return proto_fail(err, CUEQ_ERR_UNAVAILABLE,
 					  "the broker could not read a payload; try again later");
 		}
-		c->id = j->id;
-		c->cue_id = j->id;
-		c->token = j->token;
-		c->attempt = j->attempt;
-		c->deadline = j->deadline;
+		claimed_of(j, c);
 		(*nout)++;
 	}
 	return CUEQ_OK;
