@@ -6,8 +6,10 @@
  * core loop does: calls, then commit and, when commit asks for it, sync at
  * the end of every turn.  It checks what the protocol layer relies on: one
  * live lease per execution, expiry and redelivery, fencing, replayed
- * outcomes, idempotency and unique keys, the step ledger, retention, and
- * state that survives close and reopen.  Nothing here knows how an engine
+ * outcomes (also within one turn and one request), idempotency and unique
+ * keys, remembered requests, a claim asked again, the step ledger,
+ * retention, and state that survives close and reopen (among many
+ * finished executions too).  Nothing here knows how an engine
  * stores anything: a target is an ops table and a way to make and remove an
  * empty location, so another engine runs the same scenarios by adding one
  * line to targets[].  Leases are real and short; instead of waiting for
@@ -990,6 +992,47 @@ static void test_failed_write_inside_a_read(void **state)
 	assert_int_equal(state_of(f, a.id), CUEQ_SUCCEEDED);
 }
 
+/* A claim asked again gets the leases it gave that are still live, and
+ * takes no other. */
+static void test_claimed_again(void **state)
+{
+	struct fx *f = *state;
+	struct eng_pushed a = push_new(f, job("q.again", "a"));
+	struct eng_pushed b = push_new(f, job("q.again", "b"));
+	push_new(f, job("q.again", "c"));
+	turn(f);
+	struct eng_claimed got[2], again[2];
+	assert_int_equal(claim(f, "q.again", 2, LONG_LEASE_MS, got), 2);
+	turn(f);
+	uint64_t ids[2] = {got[0].id, got[1].id}, tokens[2] = {got[0].token, got[1].token};
+	size_t n = 9;
+	proto_error err = {0};
+	assert_int_equal(f->eo->claimed_again(f->e, ids, tokens, 2, again, &n, &err), CUEQ_OK);
+	assert_int_equal(n, 2);
+	for (int i = 0; i < 2; i++) {
+		assert_true(again[i].id == got[i].id && again[i].token == got[i].token);
+		assert_true(again[i].attempt == got[i].attempt && again[i].deadline == got[i].deadline);
+		assert_int_equal(again[i].payload_len, got[i].payload_len);
+		assert_memory_equal(again[i].payload, got[i].payload, got[i].payload_len);
+		f->eo->claimed_free(f->e, &again[i]);
+	}
+	assert_true(got[0].id == a.id && got[1].id == b.id);
+	assert_int_equal(ack(f, a.id, got[0].token, NULL), CUEQ_OK);
+	turn(f);
+	tokens[1] = got[1].token + 1; /* not the live token */
+	assert_int_equal(f->eo->claimed_again(f->e, ids, tokens, 2, again, &n, &err), CUEQ_OK);
+	assert_int_equal(n, 0);
+	tokens[1] = got[1].token;
+	assert_int_equal(f->eo->claimed_again(f->e, ids, tokens, 2, again, &n, &err), CUEQ_OK);
+	assert_int_equal(n, 1);
+	assert_true(again[0].id == b.id);
+	f->eo->claimed_free(f->e, &again[0]);
+	assert_int_equal(count(f, "q.again", CUEQ_READY), 1);
+	assert_int_equal(count(f, "q.again", CUEQ_LEASED), 1);
+	for (int i = 0; i < 2; i++)
+		f->eo->claimed_free(f->e, &got[i]);
+}
+
 /* Start-up finds every unfinished execution among many finished ones
  * (runs of finished records longer than the recovery's look-ahead). */
 static void test_reopen_among_finished(void **state)
@@ -1082,6 +1125,7 @@ static const struct CMUnitTest scenarios[] = {
 	cmocka_unit_test_setup_teardown(test_failed_write_inside_a_read, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_remembered_requests, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_reopen_among_finished, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_claimed_again, setup, teardown),
 };
 
 #define N_SCENARIOS (sizeof(scenarios) / sizeof(scenarios[0]))
