@@ -10,6 +10,9 @@
  * with one fsync for however many turns are waiting, then sends their
  * replies in order; the core meanwhile goes on with the next turn (group
  * commit), and a turn that ends while a sync is under way joins the next.
+ * A turn that ends with nothing else waiting for the core and no sync
+ * under way is synced and answered by the core itself, sparing a lone
+ * request two thread hand-offs.
  * Turns that wrote nothing needing durability are answered at once when
  * nothing is queued before them.
  */
