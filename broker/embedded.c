@@ -280,17 +280,20 @@ static int load_counts(struct engine *e)
 #define RECOVER_STEPS 8
 static bool exec_at(struct store_iter *x, uint64_t id)
 {
-	for (int steps = 0; store_iter_valid(x); steps++) {
+	for (int steps = 0; store_iter_valid(x);) {
 		size_t kl;
 		const char *k = store_iter_key(x, &kl);
-		uint64_t at = kl == 8 ? store_get_be64((const uint8_t *)k) : 0;
-		if (kl == 8 && at >= id)
+		if (kl != 8) { /* not a record's key: step over it, never seek to it */
+			store_iter_next(x);
+			continue;
+		}
+		uint64_t at = store_get_be64((const uint8_t *)k);
+		if (at >= id)
 			return at == id;
-		if (steps == RECOVER_STEPS) {
+		if (steps++ == RECOVER_STEPS) {
 			uint8_t key[8];
 			store_be64(key, id);
-			store_iter_seek(x, key, 8);
-			steps = -1;
+			store_iter_seek(x, key, 8); /* now at id or past it */
 			continue;
 		}
 		store_iter_next(x);

@@ -97,8 +97,8 @@ int emb_settle(struct engine *e);
 void emb_set_state(struct engine *e, struct job *j, int state);
 
 /* ridstore.c: answers remembered by request ID (engine.h remember, recall) */
-void emb_remember(struct engine *e, const void *rid, size_t rid_len, uint64_t hash,
-		  const void *reply, size_t len, int64_t expires_at);
+int emb_remember(struct engine *e, const void *rid, size_t rid_len, uint64_t hash,
+		 const void *reply, size_t len, int64_t expires_at);
 int emb_recall(struct engine *e, const void *rid, size_t rid_len, uint64_t hash, void **reply,
 	       size_t *len, proto_error *err);
 /* The expiry of a remembered request's record (for the sweep): 0, or -1

@@ -196,9 +196,11 @@ struct engine_ops {
 	 * retry_ttl_ms: remember stores the answer of request rid (hash: of
 	 * its bytes) in this turn's write, so the answer and the changes it
 	 * reports are one atomic write; it is forgotten after expires_at
-	 * (Unix ms).  Core thread; does not block. */
-	void (*remember)(struct engine *e, const void *rid, size_t rid_len, uint64_t hash,
-			 const void *reply, size_t len, int64_t expires_at);
+	 * (Unix ms).  0, or -1 when it could not be kept (no memory, too
+	 * big): then the caller must remember the answer itself.  Core
+	 * thread; does not block. */
+	int (*remember)(struct engine *e, const void *rid, size_t rid_len, uint64_t hash,
+			const void *reply, size_t len, int64_t expires_at);
 	/* Looks rid up: 1 with its answer in *reply (malloc'd, *len bytes)
 	 * when remembered with this hash, 2 when remembered for other bytes,
 	 * 0 when not remembered (or expired), -1 with err when the read

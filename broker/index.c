@@ -130,8 +130,8 @@ static int grow(struct jobs *t)
 
 void jobs_reserve(struct jobs *t, size_t n)
 {
-	if (n > ((size_t)1 << 26)) /* an estimate: never reserve wildly */
-		n = (size_t)1 << 26;
+	if (n > ((size_t)1 << 22)) /* an estimate: past 4M jobs, grow as they come */
+		n = (size_t)1 << 22;
 	while ((n + 1) * 10 > t->cap * 7)
 		if (grow(t) != 0)
 			return;

@@ -145,9 +145,10 @@ static void run_op(struct loop *l, struct request *r, const struct op *op,
 		if (rc == CUEQ_OK)
 			rc = proto_fail(&c.err, CUEQ_ERR_INTERNAL, "the broker could not build the reply");
 		m = error_msg(rid, rid_len, rid_bin, c.err.code, c.err.msg);
-	} else if (c.remember_ms > 0) { /* in the same write as the push */
-		l->eo->remember(l->e, rid, rid_len, hash, nng_msg_body(m), nng_msg_len(m),
-				proto_now_ms() + c.remember_ms);
+	} else if (c.remember_ms > 0 && /* in the same write as the push */
+		   l->eo->remember(l->e, rid, rid_len, hash, nng_msg_body(m), nng_msg_len(m),
+				   proto_now_ms() + c.remember_ms) != 0) {
+		c.replayable = false; /* not on disk: this memory keeps it */
 	}
 	answer_as(l, r, m, rc, e, !(op->flags & OP_REPLAYS) && !c.replayable,
 		  rc == CUEQ_OK ? c.memo : NULL, c.memo_len);
@@ -357,7 +358,8 @@ static void synced_cb(void *arg)
  * (now or in an earlier sync): then nothing of this turn is answered.
  * While a sync is under way (and wait is not set) nothing is written: the
  * turn's writes and replies join the next turn's, which starts when the
- * sync ends, so the core never waits for an fsync. */
+ * sync ends, so the core never waits for the syncer's fsync (it syncs a
+ * lone turn itself only when nothing else waits for it). */
 static bool end_turn(struct loop *l, bool wait)
 {
 	bool durable = false;

@@ -165,19 +165,24 @@ static int push_recall(struct opctx *c, bool *answered)
 	size_t len;
 	int rc = proto_uint(c->req, "retry_ttl_ms", false, 1000, 30 * 86400000ull, &ttl, &c->err);
 	*answered = false;
-	if (rc != CUEQ_OK || ttl == 0)
+	if (rc != CUEQ_OK)
 		return rc;
+	/* looked up without retry_ttl_ms too: an ID remembered on disk is
+	 * refused for other bytes (the loop's memory no longer holds it) */
 	rc = c->eo->recall(c->e, c->rid, c->rid_len, c->body_hash, &reply, &len, &c->err);
 	if (rc < 0)
 		return c->err.code;
-	if (rc == 2)
+	if (rc == 2) { /* not remembered either: the first one's retries must still work */
+		c->replayable = true;
 		return proto_fail(&c->err, CUEQ_ERR_BAD_REQUEST,
 				  "this request ID was already used for a different request; use a new ID for each request and the same one only to resend it unchanged");
-	c->replayable = true;
+	}
 	if (rc == 0) {
 		c->remember_ms = (int64_t)ttl;
+		c->replayable = ttl > 0;
 		return CUEQ_OK;
 	}
+	c->replayable = true;
 	c->pk->callback(c->pk->data, reply, len); /* the very bytes answered first */
 	free(reply);
 	*answered = true;
@@ -263,7 +268,7 @@ static void make_memo(struct opctx *c, const char *queue, size_t qlen,
 {
 	uint8_t *m = malloc(3 + qlen + n * MEMO_LEASE);
 	if (m == NULL)
-		return; /* a repeat then finds nothing remembered and claims anew */
+		return; /* the loop then keeps the whole reply instead */
 	m[0] = (uint8_t)qlen;
 	memcpy(m + 1, queue, qlen);
 	put_le(m + 1 + qlen, n, 2);
@@ -686,7 +691,7 @@ static int op_stats(struct opctx *c)
 
 static const struct op op_table[] = {
 	{"ping", 0, op_ping},	       {"push", OP_WRITE | OP_PRODUCE, op_push},   {"claim", OP_WRITE, op_claim},
-	{"ack", OP_WRITE | OP_REPLAYS, op_ack},	   {"nack", OP_WRITE | OP_REPLAYS, op_nack},
+	{"ack", OP_WRITE | OP_REPLAYS, op_ack},	   {"nack", OP_WRITE, op_nack},
 	{"extend", OP_WRITE, op_extend},
 	{"get", 0, op_get},	       {"list", 0, op_list},	      {"stats", 0, op_stats},
 	{"step_set", OP_WRITE, op_step_set}, {"step_get", 0, op_step_get}, {"steps", 0, op_steps},

@@ -15,10 +15,12 @@
 #define OP_WRITE 1	/* changes state: answered once per request ID */
 #define OP_PRODUCE 2	/* adds work (push): bounded per turn, so that claims and
 			 * acks are never starved by a flood of pushes */
-#define OP_REPLAYS 4	/* a repeat is answered from the engine's own state (ack,
-			 * nack: the outcome kept in the execution's record), the
+#define OP_REPLAYS 4	/* a repeat is answered from the engine's own state, the
 			 * same bytes without a write: once sent, the loop
-			 * forgets the reply */
+			 * forgets the reply.  Ack: the outcome stays in the
+			 * finished execution's record.  (Not nack: the record
+			 * of an execution nacked to run again is rewritten by
+			 * its next claim, which forgets the outcome.) */
 #define OP_PARKED (-1) /* claim found nothing and waits: no reply yet */
 
 /* A claim, as parked by the loop until something is ready or the wait ends. */

@@ -176,6 +176,7 @@ static int from_object(const msgpack_object *o, struct exec_rec *r)
 		}
 	}
 	if (!seen[F_V] || val[F_V].u == 0 || val[F_V].u > RECORD_VERSION || !seen[F_Q] ||
+	    val[F_Q].s.n == 0 ||
 	    val[F_PR].i < INT32_MIN || val[F_PR].i > INT32_MAX)
 		return -1;
 	r->id = val[F_ID].u;

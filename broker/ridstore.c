@@ -37,17 +37,17 @@ static size_t rid_key(uint8_t *out, const void *rid, size_t rid_len)
 	return 2 + rid_len;
 }
 
-void emb_remember(struct engine *e, const void *rid, size_t rid_len, uint64_t hash,
-		  const void *reply, size_t len, int64_t expires_at)
+int emb_remember(struct engine *e, const void *rid, size_t rid_len, uint64_t hash,
+		 const void *reply, size_t len, int64_t expires_at)
 {
 	uint8_t k[KEYMAX], x[8 + KEYMAX];
 	if (rid_len == 0 || rid_len > PROTO_MAX_RID || len > (size_t)LZ4_MAX_INPUT_SIZE)
-		return;
+		return -1;
 	size_t kl = rid_key(k, rid, rid_len);
 	int bound = LZ4_compressBound((int)len);
 	uint8_t *v = malloc(HEAD + (size_t)(bound > (int)len ? bound : (int)len));
 	if (v == NULL)
-		return; /* the retry then works as without retry_ttl_ms */
+		return -1; /* the loop keeps the answer in memory instead */
 	int packed = LZ4_compress_default(reply, (char *)v + HEAD, (int)len, bound);
 	uint8_t form = FORM_LZ4;
 	if (packed <= 0 || (size_t)packed >= len) {
@@ -65,6 +65,7 @@ void emb_remember(struct engine *e, const void *rid, size_t rid_len, uint64_t ha
 	store_be64(x, (uint64_t)expires_at);
 	memcpy(x + 8, k, kl);
 	store_put(e->st, CF_IDEMEXP, x, 8 + kl, "", 0);
+	return 0;
 }
 
 int emb_rid_expiry(const char *v, size_t vl, int64_t *expires_at)

@@ -30,9 +30,10 @@
  * Writes and syncs take turns under one mutex, so RocksDB never sees a
  * write racing a sync that fails, nor a sync after a write that failed.
  * (Letting writes overlap syncs once left the broker hung under ASan, when
- * a write raced a failing fdatasync.)  The core does not wait for a sync,
- * though: a commit that finds a sync under way leaves the batch pending,
- * and the next turn's writes join it (store_commit without wait).
+ * a write raced a failing fdatasync.)  The core does not wait for the
+ * syncer's sync, though: a commit that finds a sync under way leaves the
+ * batch pending, and the next turn's writes join it (store_commit without
+ * wait).
  */
 #include "store.h"
 

@@ -1,7 +1,9 @@
 /*
  * syncer.c - the group-commit thread and the replies it holds (see
- * syncer.h).  The core never waits here: handing over a batch is a queue
- * append under a mutex, and the fsync runs on this thread.
+ * syncer.h).  The core does not wait for this thread: handing over a
+ * batch is a queue append under a mutex, and the fsync runs here; only a
+ * lone turn, with nothing else waiting for the core and no sync under way
+ * or queued, is synced by the core itself (syncer_hand).
  */
 #include "syncer.h"
 
@@ -185,7 +187,8 @@ struct replies *syncer_hand(struct syncer *s, struct replies *b, bool durable, b
 	}
 	if (need_sync && idle && !s->busy && s->head == NULL) {
 		/* the syncer's work, done here: only the core hands batches
-		 * over, so none can queue behind b meanwhile */
+		 * over, so none can queue behind b meanwhile.  No on_synced:
+		 * that wakes a core waiting to write, and the core is here */
 		s->busy = true;
 		pthread_mutex_unlock(&s->mu);
 		if (s->eo->sync(s->e) != 0) {

@@ -302,12 +302,120 @@ static void test_batch_replay_and_reused_id(void **state)
 	th_raw_close(&r);
 }
 
+/* A nack resent after its execution was claimed again (the first reply
+ * was lost) gets the first answer, not STALE_LEASE. */
+static void test_nack_replay_after_reclaim(void **state)
+{
+	th_broker *b = *state;
+	th_raw r;
+	th_reply rep;
+	char id[PROTO_ID_LEN + 1], tok[PROTO_ID_LEN + 1], id2[PROTO_ID_LEN + 1],
+		tok2[PROTO_ID_LEN + 1];
+	uint64_t attempt = 0;
+
+	open_raw(b, &r);
+	assert_int_equal(th_raw_push(&r, "rz", "x", 0, 5, id), 0);
+	assert_int_equal(th_raw_claim(&r, "rz", 0, 1000, id, tok, &attempt), 0);
+	th_bytes nack = finish_req("nack", id, tok, "boom");
+	call_ok(&r, &nack, &rep);
+	expect_item_ok(&rep);
+	size_t first_len = rep.len;
+	void *first = malloc(first_len);
+	assert_non_null(first);
+	memcpy(first, rep.buf, first_len);
+	th_reply_free(&rep);
+	int64_t deadline = th_now_ms() + 10000;
+	int rc;
+	while ((rc = th_raw_claim(&r, "rz", 0, 1000, id2, tok2, &attempt)) == 1 &&
+	       th_now_ms() < deadline)
+		;
+	assert_int_equal(rc, 0);
+	assert_string_equal(id2, id);
+	call_ok(&r, &nack, &rep);
+	expect_item_ok(&rep);
+	assert_int_equal(rep.len, first_len);
+	assert_memory_equal(rep.buf, first, first_len);
+	th_reply_free(&rep);
+	free(first);
+	free(nack.p);
+	th_raw_close(&r);
+}
+
+/* A push of one job to queue under request ID rid; with retry_ttl_ms
+ * when ttl is set. */
+static th_bytes push_with_rid(const char *rid, const char *queue, const char *payload, bool ttl)
+{
+	th_req q;
+	memset(&q, 0, sizeof(q));
+	assert_int_equal(nng_msg_alloc(&q.msg, 0), 0);
+	snprintf(q.rid, sizeof(q.rid), "%s", rid);
+	proto_writer_init(&q.w, q.msg);
+	proto_request_begin(&q.w.pk, "push", q.rid, strlen(q.rid), NULL, 1 + ttl);
+	if (ttl)
+		proto_kv_uint(th_pk(&q), "retry_ttl_ms", 60000);
+	proto_key(th_pk(&q), "jobs");
+	msgpack_pack_array(th_pk(&q), 1);
+	msgpack_pack_map(th_pk(&q), 2);
+	proto_kv_cstr(th_pk(&q), "queue", queue);
+	proto_kv_cstr(th_pk(&q), "payload", payload);
+	return th_req_keep(&q);
+}
+
+/* A push remembered by its request ID (retry_ttl_ms) answers its repeat
+ * byte for byte; the ID with other bytes is refused, with or without
+ * retry_ttl_ms, and creates nothing. */
+static void test_remembered_push_and_reused_id(void **state)
+{
+	th_broker *b = *state;
+	th_raw r;
+	th_reply rep;
+	th_counts c;
+	th_bytes first = push_with_rid("remembered-1", "rm", "a", true);
+	th_bytes other = push_with_rid("remembered-1", "rm", "b", true);
+	th_bytes plain = push_with_rid("remembered-1", "rm", "c", false);
+
+	open_raw(b, &r);
+	call_ok(&r, &first, &rep);
+	size_t len = rep.len;
+	void *bytes = malloc(len);
+	assert_non_null(bytes);
+	memcpy(bytes, rep.buf, len);
+	th_reply_free(&rep);
+	call_ok(&r, &first, &rep);
+	assert_int_equal(rep.len, len);
+	assert_memory_equal(rep.buf, bytes, len);
+	th_reply_free(&rep);
+	const th_bytes *bad[2] = { &other, &plain };
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(th_raw_call(&r, bad[i]->p, bad[i]->n, &rep), 0);
+		assert_false(rep.ok);
+		assert_string_equal(rep.err, "BAD_REQUEST");
+		th_reply_free(&rep);
+	}
+	/* and the first one's retry still gets its answer */
+	call_ok(&r, &first, &rep);
+	assert_int_equal(rep.len, len);
+	assert_memory_equal(rep.buf, bytes, len);
+	th_reply_free(&rep);
+	assert_int_equal(th_raw_counts(&r, "rm", &c), 0);
+	assert_int_equal(c.ready, 1);
+	free(bytes);
+	free(first.p);
+	free(other.p);
+	free(plain.p);
+	th_raw_close(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_push_replay, th_fixture_start, th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_ack_and_nack_replay, th_fixture_start, th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_claim_replay, th_fixture_start, th_fixture_stop),
+		cmocka_unit_test_setup_teardown(test_nack_replay_after_reclaim, th_fixture_start,
+						th_fixture_stop),
+		cmocka_unit_test_setup_teardown(test_remembered_push_and_reused_id, th_fixture_start,
+						th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_batch_replay_and_reused_id, th_fixture_start,
 						th_fixture_stop),
 	};
