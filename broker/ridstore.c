@@ -41,8 +41,8 @@ int emb_remember(struct engine *e, const void *rid, size_t rid_len, uint64_t has
 		 const void *reply, size_t len, int64_t expires_at)
 {
 	uint8_t k[KEYMAX], x[8 + KEYMAX];
-	if (rid_len == 0 || rid_len > PROTO_MAX_RID || len > (size_t)LZ4_MAX_INPUT_SIZE)
-		return -1;
+	if (rid_len == 0 || rid_len > PROTO_MAX_RID || len > PROTO_TRANSPORT_MAX)
+		return -1; /* no answer is bigger than a frame */
 	size_t kl = rid_key(k, rid, rid_len);
 	int bound = LZ4_compressBound((int)len);
 	uint8_t *v = malloc(HEAD + (size_t)(bound > (int)len ? bound : (int)len));
@@ -98,7 +98,7 @@ int emb_recall(struct engine *e, const void *rid, size_t rid_len, uint64_t hash,
 	const uint8_t *u = (const uint8_t *)v;
 	size_t n = vl < HEAD ? 0 : (size_t)u[16] << 24 | (size_t)u[17] << 16 | (size_t)u[18] << 8 | u[19];
 	int64_t expires_at = vl < HEAD ? 0 : (int64_t)store_get_be64(u + 8);
-	if (vl < HEAD || expires_at <= proto_now_ms() || n > (size_t)LZ4_MAX_INPUT_SIZE) {
+	if (vl < HEAD || expires_at <= proto_now_ms() || n > PROTO_TRANSPORT_MAX) {
 		store_free(v);
 		return 0; /* expired (the sweep deletes it), or not ours to read */
 	}
