@@ -690,11 +690,18 @@ static int op_stats(struct opctx *c)
 }
 
 static const struct op op_table[] = {
-	{"ping", 0, op_ping},	       {"push", OP_WRITE | OP_PRODUCE, op_push},   {"claim", OP_WRITE, op_claim},
-	{"ack", OP_WRITE | OP_REPLAYS, op_ack},	   {"nack", OP_WRITE, op_nack},
+	{"ping", 0, op_ping},
+	{"push", OP_WRITE | OP_PRODUCE, op_push},
+	{"claim", OP_WRITE, op_claim},
+	{"ack", OP_WRITE | OP_REPLAYS, op_ack},
+	{"nack", OP_WRITE, op_nack},
 	{"extend", OP_WRITE, op_extend},
-	{"get", 0, op_get},	       {"list", 0, op_list},	      {"stats", 0, op_stats},
-	{"step_set", OP_WRITE, op_step_set}, {"step_get", 0, op_step_get}, {"steps", 0, op_steps},
+	{"get", 0, op_get},
+	{"list", 0, op_list},
+	{"stats", 0, op_stats},
+	{"step_set", OP_WRITE, op_step_set},
+	{"step_get", 0, op_step_get},
+	{"steps", 0, op_steps},
 };
 
 const struct op *ops_find(const char *name, size_t len)

@@ -108,7 +108,8 @@ static int field_of(const msgpack_object *k, int guess)
 		return -1;
 	for (int n = 0; n < F_COUNT; n++) {
 		int f = (guess + n) % F_COUNT;
-		if (k->via.str.size == FIELDS[f].len && memcmp(k->via.str.ptr, FIELDS[f].name, FIELDS[f].len) == 0)
+		if (k->via.str.size == FIELDS[f].len &&
+		    memcmp(k->via.str.ptr, FIELDS[f].name, FIELDS[f].len) == 0)
 			return f;
 	}
 	return -1;

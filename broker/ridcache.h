@@ -8,9 +8,9 @@
  * Done entries hold a copy of the reply, LZ4-compressed: a batch reply is
  * mostly repeated keys and neighbouring IDs and shrinks several times over.
  * A claim's entry holds its memo instead (the leases it gave, 20 bytes
- * each), from which a repeat is answered without keeping the payloads.  The cache keeps every reply for
- * RID_KEEP_MS unless it holds more than RID_MAX_ENTRIES or RID_MAX_BYTES
- * (entries and what they keep);
+ * each), from which a repeat is answered without keeping the payloads.
+ * The cache keeps every reply for RID_KEEP_MS unless it holds more than
+ * RID_MAX_ENTRIES or RID_MAX_BYTES (entries and what they keep);
  * then it forgets the oldest done ones first.  An entry also remembers a
  * hash of its request, so an ID reused for another request is refused
  * rather than answered with someone else's reply.  Core thread only.

@@ -11,8 +11,9 @@
  * work (nor more than one claim, CUEQ_MAX_CLAIM); it is refilled when half
  * of it is left.  So a worker behind a deep backlog fetches many jobs per
  * round trip, and near an empty queue it takes only what it can start, so
- * its jobs are not kept from other workers.  Stopping only sets an atomic flag (so a signal handler may
- * do it); the fetch loop sees it after its current claim (at most about
+ * its jobs are not kept from other workers.  Stopping only sets an atomic
+ * flag (so a signal handler may do it); the fetch loop sees it after its
+ * current claim (at most about
  * wait_ms), then the handlers finish every job in hand, the acker sends the
  * last outcomes, and run() returns.  Broker hiccups during claims are
  * retried with a growing pause; a refusal that retrying cannot cure (bad

@@ -7,9 +7,9 @@
  * once, and a handler with nothing else to run sends its own outcome itself
  * when no outcome request is in flight (worker_send_own), sparing a lone
  * job the hand-off to this thread.  ack_linger_ms (default 0) can make an
- * outcome wait for company.  Acks and nacks go as two batch requests.  A job whose lease was lost before its
- * outcome left is not sent at all; it and every outcome the broker did not
- * accept count as lost.
+ * outcome wait for company.  Acks and nacks go as two batch requests.  A
+ * job whose lease was lost before its outcome left is not sent at all; it
+ * and every outcome the broker did not accept count as lost.
  */
 #include "worker.h"
 
