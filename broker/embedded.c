@@ -245,6 +245,10 @@ static int load_meta(struct engine *e, char *err, size_t errlen)
 		return -1;
 	}
 	e->epoch = (uint32_t)epoch;
+	/* what start-up recovered is durable (RocksDB writes it to synced
+	 * table files as it opens); this boot's IDs come after */
+	atomic_store(&e->committed_id, (uint64_t)e->epoch << ID_EPOCH_SHIFT);
+	atomic_store(&e->synced_id, (uint64_t)e->epoch << ID_EPOCH_SHIFT);
 	store_be64(b, epoch);
 	/* synced before any ID of this boot can be handed out */
 	if (store_put_now(e->st, CF_META, META_EPOCH, strlen(META_EPOCH), b, 8) != 0)
@@ -442,18 +446,29 @@ static void put_counts(struct engine *e)
 	}
 }
 
+/* After a commit that wrote: every ID handed out so far is written. */
+static void committed(struct engine *e)
+{
+	atomic_store(&e->committed_id, ((uint64_t)e->epoch << ID_EPOCH_SHIFT) | e->counter);
+}
+
 int emb_settle(struct engine *e)
 {
 	if (!store_dirty(e->st))
 		return 0;
 	put_counts(e);
-	return store_commit(e->st, true);
+	int rc = store_commit(e->st, true);
+	if (rc == 0)
+		committed(e);
+	return rc;
 }
 
 static int emb_commit(struct engine *e, bool wait, bool *durable_needed)
 {
 	put_counts(e);
 	int rc = store_commit(e->st, wait);
+	if (rc == 0)
+		committed(e);
 	*durable_needed = e->durable;
 	if (rc != 1) /* busy: the writes stay pending, and so does their need */
 		e->durable = false;
@@ -462,7 +477,11 @@ static int emb_commit(struct engine *e, bool wait, bool *durable_needed)
 
 static int emb_sync(struct engine *e)
 {
-	return store_sync(e->st);
+	uint64_t upto = atomic_load(&e->committed_id); /* written before this sync */
+	int rc = store_sync(e->st);
+	if (rc == 0)
+		atomic_store(&e->synced_id, upto);
+	return rc;
 }
 
 const struct engine_ops embedded_engine = {

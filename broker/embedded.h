@@ -17,6 +17,8 @@
 #error "embedded.h is private to the embedded engine: outside it, use engine.h"
 #endif
 
+#include <stdatomic.h>
+
 #include "engine.h"
 #include "index.h"
 #include "record.h"
@@ -53,6 +55,13 @@ struct engine {
 	msgpack_sbuffer sbuf;	/* scratch for packing records */
 	msgpack_packer pk;
 	bool durable; /* this turn holds writes that must be synced */
+	/* IDs are handed out in order, so "created by a write that is
+	 * durable" is "ID at most synced_id" (lease.c: a claim's answer need
+	 * not wait for the sync when every job it gives is).  committed_id:
+	 * the last ID handed out before the last commit (the core writes it,
+	 * the syncer reads it when a sync starts); synced_id: the same as of
+	 * the last sync that succeeded. */
+	_Atomic uint64_t committed_id, synced_id;
 	uint64_t uk_id; /* emb_unique_load: whose key uk holds, 0 none */
 	char uk[PROTO_MAX_QUEUE + 2 + CUEQ_MAX_KEY];
 	size_t uk_len;

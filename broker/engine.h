@@ -100,6 +100,10 @@ struct eng_claimed {
 	int64_t deadline;
 	char *payload; /* release with ops->claimed_free */
 	size_t payload_len;
+	bool unsynced; /* the write that created it is not yet durable (sync):
+			* an answer that gives it must wait for the sync; the
+			* lease itself need not (DESIGN: a lease lost in a
+			* crash behaves as an expired one) */
 };
 
 /* An ack or nack of one execution; the out fields are the answer. */

@@ -37,8 +37,9 @@ bool emb_has_ready(struct engine *e, const char *queue, size_t qlen)
 }
 
 /* What a claimer learns of j's live lease (the payload aside). */
-static void claimed_of(const struct job *j, struct eng_claimed *c)
+static void claimed_of(struct engine *e, const struct job *j, struct eng_claimed *c)
 {
+	c->unsynced = j->id > atomic_load(&e->synced_id);
 	c->id = j->id;
 	c->cue_id = j->id;
 	c->token = j->token;
@@ -88,7 +89,7 @@ int emb_claim(struct engine *e, const char *queue, size_t qlen, size_t max, uint
 		emb_history(e, j, EV_CLAIMED, j->attempt, j->token, wlen ? worker : NULL, wlen, now);
 		emb_rec_from_job(e, j, &rec);
 		emb_put_rec(e, &rec);
-		claimed_of(j, c);
+		claimed_of(e, j, c);
 		(*n)++;
 	}
 	return CUEQ_OK;
@@ -114,7 +115,7 @@ int emb_claimed_again(struct engine *e, const uint64_t *ids, const uint64_t *tok
 			return proto_fail(err, CUEQ_ERR_UNAVAILABLE,
 					  "the broker could not read a payload; try again later");
 		}
-		claimed_of(j, c);
+		claimed_of(e, j, c);
 		(*nout)++;
 	}
 	return CUEQ_OK;

@@ -68,7 +68,7 @@ static void *xoom(void *p)
  * engine gives again by itself (OP_REPLAYS), which keeps the loop's memory
  * for the requests that need it. */
 static void answer_as(struct loop *l, struct request *r, nng_msg *m, int code,
-		      struct rid_entry *e, bool keep, void *memo, size_t memo_len)
+		      struct rid_entry *e, bool keep, void *memo, size_t memo_len, bool early)
 {
 	if (e != NULL) {
 		struct request *w = e->waiters;
@@ -90,13 +90,16 @@ static void answer_as(struct loop *l, struct request *r, nng_msg *m, int code,
 		}
 	}
 	free(memo);
-	replies_add(l->turn, r, m);
+	if (early && code == CUEQ_OK)
+		replies_add_early(l->turn, r, m);
+	else
+		replies_add(l->turn, r, m);
 }
 
 static void answer(void *arg, struct request *r, nng_msg *m, int code, struct rid_entry *e,
-		   void *memo, size_t memo_len)
+		   void *memo, size_t memo_len, bool early)
 {
-	answer_as(arg, r, m, code, e, true, memo, memo_len);
+	answer_as(arg, r, m, code, e, true, memo, memo_len, early);
 }
 
 static nng_msg *new_msg(proto_writer *w)
@@ -151,7 +154,7 @@ static void run_op(struct loop *l, struct request *r, const struct op *op,
 		c.replayable = false; /* not on disk: this memory keeps it */
 	}
 	answer_as(l, r, m, rc, e, !(op->flags & OP_REPLAYS) && !c.replayable,
-		  rc == CUEQ_OK ? c.memo : NULL, c.memo_len);
+		  rc == CUEQ_OK ? c.memo : NULL, c.memo_len, c.early);
 	if (rc != CUEQ_OK)
 		free(c.memo);
 }

@@ -48,6 +48,9 @@ struct opctx {
 			       * engine remember the answer this long */
 	bool replayable;      /* the engine answers a repeat of this request (the
 			       * push was remembered or recalled): as OP_REPLAYS */
+	bool early;	      /* the answer depends on no write still waiting for
+			       * its sync (a claim of durable jobs): it may leave
+			       * before the turn's sync (fsync always) */
 	void *memo;	      /* a claim's answer in brief (malloc'd, memo_len
 			       * bytes; the loop keeps it for a repeat instead
 			       * of the reply: ops_claim_again) */

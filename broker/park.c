@@ -103,7 +103,8 @@ void park_serve(struct parks *ps, const struct engine_ops *eo, struct engine *e,
 			proto_writer_init(&w, m);
 			proto_reply_error(&w.pk, p->rid, p->rid_len, p->rid_bin, c.err.code, c.err.msg);
 		}
-		answer(arg, p->r, m, rc, p->rid_entry, rc == CUEQ_OK ? c.memo : NULL, c.memo_len);
+		answer(arg, p->r, m, rc, p->rid_entry, rc == CUEQ_OK ? c.memo : NULL, c.memo_len,
+		       c.early);
 		if (rc != CUEQ_OK)
 			free(c.memo);
 		*pp = p->next;

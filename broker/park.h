@@ -47,9 +47,9 @@ void park_gone(struct parks *ps, const uint32_t *gone, size_t n);
 int64_t park_next_deadline(const struct parks *ps);
 
 /* How a served claim is answered (the loop's reply path); memo (NULL or
- * malloc'd: ownership passes) is the claim's memo (ops.h). */
+ * malloc'd: ownership passes) and early are the claim's (ops.h). */
 typedef void (*park_answer_fn)(void *arg, struct request *r, nng_msg *m, int code,
-			       struct rid_entry *e, void *memo, size_t memo_len);
+			       struct rid_entry *e, void *memo, size_t memo_len, bool early);
 /* Serves every parked claim that can be answered now (all of them when
  * all_final is set, at shutdown): runs the claim through the ops table
  * and hands the reply to answer. */

@@ -19,6 +19,7 @@
 struct reply_out {
 	struct request *r;
 	nng_msg *m;
+	bool early;
 };
 
 struct syncer {
@@ -39,7 +40,20 @@ struct syncer {
 	atomic_bool failed;
 };
 
+static void add(struct replies *b, struct request *r, nng_msg *m, bool early);
+
 void replies_add(struct replies *b, struct request *r, nng_msg *m)
+{
+	add(b, r, m, false);
+}
+
+void replies_add_early(struct replies *b, struct request *r, nng_msg *m)
+{
+	add(b, r, m, true);
+	b->n_early++;
+}
+
+static void add(struct replies *b, struct request *r, nng_msg *m, bool early)
 {
 	if (b->n == b->cap) {
 		size_t cap = b->cap ? b->cap * 2 : 64;
@@ -50,7 +64,23 @@ void replies_add(struct replies *b, struct request *r, nng_msg *m)
 		}
 		b->v = v, b->cap = cap;
 	}
-	b->v[b->n++] = (struct reply_out){r, m};
+	b->v[b->n++] = (struct reply_out){r, m, early};
+}
+
+/* Sends b's early replies now (the rest keep their order). */
+static void send_early(struct server *srv, struct replies *b)
+{
+	size_t k = 0;
+	if (b->n_early == 0)
+		return;
+	for (size_t i = 0; i < b->n; i++) {
+		if (b->v[i].early)
+			server_reply(srv, b->v[i].r, b->v[i].m);
+		else
+			b->v[k++] = b->v[i];
+	}
+	b->n = k;
+	b->n_early = 0;
 }
 
 void replies_send(struct server *srv, struct replies *b, bool drop)
@@ -64,6 +94,7 @@ void replies_send(struct server *srv, struct replies *b, bool drop)
 		}
 	}
 	b->n = 0;
+	b->n_early = 0;
 }
 
 void replies_free(struct server *srv, struct replies *b)
@@ -175,6 +206,8 @@ struct replies *syncer_hand(struct syncer *s, struct replies *b, bool durable, b
 {
 	bool need_sync = durable && s->fsync == FSYNC_ALWAYS;
 
+	if (!s->failed)
+		send_early(s->srv, b); /* written: they wait for nothing else */
 	pthread_mutex_lock(&s->mu);
 	if (durable)
 		s->written = true;

@@ -6,7 +6,8 @@
  * --fsync always a turn that wrote something durable waits for one WAL sync
  * that covers every turn waiting with it (group commit); replies leave in
  * turn order, so a reply that needs no sync still waits for the turns
- * before it.  Under --fsync interval the thread syncs every interval.
+ * before it, except one added as early (a claim of jobs whose creation is
+ * durable), which leaves as soon as its turn is written.  Under --fsync interval the thread syncs every interval.
  *
  * The failure rule: once a write or sync failed (syncer_fail, or a failed
  * sync here), no reply leaves any more: every batch still waiting, and
@@ -29,12 +30,17 @@ enum fsync_policy { FSYNC_ALWAYS, FSYNC_INTERVAL, FSYNC_NEVER };
 struct replies {
 	struct reply_out *v;
 	size_t n, cap;
+	size_t n_early; /* of them added with replies_add_early, not yet sent */
 	bool sync; /* must wait for a sync */
 	struct replies *next;
 };
 
 /* Appends reply m for r (aborts when out of memory, as the core does). */
 void replies_add(struct replies *b, struct request *r, nng_msg *m);
+/* The same for a reply that depends on no write waiting for its sync (a
+ * claim of durable jobs: ops.h, early): it leaves when its turn is handed
+ * over, before the sync that the turn's other replies wait for. */
+void replies_add_early(struct replies *b, struct request *r, nng_msg *m);
 /* Sends every reply of b (or drops them unanswered) and empties b. */
 void replies_send(struct server *srv, struct replies *b, bool drop);
 /* Frees b and what it still holds (replies unsent are freed, their

@@ -1033,6 +1033,29 @@ static void test_claimed_again(void **state)
 		f->eo->claimed_free(f->e, &got[i]);
 }
 
+/* A claimed job says whether the write that created it is durable yet:
+ * not before the sync that follows its push, then yes. */
+static void test_claimed_job_says_if_durable(void **state)
+{
+	struct fx *f = *state;
+	bool durable = false;
+	push_new(f, job("q.dur", "a"));
+	struct eng_claimed c = claim_one(f, "q.dur", LONG_LEASE_MS); /* the same turn */
+	assert_true(c.unsynced);
+	f->eo->claimed_free(f->e, &c);
+	push_new(f, job("q.dur", "b"));
+	assert_int_equal(f->eo->commit(f->e, true, &durable), 0); /* written, not synced */
+	c = claim_one(f, "q.dur", LONG_LEASE_MS);
+	assert_true(c.unsynced);
+	f->eo->claimed_free(f->e, &c);
+	push_new(f, job("q.dur", "c"));
+	turn(f); /* written and synced */
+	c = claim_one(f, "q.dur", LONG_LEASE_MS);
+	assert_false(c.unsynced);
+	f->eo->claimed_free(f->e, &c);
+	turn(f);
+}
+
 /* Start-up finds every unfinished execution among many finished ones
  * (runs of finished records longer than the recovery's look-ahead). */
 static void test_reopen_among_finished(void **state)
@@ -1126,6 +1149,7 @@ static const struct CMUnitTest scenarios[] = {
 	cmocka_unit_test_setup_teardown(test_remembered_requests, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_reopen_among_finished, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_claimed_again, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_claimed_job_says_if_durable, setup, teardown),
 };
 
 #define N_SCENARIOS (sizeof(scenarios) / sizeof(scenarios[0]))

@@ -13,6 +13,8 @@
  *    (faults_kill.c).  A push remembered by its request ID (retry_ttl_ms,
  *    as the SDK sends it) exists once after a kill at its write or sync
  *    and the retry, and is answered the same bytes after a clean restart.
+ *    A claim that gives a job whose push is not yet synced is not answered
+ *    before that sync (the broker dies at it, the claim gets nothing).
  * 2. Fail and recover: producers and workers against a broker whose Nth
  *    write or sync fails; it must exit by itself with status 2, and after a
  *    restart everything it answered ok is on disk (faults_load.c).
@@ -45,6 +47,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -229,6 +232,68 @@ static void test_kill_remembered_push(void **state)
 		fx_bytes_free(&bad);
 		th_broker_cleanup(b);
 	}
+}
+
+/* A claim parked on an empty queue, served by the push that arrives: the
+ * job is not durable until the push's sync, so neither answer may leave
+ * before it.  The broker dies at that sync (CUEQ_FAULT=sync:1:exit): the
+ * claim must get no answer (a claim of durable jobs may leave before its
+ * turn's sync; this one may not). */
+struct parked_claim {
+	const th_broker *b;
+	int rc; /* th_raw_claim's: -1 or an nng error when no answer came */
+	char id[FX_ID], token[FX_ID];
+};
+
+static void *park_a_claim(void *arg)
+{
+	struct parked_claim *pc = arg;
+	th_raw r;
+	uint64_t attempt = 0;
+	if (th_raw_open(&r, pc->b->url, 8000) != 0) {
+		pc->rc = -2;
+		return NULL;
+	}
+	pc->rc = th_raw_claim(&r, "early", 60000, 5000, pc->id, pc->token, &attempt);
+	th_raw_close(&r);
+	return NULL;
+}
+
+static void test_claim_waits_for_the_push_it_gives(void **state)
+{
+	th_broker *b = *state;
+	struct parked_claim pc = { .b = b };
+	fx_job job = { "early", "not yet durable", NULL, NULL, 0, 0 };
+	th_bytes req = fx_push_req(&job);
+	th_reply rep;
+	pthread_t t;
+	th_raw r;
+	int status = 0;
+
+	fx_start(b, NULL);
+	fx_stop_clean(b);
+	fx_set_env(b, (const char *const[]){ "CUEQ_FAULT=sync:1:exit", NULL });
+	if (fx_launch(b, &status) != 0)
+		fail_msg("the broker did not start");
+	assert_int_equal(pthread_create(&t, NULL, park_a_claim, &pc), 0);
+	th_sleep_ms(300); /* the claim is parked */
+	fx_open(&r, b);
+	fx_end end = fx_send(b, &r, &req, &rep, FX_CHECK_MS);
+	th_reply_free(&rep);
+	th_raw_close(&r);
+	pthread_join(t, NULL);
+	if (!end.died)
+		fail_msg("the broker answered the push (%d) instead of dying at its sync", end.replied);
+	if (pc.rc == 0)
+		fail_msg("the parked claim was answered with %s before the sync of the push that "
+			 "created it", pc.id);
+	assert_true(pc.rc != 1); /* not an empty answer either: no answer at all */
+	fx_set_env(b, NULL);
+	th_broker_kill9(b);
+	fx_restart(b);
+	fx_stop_clean(b);
+	fx_bytes_free(&req);
+	th_broker_cleanup(b);
 }
 
 /* ---- 2. fail and recover ------------------------------------------------------ */
@@ -623,6 +688,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_kill_extend, unstarted, th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_kill_retention, unstarted, th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_kill_remembered_push, unstarted, th_fixture_stop),
+		cmocka_unit_test_setup_teardown(test_claim_waits_for_the_push_it_gives, unstarted,
+						th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_write_fails, unstarted, th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_sync_fails, unstarted, th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_disk_full, unstarted, th_fixture_stop),
