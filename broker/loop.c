@@ -1,9 +1,11 @@
 /*
  * loop.c - the core turn and request IDs; parked claims are park.c, the
  * group-commit thread syncer.c.  See loop.h for the shape; the invariant
- * that keeps replies honest: replies leave in turn order, a reply that
- * depends on a write leaves only after that write is as durable as the
- * fsync policy promises, and after a failed write or sync none leaves.
+ * that keeps replies honest: a reply that depends on a write leaves only
+ * after that write is as durable as the fsync policy promises (replies
+ * leave in turn order, but for a claim that depends on no write waiting
+ * for a sync: its own lease need not be synced), and after a failed write
+ * or sync none leaves.
  */
 #define _GNU_SOURCE /* memmem */
 #include "loop.h"
