@@ -100,10 +100,12 @@ struct eng_claimed {
 	int64_t deadline;
 	char *payload; /* release with ops->claimed_free */
 	size_t payload_len;
-	bool unsynced; /* the write that created it is not yet durable (sync):
-			* an answer that gives it must wait for the sync; the
-			* lease itself need not (DESIGN: a lease lost in a
-			* crash behaves as an expired one) */
+	bool durable; /* what made it claimable is synced: the write that
+		       * created it (and nothing since but the engine's own
+		       * time) is durable, so an answer giving it need not
+		       * wait for the turn's sync; the lease itself need not
+		       * (DESIGN: a lease lost in a crash behaves as an expired
+		       * one).  false (the safe default): the answer waits */
 };
 
 /* An ack or nack of one execution; the out fields are the answer. */

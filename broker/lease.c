@@ -39,7 +39,10 @@ bool emb_has_ready(struct engine *e, const char *queue, size_t qlen)
 /* What a claimer learns of j's live lease (the payload aside). */
 static void claimed_of(struct engine *e, const struct job *j, struct eng_claimed *c)
 {
-	c->unsynced = j->id > atomic_load(&e->synced_id);
+	/* created by a synced write, and this lease its first delivery: a
+	 * job ready again after a nack is ready by a write that may not be
+	 * synced yet, so its answer waits as before */
+	c->durable = j->id <= atomic_load(&e->synced_id) && j->attempt <= 1;
 	c->id = j->id;
 	c->cue_id = j->id;
 	c->token = j->token;

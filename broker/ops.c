@@ -315,7 +315,7 @@ int ops_claim(struct opctx *c, const struct claim_args *a, bool final)
 		return OP_PARKED;
 	c->early = c->synced;
 	for (size_t i = 0; i < n; i++)
-		c->early &= !got[i].unsynced; /* a job not yet durable: wait with it */
+		c->early &= got[i].durable; /* a job not yet durable: wait with it */
 	make_memo(c, a->queue, a->qlen, got, n);
 	pack_claimed(c, a->queue, a->qlen, got, n);
 	return CUEQ_OK;

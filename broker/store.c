@@ -220,6 +220,11 @@ int store_open(const char *dir, int max_open_files, struct store **out, char *er
 		rocksdb_options_set_max_open_files(s->opts, max_open_files);
 	rocksdb_options_set_create_if_missing(s->opts, 1);
 	rocksdb_options_set_create_missing_column_families(s->opts, 1);
+	/* What the WAL replays at open is written to synced table files
+	 * before the store is used: RocksDB's default (avoid_flush_during_
+	 * recovery false, which its C API cannot change), said here because
+	 * the engine counts on it: everything recovered is durable (the
+	 * early claim answers, embedded.c). */
 	rocksdb_options_increase_parallelism(s->opts, 2);
 	rocksdb_options_set_write_buffer_size(s->opts, 4u << 20);
 	rocksdb_options_set_max_write_buffer_number(s->opts, 2);

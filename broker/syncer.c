@@ -211,7 +211,7 @@ struct replies *syncer_hand(struct syncer *s, struct replies *b, bool durable, b
 	pthread_mutex_lock(&s->mu);
 	if (durable)
 		s->written = true;
-	if (s->failed || b->n == 0 || (!need_sync && !s->busy && s->head == NULL)) {
+	if (s->failed || (b->n == 0 && !need_sync) || (!need_sync && !s->busy && s->head == NULL)) {
 		/* nothing is queued before it (or nothing may leave at all) */
 		bool drop = s->failed;
 		pthread_mutex_unlock(&s->mu);

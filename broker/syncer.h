@@ -13,7 +13,9 @@
  * sync here), no reply leaves any more: every batch still waiting, and
  * every batch handed over later, is dropped without an answer, and the
  * broker is told to stop.  Clients retry with the same request ID once the
- * broker is back; what it answered before the failure is on disk.
+ * broker is back; what it answered before the failure is on disk.  (An
+ * early claim answer of a turn written before the failure was seen may
+ * still leave: it depends on nothing the failure can take back.)
  */
 #ifndef CUEQ_SYNCER_H
 #define CUEQ_SYNCER_H

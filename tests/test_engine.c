@@ -1033,25 +1033,33 @@ static void test_claimed_again(void **state)
 		f->eo->claimed_free(f->e, &got[i]);
 }
 
-/* A claimed job says whether the write that created it is durable yet:
- * not before the sync that follows its push, then yes. */
+/* A claimed job says whether what made it claimable is durable: not
+ * before the sync that follows its push, then yes; not after a nack. */
 static void test_claimed_job_says_if_durable(void **state)
 {
 	struct fx *f = *state;
 	bool durable = false;
 	push_new(f, job("q.dur", "a"));
 	struct eng_claimed c = claim_one(f, "q.dur", LONG_LEASE_MS); /* the same turn */
-	assert_true(c.unsynced);
+	assert_false(c.durable);
 	f->eo->claimed_free(f->e, &c);
 	push_new(f, job("q.dur", "b"));
 	assert_int_equal(f->eo->commit(f->e, true, &durable), 0); /* written, not synced */
 	c = claim_one(f, "q.dur", LONG_LEASE_MS);
-	assert_true(c.unsynced);
+	assert_false(c.durable);
 	f->eo->claimed_free(f->e, &c);
 	push_new(f, job("q.dur", "c"));
 	turn(f); /* written and synced */
 	c = claim_one(f, "q.dur", LONG_LEASE_MS);
-	assert_false(c.unsynced);
+	assert_true(c.durable);
+	f->eo->claimed_free(f->e, &c);
+	turn(f);
+	/* ready again by a nack: not a durable creation that made it so */
+	assert_int_equal(finish(f, c.id, c.token, ENG_NACK, "again", 0, false).err.code, CUEQ_OK);
+	turn(f);
+	c = claim_one(f, "q.dur", LONG_LEASE_MS);
+	assert_int_equal(c.attempt, 2);
+	assert_false(c.durable);
 	f->eo->claimed_free(f->e, &c);
 	turn(f);
 }
