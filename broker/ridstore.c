@@ -57,8 +57,7 @@ int emb_remember(struct engine *e, const void *rid, size_t rid_len, uint64_t has
 	}
 	store_be64(v, hash);
 	store_be64(v + 8, (uint64_t)expires_at);
-	v[16] = (uint8_t)(len >> 24), v[17] = (uint8_t)(len >> 16);
-	v[18] = (uint8_t)(len >> 8), v[19] = (uint8_t)len;
+	store_be32(v + 16, (uint32_t)len);
 	v[20] = form;
 	store_put(e->st, CF_IDEM, k, kl, v, HEAD + (size_t)packed);
 	free(v);
@@ -96,7 +95,7 @@ int emb_recall(struct engine *e, const void *rid, size_t rid_len, uint64_t hash,
 	if (rc == 0)
 		return 0;
 	const uint8_t *u = (const uint8_t *)v;
-	size_t n = vl < HEAD ? 0 : (size_t)u[16] << 24 | (size_t)u[17] << 16 | (size_t)u[18] << 8 | u[19];
+	size_t n = vl < HEAD ? 0 : store_get_be32(u + 16);
 	int64_t expires_at = vl < HEAD ? 0 : (int64_t)store_get_be64(u + 8);
 	if (vl < HEAD || expires_at <= proto_now_ms() || n > PROTO_TRANSPORT_MAX) {
 		store_free(v);

@@ -119,6 +119,11 @@ void store_be32(uint8_t *p, uint32_t v)
 		p[i] = (uint8_t)v;
 }
 
+uint32_t store_get_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
 static char *dup_bytes(const void *p, size_t n)
 {
 	char *d = malloc(n ? n : 1);

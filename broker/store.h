@@ -124,5 +124,6 @@ size_t store_estimate_keys(struct store *s, int cf);
 void store_be64(uint8_t *p, uint64_t v);
 uint64_t store_get_be64(const uint8_t *p);
 void store_be32(uint8_t *p, uint32_t v);
+uint32_t store_get_be32(const uint8_t *p);
 
 #endif /* CUEQ_STORE_H */
