@@ -149,6 +149,9 @@ typedef struct th_req {
 /* Starts a request for op with a fresh request ID and n op fields to pack
  * after it (with the proto_kv_* helpers on th_pk(q)). */
 int th_req_begin(th_req *q, const char *op, size_t n_fields);
+/* The same under a request ID of the caller's (at most 39 bytes): to build
+ * another request with an ID already used. */
+int th_req_begin_rid(th_req *q, const char *op, size_t n_fields, const char *rid);
 msgpack_packer *th_pk(th_req *q);
 /* Sends the request (and frees it); like th_raw_call. */
 int th_req_call(th_raw *r, th_req *q, th_reply *rep);

@@ -120,18 +120,26 @@ void th_reply_free(th_reply *rep)
 	rep->root = NULL;
 }
 
-int th_req_begin(th_req *q, const char *op, size_t n_fields)
+int th_req_begin_rid(th_req *q, const char *op, size_t n_fields, const char *rid)
 {
-	static atomic_uint counter;
 	int rv;
 
 	memset(q, 0, sizeof(*q));
 	if ((rv = nng_msg_alloc(&q->msg, 0)) != 0)
 		return rv;
-	snprintf(q->rid, sizeof(q->rid), "t%ld-%u", (long)getpid(), atomic_fetch_add(&counter, 1));
+	snprintf(q->rid, sizeof(q->rid), "%s", rid);
 	proto_writer_init(&q->w, q->msg);
 	proto_request_begin(&q->w.pk, op, q->rid, strlen(q->rid), NULL, n_fields);
 	return 0;
+}
+
+int th_req_begin(th_req *q, const char *op, size_t n_fields)
+{
+	static atomic_uint counter;
+	char rid[sizeof(q->rid)];
+
+	snprintf(rid, sizeof(rid), "t%ld-%u", (long)getpid(), atomic_fetch_add(&counter, 1));
+	return th_req_begin_rid(q, op, n_fields, rid);
 }
 
 msgpack_packer *th_pk(th_req *q)

@@ -146,11 +146,7 @@ static th_bytes remembered_push(const char *payload, th_bytes *bad_twin)
 			assert_int_equal(th_req_begin(&q, "push", 2), 0);
 			memcpy(rid, q.rid, sizeof(rid));
 		} else { /* the same request ID, other bytes */
-			memset(&q, 0, sizeof(q));
-			assert_int_equal(nng_msg_alloc(&q.msg, 0), 0);
-			memcpy(q.rid, rid, sizeof(rid));
-			proto_writer_init(&q.w, q.msg);
-			proto_request_begin(&q.w.pk, "push", q.rid, strlen(q.rid), NULL, 2);
+			assert_int_equal(th_req_begin_rid(&q, "push", 2, rid), 0);
 		}
 		proto_kv_uint(th_pk(&q), "retry_ttl_ms", 600000);
 		proto_key(th_pk(&q), "jobs");

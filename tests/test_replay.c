@@ -39,6 +39,34 @@ static void call_ok(th_raw *r, const th_bytes *b, th_reply *rep)
 		fail_msg("refused: %s %s", rep->err, rep->msg);
 }
 
+/* A copy of rep's bytes (free its p), to compare a repeat's answer with. */
+static th_bytes kept(const th_reply *rep)
+{
+	th_bytes k = { malloc(rep->len ? rep->len : 1), rep->len };
+	assert_non_null(k.p);
+	memcpy(k.p, rep->buf, rep->len);
+	return k;
+}
+
+static void expect_same_bytes(const th_reply *rep, const th_bytes *first)
+{
+	assert_int_equal(rep->len, first->n);
+	assert_memory_equal(rep->buf, first->p, first->n);
+}
+
+/* Claims from queue until a job comes back (10 s at most): its backoff or
+ * lease is running out. */
+static void claim_when_back(th_raw *r, const char *queue, char id[PROTO_ID_LEN + 1],
+			    char tok[PROTO_ID_LEN + 1], uint64_t *attempt)
+{
+	int64_t deadline = th_now_ms() + 10000;
+	int rc;
+	while ((rc = th_raw_claim(r, queue, 0, 1000, id, tok, attempt)) == 1 &&
+	       th_now_ms() < deadline)
+		;
+	assert_int_equal(rc, 0);
+}
+
 static void result_id(const th_reply *rep, const char *array, char id[PROTO_ID_LEN + 1])
 {
 	const msgpack_object *m = th_item(rep->root, array, 0);
@@ -167,12 +195,7 @@ static void test_ack_and_nack_replay(void **state)
 	th_reply_free(&rep);
 
 	/* ack twice with one request ID: one success. */
-	int64_t deadline = th_now_ms() + 10000;
-	int rc;
-	while ((rc = th_raw_claim(&r, "ra", 0, 1000, id, tok, &attempt)) == 1 &&
-	       th_now_ms() < deadline)
-		;
-	assert_int_equal(rc, 0);
+	claim_when_back(&r, "ra", id, tok, &attempt);
 	assert_int_equal(attempt, 2);
 	th_bytes ack = finish_req("ack", id, tok, "fine");
 	call_ok(&r, &ack, &rep);
@@ -216,10 +239,7 @@ static void test_claim_replay(void **state)
 	call_ok(&r, &claim, &rep);
 	result_id(&rep, "jobs", id1);
 	assert_true(th_str(th_item(rep.root, "jobs", 0), "lease_token", t1, sizeof(t1)));
-	size_t first_len = rep.len;
-	void *first = malloc(first_len);
-	assert_non_null(first);
-	memcpy(first, rep.buf, first_len);
+	th_bytes first = kept(&rep);
 	th_reply_free(&rep);
 	call_ok(&r, &claim, &rep);
 	result_id(&rep, "jobs", id2);
@@ -228,10 +248,9 @@ static void test_claim_replay(void **state)
 	 * byte for byte (the broker keeps the leases it gave, not the reply) */
 	assert_string_equal(id1, id2);
 	assert_string_equal(t1, t2);
-	assert_int_equal(rep.len, first_len);
-	assert_memory_equal(rep.buf, first, first_len);
+	expect_same_bytes(&rep, &first);
 	th_reply_free(&rep);
-	free(first);
+	free(first.p);
 	assert_int_equal(th_raw_counts(&r, "rc", &c), 0);
 	assert_int_equal(c.leased, 1);
 	assert_int_equal(c.ready, 1);
@@ -319,24 +338,15 @@ static void test_nack_replay_after_reclaim(void **state)
 	th_bytes nack = finish_req("nack", id, tok, "boom");
 	call_ok(&r, &nack, &rep);
 	expect_item_ok(&rep);
-	size_t first_len = rep.len;
-	void *first = malloc(first_len);
-	assert_non_null(first);
-	memcpy(first, rep.buf, first_len);
+	th_bytes first = kept(&rep);
 	th_reply_free(&rep);
-	int64_t deadline = th_now_ms() + 10000;
-	int rc;
-	while ((rc = th_raw_claim(&r, "rz", 0, 1000, id2, tok2, &attempt)) == 1 &&
-	       th_now_ms() < deadline)
-		;
-	assert_int_equal(rc, 0);
+	claim_when_back(&r, "rz", id2, tok2, &attempt);
 	assert_string_equal(id2, id);
 	call_ok(&r, &nack, &rep);
 	expect_item_ok(&rep);
-	assert_int_equal(rep.len, first_len);
-	assert_memory_equal(rep.buf, first, first_len);
+	expect_same_bytes(&rep, &first);
 	th_reply_free(&rep);
-	free(first);
+	free(first.p);
 	free(nack.p);
 	th_raw_close(&r);
 }
@@ -346,11 +356,7 @@ static void test_nack_replay_after_reclaim(void **state)
 static th_bytes push_with_rid(const char *rid, const char *queue, const char *payload, bool ttl)
 {
 	th_req q;
-	memset(&q, 0, sizeof(q));
-	assert_int_equal(nng_msg_alloc(&q.msg, 0), 0);
-	snprintf(q.rid, sizeof(q.rid), "%s", rid);
-	proto_writer_init(&q.w, q.msg);
-	proto_request_begin(&q.w.pk, "push", q.rid, strlen(q.rid), NULL, 1 + ttl);
+	assert_int_equal(th_req_begin_rid(&q, "push", 1 + ttl, rid), 0);
 	if (ttl)
 		proto_kv_uint(th_pk(&q), "retry_ttl_ms", 60000);
 	proto_key(th_pk(&q), "jobs");
@@ -376,14 +382,10 @@ static void test_remembered_push_and_reused_id(void **state)
 
 	open_raw(b, &r);
 	call_ok(&r, &first, &rep);
-	size_t len = rep.len;
-	void *bytes = malloc(len);
-	assert_non_null(bytes);
-	memcpy(bytes, rep.buf, len);
+	th_bytes answer = kept(&rep);
 	th_reply_free(&rep);
 	call_ok(&r, &first, &rep);
-	assert_int_equal(rep.len, len);
-	assert_memory_equal(rep.buf, bytes, len);
+	expect_same_bytes(&rep, &answer);
 	th_reply_free(&rep);
 	const th_bytes *bad[2] = { &other, &plain };
 	for (int i = 0; i < 2; i++) {
@@ -394,12 +396,11 @@ static void test_remembered_push_and_reused_id(void **state)
 	}
 	/* and the first one's retry still gets its answer */
 	call_ok(&r, &first, &rep);
-	assert_int_equal(rep.len, len);
-	assert_memory_equal(rep.buf, bytes, len);
+	expect_same_bytes(&rep, &answer);
 	th_reply_free(&rep);
 	assert_int_equal(th_raw_counts(&r, "rm", &c), 0);
 	assert_int_equal(c.ready, 1);
-	free(bytes);
+	free(answer.p);
 	free(first.p);
 	free(other.p);
 	free(plain.p);
