@@ -992,6 +992,36 @@ static void test_failed_write_inside_a_read(void **state)
 	assert_int_equal(state_of(f, a.id), CUEQ_SUCCEEDED);
 }
 
+/* A late lease token is answered from the stored record, so its request
+ * first writes the turn so far: when that write fails, the token gets
+ * UNAVAILABLE (not a guess), and nothing of the turn is there after
+ * reopening. */
+static void test_failed_write_before_a_late_token(void **state)
+{
+	struct fx *f = *state;
+	struct eng_pushed a = push_new(f, job("q.lfault", "a"));
+	turn(f);
+	struct eng_claimed c = claim_one(f, "q.lfault", LONG_LEASE_MS);
+	turn(f);
+	assert_int_equal(ack(f, a.id, c.token, "done"), CUEQ_OK);
+	turn(f);
+
+	reopen(f, true);
+	struct eng_pushed b = push_new(f, job("q.lfault", "b")); /* the turn so far */
+	assert_int_equal(ack(f, a.id, c.token, "done"), CUEQ_ERR_UNAVAILABLE);
+	/* the failed turn is gone: what is read now is what is on disk */
+	struct eng_extend x = extend(f, a.id, c.token, LONG_LEASE_MS);
+	assert_int_equal(x.err.code, CUEQ_ERR_STALE_LEASE);
+	bool durable = false;
+	assert_int_not_equal(f->eo->commit(f->e, true, &durable), 0);
+
+	reopen(f, false);
+	expect_gone(f, b.id);
+	assert_int_equal(state_of(f, a.id), CUEQ_SUCCEEDED);
+	assert_int_equal(ack(f, a.id, c.token, "done"), CUEQ_OK); /* the first answer again */
+	turn(f);
+}
+
 /* A claim asked again gets the leases it gave that are still live, and
  * takes no other. */
 static void test_claimed_again(void **state)
@@ -1154,6 +1184,7 @@ static const struct CMUnitTest scenarios[] = {
 	cmocka_unit_test_setup_teardown(test_close_and_reopen, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_failed_write_leaves_nothing, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_failed_write_inside_a_read, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_failed_write_before_a_late_token, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_remembered_requests, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_reopen_among_finished, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_claimed_again, setup, teardown),
