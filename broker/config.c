@@ -14,7 +14,7 @@
 static const char usage[] =
 	"usage: cueqd [--data DIR] [--listen URL]... [--fsync always|interval|never]\n"
 	"             [--fsync-interval D] [--retention D] [--idempotency-window D]\n"
-	"             [--max-connections N]\n"
+	"             [--max-connections N] [--release-on-disconnect on|off]\n"
 	"\n"
 	"The cueq broker: an at-least-once job queue with worker claim/lease.\n"
 	"\n"
@@ -33,6 +33,10 @@ static const char usage[] =
 	"  --max-connections N  client connections served at once; more are closed as\n"
 	"                       they connect (default 1024, less when the descriptor\n"
 	"                       limit, raised to its hard limit at start, is lower)\n"
+	"  --release-on-disconnect on|off\n"
+	"                       on (default): when a worker's connection closes, the\n"
+	"                       leases it holds end at once, so its executions are\n"
+	"                       delivered again in milliseconds and its tokens fenced\n"
 	"  --help               this text\n"
 	"  --version            print the version\n"
 	"\n"
@@ -68,6 +72,7 @@ int config_parse(struct config *c, int argc, char **argv)
 		.fsync_interval_ms = 100,
 		.retention_ms = 7 * 86400000ll,
 		.idem_window_ms = 86400000ll,
+		.release_on_disconnect = true,
 	};
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = NULL, *eq = strchr(a, '=');
@@ -122,6 +127,13 @@ int config_parse(struct config *c, int argc, char **argv)
 			if (*v == '\0' || *end != '\0' || n < 1 || n > 1000000)
 				return bad("--max-connections '%s' is not a number from 1 to 1000000", v);
 			c->max_connections = (int)n;
+		} else if (strcmp(flag, "--release-on-disconnect") == 0) {
+			if (strcmp(v, "on") == 0)
+				c->release_on_disconnect = true;
+			else if (strcmp(v, "off") == 0)
+				c->release_on_disconnect = false;
+			else
+				return bad("--release-on-disconnect '%s' is not on or off", v);
 		} else if (strcmp(flag, "--retention") == 0) {
 			if (duration(flag, v, 1000, &c->retention_ms) != 0)
 				return -1;

@@ -4,6 +4,7 @@
 #ifndef CUEQ_CONFIG_H
 #define CUEQ_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,6 +19,7 @@ struct config {
 	int64_t retention_ms;
 	int64_t idem_window_ms;
 	int max_connections; /* 0: the default, sized to the descriptor limit */
+	bool release_on_disconnect; /* default on */
 };
 
 /* Parses argv.  Returns 0 to run, 1 when it printed help or version (exit

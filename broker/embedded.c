@@ -18,7 +18,12 @@
 
 static const char META_EPOCH[] = "epoch";
 static const char META_FORMAT[] = "format";
-static const char META_COUNTS[] = "n:"; /* + queue: finished counts */
+/* + queue: finished counts (3 x 8), then totals (deliveries, expiries,
+ * failures, releases: 4 x 8) and paused (1); older brokers wrote the
+ * counts alone */
+static const char META_COUNTS[] = "n:";
+#define COUNTS_OLD 24
+#define COUNTS_LEN 57
 
 void *emb_oom(void *p)
 {
@@ -130,7 +135,7 @@ void emb_rec_from_job(struct engine *e, const struct job *j, struct exec_rec *re
 	const struct queue *q = e->queues[j->queue];
 	*rec = (struct exec_rec){
 		.id = j->id,
-		.cue_id = j->id,
+		.cue_id = j->cue_id,
 		.queue = q->name,
 		.queue_len = q->len,
 		.priority = j->priority,
@@ -148,6 +153,10 @@ void emb_rec_from_job(struct engine *e, const struct job *j, struct exec_rec *re
 		.token = j->state == CUEQ_LEASED ? j->token : 0,
 		.error = j->error,
 		.error_len = j->error_len,
+		.max_expiries = j->max_expiries,
+		.backoff_ms = j->backoff_ms,
+		.backoff_max_ms = j->backoff_max_ms,
+		.backoff_factor = j->backoff_factor,
 	};
 }
 
@@ -267,11 +276,19 @@ static int load_counts(struct engine *e)
 	for (; store_iter_valid(it); store_iter_next(it)) {
 		size_t kl, vl;
 		const char *k = store_iter_key(it, &kl), *v = store_iter_value(it, &vl);
-		if (kl <= 2 || kl - 2 > PROTO_MAX_QUEUE || vl != 24)
+		const uint8_t *b = (const uint8_t *)v;
+		if (kl <= 2 || kl - 2 > PROTO_MAX_QUEUE || (vl != COUNTS_OLD && vl != COUNTS_LEN))
 			continue;
 		struct queue *q = emb_queue(e, k + 2, kl - 2, true);
 		for (int i = 0; i < 3; i++)
-			q->count[CUEQ_SUCCEEDED + i] = store_get_be64((const uint8_t *)v + 8 * i);
+			q->count[CUEQ_SUCCEEDED + i] = store_get_be64(b + 8 * i);
+		if (vl == COUNTS_LEN) {
+			q->deliveries = store_get_be64(b + 24);
+			q->expiries = store_get_be64(b + 32);
+			q->failures = store_get_be64(b + 40);
+			q->releases = store_get_be64(b + 48);
+			q->paused = b[56] != 0;
+		}
 	}
 	store_iter_free(it);
 	return 0;
@@ -336,6 +353,7 @@ static int recover(struct engine *e)
 		struct job *j = emb_oom(jobs_alloc(e->jobs));
 		struct queue *q = emb_queue(e, r.queue, r.queue_len, true);
 		j->id = id;
+		j->cue_id = r.cue_id ? r.cue_id : id;
 		j->queue = q->idx;
 		j->priority = (int16_t)r.priority;
 		j->max_attempts = (uint16_t)r.max_attempts;
@@ -349,6 +367,8 @@ static int recover(struct engine *e)
 		j->deadline = r.deadline;
 		j->token = r.token;
 		j->flags = r.flags;
+		j->max_expiries = (uint16_t)r.max_expiries;
+		emb_job_backoff(j, r.backoff_ms, r.backoff_max_ms, r.backoff_factor);
 		if (r.error) {
 			j->error = emb_oom(malloc(r.error_len + 1));
 			memcpy(j->error, r.error, r.error_len);
@@ -383,6 +403,8 @@ static int emb_open(const struct eng_config *cfg, struct engine **out, char *err
 	msgpack_sbuffer_init(&e->sbuf);
 	msgpack_packer_init(&e->pk, &e->sbuf, msgpack_sbuffer_write);
 	heap_init(&e->timers, job_due_before);
+	e->clock = cfg->clock;
+	e->clock_arg = cfg->clock_arg;
 	e->retention_ms = cfg->retention_ms;
 	e->idem_window_ms = cfg->idem_window_ms;
 	e->qslot_cap = 64;
@@ -400,6 +422,11 @@ static int emb_open(const struct eng_config *cfg, struct engine **out, char *err
 		snprintf(err, errlen, "cannot read the unfinished executions (see the log above)");
 		goto fail;
 	}
+	if (emb_cues_load(e) != 0) {
+		snprintf(err, errlen, "cannot read the recurring cues (see the log above)");
+		goto fail;
+	}
+	e->rng = ((uint64_t)e->epoch << 32 ^ (uint64_t)proto_now_ms()) | 1;
 	*out = e;
 	return 0;
 fail:
@@ -412,6 +439,7 @@ static void emb_close(struct engine *e)
 	if (e == NULL)
 		return;
 	store_close(e->st);
+	emb_cues_free(e);
 	for (uint32_t i = 0; i < e->nq; i++) {
 		heap_fini(&e->queues[i]->ready);
 		free(e->queues[i]);
@@ -434,7 +462,7 @@ static void put_counts(struct engine *e)
 {
 	for (uint32_t i = 0; i < e->nq; i++) {
 		struct queue *q = e->queues[i];
-		uint8_t k[2 + PROTO_MAX_QUEUE], v[24];
+		uint8_t k[2 + PROTO_MAX_QUEUE], v[COUNTS_LEN];
 		if (!q->counts_dirty)
 			continue;
 		q->counts_dirty = false;
@@ -442,6 +470,11 @@ static void put_counts(struct engine *e)
 		memcpy(k + 2, q->name, q->len);
 		for (int s = 0; s < 3; s++)
 			store_be64(v + 8 * s, q->count[CUEQ_SUCCEEDED + s]);
+		store_be64(v + 24, q->deliveries);
+		store_be64(v + 32, q->expiries);
+		store_be64(v + 40, q->failures);
+		store_be64(v + 48, q->releases);
+		v[56] = q->paused;
 		store_put(e->st, CF_META, k, 2 + (size_t)q->len, v, sizeof(v));
 	}
 }
@@ -506,6 +539,14 @@ const struct engine_ops embedded_engine = {
 	.view_free = emb_view_free,
 	.stats = emb_stats,
 	.tick = emb_tick,
+	.cancel = emb_cancel,
+	.retry = emb_retry,
+	.purge = emb_purge,
+	.pause = emb_pause,
+	.release = emb_release,
+	.is_live = emb_is_live,
+	.cue_get = emb_cue_get,
+	.cues = emb_cues_list,
 	.next_due = emb_next_due,
 	.commit = emb_commit,
 	.sync = emb_sync,

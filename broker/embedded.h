@@ -35,10 +35,36 @@ struct queue {
 	uint32_t idx;	   /* place in the queue table */
 	struct heap ready;   /* READY jobs: priority, then push order */
 	uint64_t count[6];   /* by cueq_state; finished ones = retained */
+	bool paused;	     /* claims get nothing (stored with the counts) */
+	uint32_t n_cues;     /* active recurring cues */
+	/* totals since the queue was created (stored with the counts) */
+	uint64_t deliveries, expiries, failures, releases;
+};
+
+/* A recurring cue in memory: when it fires next; the rest is in its
+ * record (cues.c). */
+struct cue {
+	uint64_t id;
+	uint32_t queue;
+	uint32_t heap_pos;
+	int64_t next_fire;
+	int64_t every_ms, anchor; /* every: slots are anchor + k x every_ms */
+	struct cron *cron;	  /* NULL for every */
+	uint8_t catch_up, overlap;
+	uint64_t last_exec; /* the newest fire's execution, 0 none */
+};
+
+struct cues {
+	struct cue **heap; /* by next_fire */
+	uint32_t n, cap;
 };
 
 struct engine {
 	struct store *st;
+	int64_t (*clock)(void *arg); /* eng_config's */
+	void *clock_arg;
+	uint64_t rng; /* backoff jitter (xorshift64*) */
+	struct cues cues;
 	struct jobs *jobs;
 	struct heap timers; /* SCHEDULED by run_at, LEASED by deadline */
 	struct queue **queues;
@@ -70,6 +96,32 @@ struct engine {
 #define ID_EPOCH_SHIFT 40
 /* State of a job not yet placed in any state (for emb_set_state). */
 #define ST_NONE 0xff
+
+/* The engine's clock, Unix ms. */
+static inline int64_t emb_now(struct engine *e)
+{
+	return e->clock ? e->clock(e->clock_arg) : proto_now_ms();
+}
+
+/* The defaults of a job's retry policy and expiry limit. */
+#define BACKOFF_BASE_MS 1000u
+#define BACKOFF_MAX_MS 3600000u
+#define BACKOFF_FACTOR 2000u /* x 1000 */
+#define MAX_EXPIRIES 5u
+
+/* Sets j's retry policy; zeros (records of older brokers) are the
+ * defaults. */
+static inline void emb_job_backoff(struct job *j, uint32_t base, uint32_t max, uint32_t factor)
+{
+	if (factor == 0) {
+		base = BACKOFF_BASE_MS;
+		max = BACKOFF_MAX_MS;
+		factor = BACKOFF_FACTOR;
+	}
+	j->backoff_ms = base;
+	j->backoff_max_ms = max;
+	j->backoff_factor = factor;
+}
 
 /* Aborts with a log line: out of memory in the core. */
 void *emb_oom(void *p);
@@ -104,6 +156,8 @@ int emb_settle(struct engine *e);
 
 /* Moves a job between states, keeping heaps and counts right. */
 void emb_set_state(struct engine *e, struct job *j, int state);
+/* Marks q's stored counters (finished counts, totals, paused) changed. */
+static inline void emb_counts_dirty(struct queue *q) { q->counts_dirty = true; }
 
 /* ridstore.c: answers remembered by request ID (engine.h remember, recall) */
 int emb_remember(struct engine *e, const void *rid, size_t rid_len, uint64_t hash,
@@ -152,6 +206,47 @@ void emb_extend(struct engine *e, struct eng_extend *items, size_t n);
 int64_t emb_tick(struct engine *e, int64_t now);
 int64_t emb_next_due(struct engine *e);
 
+/* The job's end as a record: j's fields with state, the time and why
+ * (NULL: no reason); the caller writes it and retires j. */
+void emb_end_rec(struct engine *e, const struct job *j, int state, int64_t now, const char *why,
+		 struct exec_rec *rec);
+/* j's lease ended without an outcome (expired, or released when its
+ * worker went away): ready again, or dead when its expiries are used up.
+ * emb_unique_load(j) must have succeeded first when it may die. */
+void emb_lease_ended(struct engine *e, struct job *j, bool released, int64_t now);
+/* Whether j's next lease end would make it dead. */
+static inline bool emb_last_expiry(const struct job *j)
+{
+	return (uint32_t)j->expiries + 1 >= (j->max_expiries ? j->max_expiries : MAX_EXPIRIES);
+}
+
+/* operate.c: cancel, retry, purge, pause, release */
+int emb_cancel(struct engine *e, uint64_t id, int *kind, proto_error *err);
+int emb_retry(struct engine *e, uint64_t id, const char *queue, size_t qlen, size_t max,
+	      size_t *n, bool *more, proto_error *err);
+int emb_purge(struct engine *e, const char *queue, size_t qlen, int state, size_t max, size_t *n,
+	      bool *more, proto_error *err);
+int emb_pause(struct engine *e, const char *queue, size_t qlen, bool paused, proto_error *err);
+void emb_release(struct engine *e, const uint64_t *ids, const uint64_t *tokens, size_t n,
+		 size_t *n_ended);
+bool emb_is_live(struct engine *e, uint64_t id, uint64_t token);
+
+/* cues.c: recurring cues */
+/* Creates the recurring cue of p (a push job with every_ms or cron). */
+void emb_cue_new(struct engine *e, const struct eng_push *p, int64_t now, struct eng_pushed *o);
+/* Fires what is due; the time of the next fire (INT64_MAX none). */
+int64_t emb_cues_fire(struct engine *e, int64_t now);
+int64_t emb_cues_next(const struct engine *e);
+/* Start-up: the active cues into memory.  0, or -1 when a read failed. */
+int emb_cues_load(struct engine *e);
+void emb_cues_free(struct engine *e);
+/* Cancels cue id: 1 done (or cancelled before), 0 no such cue, -1 the
+ * read failed. */
+int emb_cue_cancel(struct engine *e, uint64_t id);
+int emb_cue_get(struct engine *e, uint64_t id, struct eng_cue *out, proto_error *err);
+int emb_cues_list(struct engine *e, const char *queue, size_t qlen, size_t max,
+		  struct eng_cue **out, size_t *n, proto_error *err);
+
 /* inspect.c */
 int emb_get(struct engine *e, uint64_t id, struct eng_view *out, proto_error *err);
 int emb_list(struct engine *e, const char *queue, size_t qlen, int state, uint64_t after,
@@ -168,5 +263,9 @@ int64_t emb_sweep(struct engine *e, int64_t now);
 void emb_retire(struct engine *e, struct job *j, int state, int64_t now);
 /* Deletes every step of id (the steps' keys are id(8) name). */
 void emb_steps_forget(struct engine *e, uint64_t id);
+/* Deletes everything of finished execution id of queue in state
+ * (finished at finished_at), as the retention sweep does. */
+void emb_forget(struct engine *e, uint64_t id, const char *queue, size_t qlen, int state,
+		int64_t finished_at);
 
 #endif /* CUEQ_EMBEDDED_H */

@@ -40,14 +40,18 @@ enum eng_event_kind {
 	ENG_EV_SUCCEEDED,
 	ENG_EV_DEAD, /* detail: why */
 	ENG_EV_STEP, /* detail: the step's name */
+	ENG_EV_RELEASED,  /* the worker's connection closed: the lease ended */
+	ENG_EV_CANCELLED, /* detail: who or why, when known */
+	ENG_EV_RETRIED,	  /* an operator put the dead execution back */
 };
 
 /* Wire name of an event kind ("claimed"), "unknown" for any other value. */
 static inline const char *eng_event_name(int kind)
 {
-	static const char *const names[] = {"unknown", "claimed",   "extended", "expired",
-					    "nacked",  "succeeded", "dead",	"step"};
-	return kind > ENG_EV_UNKNOWN && kind <= ENG_EV_STEP ? names[kind] : names[0];
+	static const char *const names[] = {"unknown",	"claimed",   "extended", "expired",
+					    "nacked",	"succeeded", "dead",	 "step",
+					    "released", "cancelled", "retried"};
+	return kind > ENG_EV_UNKNOWN && kind <= ENG_EV_RETRIED ? names[kind] : names[0];
 }
 
 struct eng_config {
@@ -57,6 +61,22 @@ struct eng_config {
 	int max_open_files; /* descriptors the store may keep open; 0: unbounded */
 	int64_t retention_ms; /* finished executions kept this long */
 	int64_t idem_window_ms; /* default life of an idempotency key */
+	/* the engine's clock (Unix ms): NULL is the real one; tests pass
+	 * their own to run time forward without sleeping */
+	int64_t (*clock)(void *arg);
+	void *clock_arg;
+};
+
+/* A recurring cue's schedule (PROTOCOL.md, "Recurring cues"). */
+enum eng_catch_up { ENG_CATCH_UP_ONE = 0, ENG_CATCH_UP_ALL, ENG_CATCH_UP_NONE };
+enum eng_overlap { ENG_OVERLAP_ALLOW = 0, ENG_OVERLAP_SKIP };
+
+/* How a job retries after a nack: min(max_ms, base_ms x factor^(failures
+ * - 1)), drawn uniformly from [0, that] with jitter. */
+struct eng_backoff {
+	uint32_t base_ms, max_ms;
+	uint32_t factor_milli; /* the factor x 1000 (1000-100000) */
+	bool no_jitter;
 };
 
 /* One job of a push, already validated by the protocol layer. */
@@ -74,6 +94,14 @@ struct eng_push {
 	uint64_t req_hash; /* of the job's canonical fields, for the key */
 	const char *unique; /* unique key or NULL */
 	size_t unique_len;
+	uint32_t max_expiries;
+	struct eng_backoff backoff;
+	/* recurring: every_ms > 0 or cron != NULL (checked by the caller);
+	 * run_at is then the earliest first fire, 0 none */
+	int64_t every_ms;
+	const char *cron, *tz; /* tz NULL: UTC */
+	size_t cron_len, tz_len;
+	uint8_t catch_up, overlap; /* enum eng_catch_up, eng_overlap */
 };
 
 struct eng_pushed {
@@ -82,6 +110,7 @@ struct eng_pushed {
 	uint64_t id, cue_id;
 	int state;
 	bool duplicate; /* the answer of an earlier push with the same key */
+	bool recurring; /* a recurring cue: id is 0, run_at its first fire */
 	int64_t run_at, created_at;
 };
 
@@ -117,7 +146,8 @@ struct eng_outcome {
 	int64_t retry_in_ms; /* nack: <0 the default backoff */
 	bool terminal;	     /* nack: dead at once */
 	proto_error err;     /* out: err.code CUEQ_OK or why refused */
-	int state;	     /* out: state after it */
+	int state;	     /* out: state after it (STALE_LEASE: the state now,
+			      * -1 unknown) */
 	int64_t run_at;	     /* out: when it runs again (nack) */
 };
 
@@ -125,6 +155,7 @@ struct eng_extend {
 	uint64_t id, token;
 	uint32_t lease_ms;
 	proto_error err;  /* out */
+	int state;	  /* out, STALE_LEASE: the state now (-1 unknown) */
 	int64_t deadline; /* out */
 };
 
@@ -138,11 +169,13 @@ struct eng_exec {
 	uint32_t attempt;  /* deliveries so far */
 	uint32_t expiries; /* leases that ran out */
 	uint32_t failures; /* nacks */
-	uint32_t max_attempts, lease_ms;
+	uint32_t max_attempts, max_expiries, lease_ms;
 	int64_t created_at, run_at, deadline, finished_at; /* Unix ms; 0 none */
 	uint64_t token;					   /* live lease token; 0 none */
 	const char *result, *error;			   /* NULL: none */
 	size_t result_len, error_len;
+	const char *reason; /* why it is dead or cancelled; NULL: none */
+	size_t reason_len;
 };
 
 /* One event of an execution's history. */
@@ -172,11 +205,44 @@ struct eng_view {
 struct eng_stats {
 	char queue[PROTO_MAX_QUEUE + 1];
 	uint64_t count[6]; /* by cueq_state */
+	bool paused;
+	uint64_t cues; /* active recurring cues */
+	/* totals since the queue was created */
+	uint64_t deliveries, expiries, failures, releases;
 };
+
+/* A recurring cue as get and cues show it. */
+#define ENG_CUE_NEXT 5 /* next fires shown */
+#define ENG_CUE_LAST 10 /* last executions kept and shown */
+struct eng_cue_fire {
+	uint64_t id; /* the execution */
+	int64_t fire_at;
+	int state; /* -1: gone (deleted after retention) */
+};
+struct eng_cue {
+	uint64_t id;
+	char queue[PROTO_MAX_QUEUE + 1];
+	bool cancelled;
+	int64_t every_ms; /* 0: cron */
+	char cron[129], tz[65];
+	uint8_t catch_up, overlap;
+	int32_t priority;
+	uint32_t max_attempts, max_expiries, lease_ms;
+	int64_t created_at;
+	uint64_t fires, skipped;
+	int64_t next[ENG_CUE_NEXT]; /* 0: none */
+	struct eng_cue_fire last[ENG_CUE_LAST]; /* newest first */
+	size_t n_last;
+	char *payload; /* get only: malloc'd, caller frees */
+	size_t payload_len;
+};
+
+/* What cancel found. */
+enum eng_kind { ENG_KIND_EXECUTION = 1, ENG_KIND_CUE = 2 };
 
 /* Bump when a member of struct engine_ops is added, removed or moved, or
  * changes what it promises; cueqd refuses a table of another version. */
-#define ENGINE_OPS_VERSION 2
+#define ENGINE_OPS_VERSION 3
 
 struct engine_ops {
 	uint32_t version; /* ENGINE_OPS_VERSION */
@@ -271,6 +337,35 @@ struct engine_ops {
 	 * has work, INT64_MAX for none.  Core thread, at the start of every
 	 * turn; may block on storage. */
 	int64_t (*tick)(struct engine *e, int64_t now);
+
+	/* ---- the operator (PROTOCOL.md: cancel, retry, purge, pause) ----
+	 * Each is one request: its changes go in this turn's write.  Core
+	 * thread; may block on storage reads. */
+	/* Cancels execution or recurring cue id: *kind says which. */
+	int (*cancel)(struct engine *e, uint64_t id, int *kind, proto_error *err);
+	/* Puts dead executions back to ready: id, or (id 0) up to max of
+	 * queue; *n of them, *more when others are left. */
+	int (*retry)(struct engine *e, uint64_t id, const char *queue, size_t qlen, size_t max,
+		     size_t *n, bool *more, proto_error *err);
+	/* Deletes up to max finished executions of queue in state. */
+	int (*purge)(struct engine *e, const char *queue, size_t qlen, int state, size_t max,
+		     size_t *n, bool *more, proto_error *err);
+	/* Pauses (or resumes) queue's claims. */
+	int (*pause)(struct engine *e, const char *queue, size_t qlen, bool paused,
+		     proto_error *err);
+	/* Ends the n leases (ids[i], tokens[i]) that are still live, as an
+	 * expiry does (their worker is gone): *n_ended of them.  Core
+	 * thread; may block reading unique keys. */
+	void (*release)(struct engine *e, const uint64_t *ids, const uint64_t *tokens, size_t n,
+			size_t *n_ended);
+	/* Whether (id, token) is a live lease.  Core thread; does not block. */
+	bool (*is_live)(struct engine *e, uint64_t id, uint64_t token);
+	/* One recurring cue (with payload), or the cues of a queue (up to
+	 * max, without payloads; *out malloc'd, caller frees).  NOT_FOUND
+	 * when id is no recurring cue.  Core thread; may block. */
+	int (*cue_get)(struct engine *e, uint64_t id, struct eng_cue *out, proto_error *err);
+	int (*cues)(struct engine *e, const char *queue, size_t qlen, size_t max,
+		    struct eng_cue **out, size_t *n, proto_error *err);
 	/* The time (Unix ms) tick next has work, without doing any.  Core
 	 * thread, every turn; does not block. */
 	int64_t (*next_due)(struct engine *e);

@@ -286,6 +286,10 @@ bool job_ready_before(const struct job *a, const struct job *b)
 {
 	if (a->priority != b->priority)
 		return a->priority > b->priority;
+	/* push order: IDs of one-shot jobs grow with time, but a recurring
+	 * cue's fires have IDs derived from (cue, fire time) */
+	if (a->created_at != b->created_at)
+		return a->created_at < b->created_at;
 	return a->id < b->id;
 }
 

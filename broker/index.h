@@ -2,7 +2,7 @@
  * index.h - the broker's memory indexes of unfinished executions.
  *
  * A job is the in-memory face of one unfinished execution: just what
- * scheduling needs (80 bytes; the payload and history stay on disk).
+ * scheduling needs (104 bytes; the payload and history stay on disk).
  * Jobs come from a pool, are found by ID in an open-addressing table, and
  * sit in at most one heap: their queue's ready heap (priority, then push
  * order) or the global timer heap (run_at while scheduled, the lease
@@ -23,6 +23,7 @@
 
 struct job {
 	uint64_t id;
+	uint64_t cue_id;     /* the recurring cue it is a fire of, else id */
 	uint64_t token;	     /* live lease token, 0 when not leased */
 	int64_t created_at;  /* Unix ms */
 	int64_t run_at;	     /* when it became or becomes ready */
@@ -33,7 +34,9 @@ struct job {
 	uint32_t queue;	     /* index in the queue table */
 	uint32_t lease_ms;   /* default lease length */
 	uint32_t hist_seq;   /* next history sequence number */
+	uint32_t backoff_ms, backoff_max_ms, backoff_factor; /* eng_backoff */
 	uint16_t attempt;    /* deliveries so far */
+	uint16_t max_expiries;
 	uint16_t max_attempts;
 	uint16_t expiries, failures;
 	int16_t priority;

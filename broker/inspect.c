@@ -45,6 +45,7 @@ static void view_of(struct engine *e, const struct exec_rec *rec, struct eng_vie
 		.expiries = rec->expiries,
 		.failures = rec->failures,
 		.max_attempts = rec->max_attempts,
+		.max_expiries = rec->max_expiries ? rec->max_expiries : MAX_EXPIRIES,
 		.lease_ms = rec->lease_ms,
 		.created_at = rec->created_at,
 		.run_at = rec->run_at,
@@ -55,6 +56,8 @@ static void view_of(struct engine *e, const struct exec_rec *rec, struct eng_vie
 		.error = dup(rec->error, rec->error_len),
 		.result_len = rec->result_len,
 		.error_len = rec->error_len,
+		.reason = dup(rec->why, rec->why_len),
+		.reason_len = rec->why_len,
 	}};
 }
 
@@ -76,6 +79,12 @@ static int event_kind(int event)
 		return ENG_EV_DEAD;
 	case EV_STEP:
 		return ENG_EV_STEP;
+	case EV_RELEASED:
+		return ENG_EV_RELEASED;
+	case EV_CANCELLED:
+		return ENG_EV_CANCELLED;
+	case EV_RETRIED:
+		return ENG_EV_RETRIED;
 	default:
 		return ENG_EV_UNKNOWN;
 	}
@@ -173,6 +182,7 @@ void emb_view_free(struct engine *e, struct eng_view *v)
 	free((char *)v->exec.queue);
 	free((char *)v->exec.result);
 	free((char *)v->exec.error);
+	free((char *)v->exec.reason);
 	free((char *)v->payload);
 	for (size_t i = 0; i < v->n_hist; i++)
 		free((char *)v->hist[i].detail);
@@ -273,6 +283,12 @@ int emb_stats(struct engine *e, const char *queue, size_t qlen, struct eng_stats
 		memcpy(s->queue, q->name, q->len);
 		s->queue[q->len] = '\0';
 		memcpy(s->count, q->count, sizeof(s->count));
+		s->paused = q->paused;
+		s->cues = q->n_cues;
+		s->deliveries = q->deliveries;
+		s->expiries = q->expiries;
+		s->failures = q->failures;
+		s->releases = q->releases;
 	}
 	return CUEQ_OK;
 }

@@ -1,10 +1,12 @@
 /*
  * lease.c - the execution state machine of the embedded engine: claim,
- * ack/nack, extend, and time (due jobs, expired leases); push is push.c.
+ * ack/nack, extend, and time (due jobs, expired leases); push is push.c,
+ * the operator's changes operate.c, recurring cues cues.c.
  *
  *   scheduled --due--> ready --claim--> leased --ack--> succeeded
- *                        ^                |--nack--> scheduled / ready / dead
- *                        '--lease expired-'--(attempts used up)--> dead
+ *                        ^                |--nack--> scheduled / ready
+ *                        |                |--nack (failures used up)--> dead
+ *                        '--lease expired-'--(expiries used up)--> dead
  *
  * Every change rewrites the execution's record in the turn's batch; the
  * payload is written once at push.  A lease token is checked on every
@@ -19,8 +21,6 @@
 
 #include "log.h"
 
-#define BACKOFF_BASE_MS 1000
-#define BACKOFF_MAX_MS 3600000
 /* Payload bytes in one claim reply: stays under the frame limit. */
 #define CLAIM_REPLY_BYTES (PROTO_MAX_FRAME - (64u << 10))
 
@@ -33,7 +33,7 @@ static const char *state_name(int s)
 bool emb_has_ready(struct engine *e, const char *queue, size_t qlen)
 {
 	struct queue *q = emb_queue(e, queue, qlen, false);
-	return q != NULL && q->ready.n > 0;
+	return q != NULL && q->ready.n > 0 && !q->paused;
 }
 
 /* What a claimer learns of j's live lease (the payload aside). */
@@ -44,7 +44,7 @@ static void claimed_of(struct engine *e, const struct job *j, struct eng_claimed
 	 * synced yet, so its answer waits as before */
 	c->durable = j->id <= atomic_load(&e->synced_id) && j->attempt <= 1;
 	c->id = j->id;
-	c->cue_id = j->id;
+	c->cue_id = j->cue_id;
 	c->token = j->token;
 	c->attempt = j->attempt;
 	c->deadline = j->deadline;
@@ -54,12 +54,12 @@ int emb_claim(struct engine *e, const char *queue, size_t qlen, size_t max, uint
 	      const char *worker, size_t wlen, struct eng_claimed *out, size_t *n, proto_error *err)
 {
 	struct queue *q = emb_queue(e, queue, qlen, false);
-	int64_t now = proto_now_ms();
+	int64_t now = emb_now(e);
 	struct job *j;
 	size_t bytes = 0;
 
 	*n = 0;
-	if (q == NULL || q->ready.n == 0)
+	if (q == NULL || q->ready.n == 0 || q->paused)
 		return CUEQ_OK;
 	while (*n < max && (j = heap_top(&q->ready)) != NULL) {
 		struct eng_claimed *c = &out[*n];
@@ -85,6 +85,8 @@ int emb_claim(struct engine *e, const char *queue, size_t qlen, size_t max, uint
 			log_error("execution %016llx has no stored payload; delivering it empty",
 				  (unsigned long long)j->id);
 		j->attempt++;
+		q->deliveries++;
+		emb_counts_dirty(q);
 		j->token = emb_next_id(e);
 		c->lease_ms = lease_ms ? lease_ms : j->lease_ms;
 		j->deadline = now + c->lease_ms;
@@ -148,6 +150,20 @@ static uint64_t outcome_hash(const struct eng_outcome *o)
 	return h;
 }
 
+void emb_end_rec(struct engine *e, const struct job *j, int state, int64_t now, const char *why,
+		 struct exec_rec *rec)
+{
+	emb_rec_from_job(e, j, rec);
+	rec->state = (uint8_t)state;
+	rec->deadline = 0;
+	rec->token = 0;
+	rec->finished_at = now;
+	if (why != NULL) {
+		rec->why = why;
+		rec->why_len = strlen(why);
+	}
+}
+
 /* Finishes j for good: record, history, indexes; j is released. */
 static void end(struct engine *e, struct job *j, const struct eng_outcome *o, int state,
 		const char *why, int64_t now)
@@ -157,11 +173,7 @@ static void end(struct engine *e, struct job *j, const struct eng_outcome *o, in
 		emb_history(e, j, EV_DEAD, j->attempt, 0, why, strlen(why), now);
 	else if (state == CUEQ_SUCCEEDED)
 		emb_history(e, j, EV_SUCCEEDED, j->attempt, o->token, NULL, 0, now);
-	emb_rec_from_job(e, j, &rec);
-	rec.state = (uint8_t)state;
-	rec.deadline = 0;
-	rec.token = 0;
-	rec.finished_at = now;
+	emb_end_rec(e, j, state, now, why, &rec);
 	if (o != NULL) {
 		if (o->kind == OUT_ACK) {
 			rec.result = o->text;
@@ -189,32 +201,49 @@ static void set_error(struct job *j, const char *text, size_t len)
 	j->error_len = (uint32_t)len;
 }
 
+/* A uniform draw from [0, n] (xorshift64*: jitter needs spread, not
+ * secrecy). */
+static uint64_t draw(struct engine *e, uint64_t n)
+{
+	e->rng ^= e->rng >> 12;
+	e->rng ^= e->rng << 25;
+	e->rng ^= e->rng >> 27;
+	return n == 0 ? 0 : (e->rng * 0x2545f4914f6cdd1dull) % (n + 1);
+}
+
+/* The delay before j's next try after its failures-th failure. */
+static int64_t backoff(struct engine *e, const struct job *j)
+{
+	uint64_t d = j->backoff_ms, cap = j->backoff_max_ms;
+	for (unsigned i = 1; i < j->failures && d < cap; i++)
+		d = d * j->backoff_factor / 1000;
+	if (d > cap)
+		d = cap;
+	return (int64_t)((j->flags & REC_F_NO_JITTER) ? d : draw(e, d));
+}
+
 static void apply_nack(struct engine *e, struct job *j, struct eng_outcome *o, int64_t now)
 {
 	struct exec_rec rec;
+	struct queue *q = emb_queue_at(e, j->queue);
 	j->failures++;
+	q->failures++;
+	emb_counts_dirty(q);
 	set_error(j, o->text, o->text_len);
 	emb_history(e, j, EV_NACKED, j->attempt, o->token, o->text, o->text ? o->text_len : 0, now);
-	if (o->terminal || j->attempt >= j->max_attempts) {
+	if (o->terminal || j->failures >= j->max_attempts) {
 		char why[96];
 		if (o->terminal)
 			snprintf(why, sizeof(why), "failed terminally");
 		else
-			snprintf(why, sizeof(why), "attempts used up (%u of %u)", j->attempt,
+			snprintf(why, sizeof(why), "failed %u times (max_attempts %u)", j->failures,
 				 j->max_attempts);
 		o->state = CUEQ_DEAD;
 		o->run_at = 0;
 		end(e, j, o, CUEQ_DEAD, why, now);
 		return;
 	}
-	int64_t retry = o->retry_in_ms;
-	if (retry < 0) {
-		retry = BACKOFF_BASE_MS;
-		for (unsigned i = 1; i < j->failures && retry < BACKOFF_MAX_MS; i++)
-			retry *= 2;
-		if (retry > BACKOFF_MAX_MS)
-			retry = BACKOFF_MAX_MS;
-	}
+	int64_t retry = o->retry_in_ms >= 0 ? o->retry_in_ms : backoff(e, j);
 	j->run_at = now + retry;
 	j->token = 0;
 	emb_set_state(e, j, retry > 0 ? CUEQ_SCHEDULED : CUEQ_READY);
@@ -237,6 +266,7 @@ static void not_live_answer(struct eng_outcome *o, const struct exec_rec *r, int
 
 	proto_id_fmt(o->id, id);
 	proto_id_fmt(o->token, tk);
+	o->state = rc == 1 ? r->state : -1; /* what a refusal tells of it now */
 	if (rc < 0) {
 		proto_fail(&o->err, CUEQ_ERR_UNAVAILABLE, "the broker could not read execution %s; try again", id);
 	} else if (rc == 0) {
@@ -255,6 +285,10 @@ static void not_live_answer(struct eng_outcome *o, const struct exec_rec *r, int
 				   "lease %s of execution %s was already ended by a %s; a different outcome is refused",
 				   tk, id, r->out_kind == OUT_ACK ? "ack" : "nack");
 		}
+	} else if (r->state == CUEQ_CANCELLED) {
+		proto_fail(&o->err, CUEQ_ERR_STALE_LEASE,
+			   "execution %s was cancelled by an operator: stop its work, and do not retry its side effects",
+			   id);
 	} else {
 		proto_fail(&o->err, CUEQ_ERR_STALE_LEASE,
 			   "lease token %s is not the live lease of execution %s (it is %s): your lease ended, so stop and do not retry its side effects",
@@ -304,12 +338,13 @@ static bool live(struct engine *e, uint64_t id, uint64_t token)
 
 void emb_finish(struct engine *e, struct eng_outcome *items, size_t n)
 {
-	int64_t now = proto_now_ms();
+	int64_t now = emb_now(e);
 	bool settled = true;
 	SETTLE_FOR_LATE_TOKENS(e, items, n, settled);
 	for (size_t i = 0; i < n; i++) {
 		struct eng_outcome *o = &items[i];
 		struct job *j = jobs_find(e->jobs, o->id);
+		o->state = -1;
 		o->err.code = CUEQ_OK;
 		o->err.msg[0] = '\0';
 		o->run_at = 0;
@@ -350,7 +385,7 @@ void emb_finish(struct engine *e, struct eng_outcome *items, size_t n)
 
 void emb_extend(struct engine *e, struct eng_extend *items, size_t n)
 {
-	int64_t now = proto_now_ms();
+	int64_t now = emb_now(e);
 	bool settled = true;
 	SETTLE_FOR_LATE_TOKENS(e, items, n, settled);
 	for (size_t i = 0; i < n; i++) {
@@ -360,6 +395,7 @@ void emb_extend(struct engine *e, struct eng_extend *items, size_t n)
 
 		x->err.code = CUEQ_OK;
 		x->err.msg[0] = '\0';
+		x->state = -1;
 		if (j == NULL || j->state != CUEQ_LEASED || j->token != x->token) {
 			/* kind OUT_NONE matches no stored outcome: always refused */
 			struct eng_outcome probe = {.id = x->id, .token = x->token, .kind = OUT_NONE};
@@ -369,6 +405,7 @@ void emb_extend(struct engine *e, struct eng_extend *items, size_t n)
 				proto_fail(&probe.err, CUEQ_ERR_UNAVAILABLE,
 					   "the broker's storage failed; try again");
 			x->err = probe.err;
+			x->state = probe.state;
 			continue;
 		}
 		j->deadline = now + x->lease_ms;
@@ -380,34 +417,51 @@ void emb_extend(struct engine *e, struct eng_extend *items, size_t n)
 	}
 }
 
+void emb_lease_ended(struct engine *e, struct job *j, bool released, int64_t now)
+{
+	struct queue *q = emb_queue_at(e, j->queue);
+	struct exec_rec rec;
+	uint64_t token = j->token;
+	bool last = emb_last_expiry(j);
+
+	j->expiries++;
+	q->expiries++;
+	q->releases += released;
+	emb_counts_dirty(q);
+	j->token = 0;
+	static const char gone[] = "the worker's connection closed";
+	emb_history(e, j, released ? EV_RELEASED : EV_EXPIRED, j->attempt, token,
+		    released ? gone : NULL, released ? sizeof(gone) - 1 : 0, now);
+	if (last) {
+		char why[96];
+		snprintf(why, sizeof(why),
+			 "lease expired %u times (max_expiries %u): it keeps killing or outliving its workers",
+			 j->expiries, j->max_expiries ? j->max_expiries : MAX_EXPIRIES);
+		if (j->error == NULL)
+			set_error(j, why, strlen(why));
+		end(e, j, NULL, CUEQ_DEAD, why, now);
+		return;
+	}
+	j->run_at = now;
+	emb_set_state(e, j, CUEQ_READY);
+	emb_rec_from_job(e, j, &rec);
+	emb_put_rec(e, &rec);
+}
+
 int64_t emb_tick(struct engine *e, int64_t now)
 {
 	struct job *j;
 	while ((j = heap_top(&e->timers)) != NULL && job_due(j) <= now) {
-		struct exec_rec rec;
-		uint64_t token = j->token;
 		if (j->state == CUEQ_SCHEDULED) {
 			/* not stored: start-up derives readiness from run_at */
 			emb_set_state(e, j, CUEQ_READY);
 			continue;
 		}
-		if (j->attempt >= j->max_attempts && emb_unique_load(e, j) != 0)
+		if (emb_last_expiry(j) && emb_unique_load(e, j) != 0)
 			break; /* nothing changed: the next turn tries again */
-		j->expiries++;
-		j->token = 0;
-		emb_history(e, j, EV_EXPIRED, j->attempt, token, NULL, 0, now);
-		if (j->attempt >= j->max_attempts) {
-			static const char why[] = "lease expired on the last attempt";
-			if (j->error == NULL)
-				set_error(j, why, sizeof(why) - 1);
-			end(e, j, NULL, CUEQ_DEAD, why, now);
-			continue;
-		}
-		j->run_at = now;
-		emb_set_state(e, j, CUEQ_READY);
-		emb_rec_from_job(e, j, &rec);
-		emb_put_rec(e, &rec);
+		emb_lease_ended(e, j, false, now);
 	}
+	emb_cues_fire(e, now);
 	emb_sweep(e, now);
 	return emb_next_due(e);
 }
@@ -415,6 +469,8 @@ int64_t emb_tick(struct engine *e, int64_t now)
 int64_t emb_next_due(struct engine *e)
 {
 	struct job *j = heap_top(&e->timers);
-	int64_t next = j ? job_due(j) : INT64_MAX;
+	int64_t next = j ? job_due(j) : INT64_MAX, cue = emb_cues_next(e);
+	if (cue < next)
+		next = cue;
 	return next < e->next_sweep ? next : e->next_sweep;
 }

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "holders.h"
 #include "log.h"
 #include "ops.h"
 #include "park.h"
@@ -48,6 +49,7 @@ struct loop {
 			      * writes and replies wait for the next turn */
 	bool synced;	     /* a sync ended since the turn began (under mu) */
 	struct ridcache *rids;
+	struct holders *holders; /* NULL: --release-on-disconnect off */
 	struct parks parks;
 	struct replies *turn;
 };
@@ -69,9 +71,24 @@ static void *xoom(void *p)
  * answer is not remembered: the retry must be able to work; nor is one the
  * engine gives again by itself (OP_REPLAYS), which keeps the loop's memory
  * for the requests that need it. */
+/* Records under r's connection the leases a claim's memo gives. */
+static void hold(struct loop *l, const struct request *r, const void *memo, size_t len)
+{
+	uint64_t ids[CUEQ_MAX_CLAIM], tokens[CUEQ_MAX_CLAIM];
+	size_t n;
+	if (l->holders != NULL && memo != NULL &&
+	    (n = ops_memo_leases(memo, len, ids, tokens)) > 0)
+		holders_add(l->holders, r->pipe, ids, tokens, n);
+}
+
 static void answer_as(struct loop *l, struct request *r, nng_msg *m, int code,
 		      struct rid_entry *e, bool keep, void *memo, size_t memo_len, bool early)
 {
+	if (code == CUEQ_OK) { /* before the memo passes to the cache */
+		hold(l, r, memo, memo_len);
+		for (struct request *w = e ? e->waiters : NULL; w != NULL; w = w->next)
+			hold(l, w, memo, memo_len);
+	}
 	if (e != NULL) {
 		struct request *w = e->waiters;
 		e->waiters = NULL;
@@ -254,6 +271,8 @@ static void handle(struct loop *l, struct request *r)
 			goto out;
 		}
 		if (e != NULL && e->done) {
+			if (e->memo)
+				hold(l, r, e->reply, e->reply_len);
 			replies_add(l->turn, r, remembered(l, e, rid, rid_len, rid_bin));
 			goto out;
 		}
@@ -281,7 +300,7 @@ static void cond_init_mono(pthread_cond_t *cv)
 }
 
 int loop_new(const struct engine_ops *eo, struct engine *e, int fsync, int64_t fsync_interval_ms,
-	     struct loop **out)
+	     bool release_on_disconnect, struct loop **out)
 {
 	struct loop *l = calloc(1, sizeof(*l));
 	*out = NULL;
@@ -292,7 +311,9 @@ int loop_new(const struct engine_ops *eo, struct engine *e, int fsync, int64_t f
 	cond_init_mono(&l->cv);
 	l->rids = ridcache_new();
 	l->turn = calloc(1, sizeof(*l->turn));
-	if (l->rids == NULL || l->turn == NULL) {
+	if (release_on_disconnect)
+		l->holders = holders_new(eo, e);
+	if (l->rids == NULL || l->turn == NULL || (release_on_disconnect && l->holders == NULL)) {
 		loop_free(l);
 		return -1;
 	}
@@ -482,6 +503,8 @@ int loop_run(struct loop *l)
 			in = next;
 		}
 		park_gone(&l->parks, gone, ngone);
+		for (size_t i = 0; l->holders != NULL && i < ngone; i++)
+			holders_release(l->holders, gone[i]);
 		park_serve(&l->parks, l->eo, l->e, l->fsync == FSYNC_ALWAYS, stop, answer, l);
 		ridcache_trim(l->rids, proto_mono_ms());
 		next_due = l->eo->next_due(l->e); /* this turn may have set timers */
@@ -504,6 +527,7 @@ void loop_free(struct loop *l)
 		return;
 	park_free_all(&l->parks);
 	ridcache_free(l->rids);
+	holders_free(l->holders);
 	replies_free(l->srv, l->turn);
 	free(l->gone);
 	pthread_mutex_destroy(&l->mu);

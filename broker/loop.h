@@ -25,8 +25,10 @@
 
 struct loop;
 
+/* release_on_disconnect: when a connection closes, the leases its claims
+ * were given end at once (holders.h). */
 int loop_new(const struct engine_ops *eo, struct engine *e, int fsync, int64_t fsync_interval_ms,
-	     struct loop **out);
+	     bool release_on_disconnect, struct loop **out);
 /* The server to answer through; set before loop_run. */
 void loop_set_server(struct loop *l, struct server *s);
 /* server callbacks (any thread) */

@@ -11,10 +11,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cron.h"
+
 #define DEFAULT_MAX_ATTEMPTS 5
 #define DEFAULT_LEASE_MS 30000
 #define MAX_DELAY_MS (10ll * 365 * 86400000)
 #define DEFAULT_LIST 100
+#define DEFAULT_MAX_EXPIRIES 5
+#define MAX_EVERY_MS (10ll * 365 * 86400000)
+#define MAX_BACKOFF_MS 86400000
+#define PROTO_MAX_CRON 128
+#define PROTO_MAX_TZ 64
 
 /* Prefixes c->err's message with "jobs[3]: ". */
 static int at_index(struct opctx *c, const char *field, uint32_t i, int rc)
@@ -87,7 +94,119 @@ static uint64_t job_hash(const struct eng_push *p, uint64_t delay, uint64_t run_
 	h = proto_hash(h, &has_unique, 1);
 	if (p->unique)
 		h = proto_hash(h, p->unique, p->unique_len);
+	/* fields added later hash only when they differ from their default,
+	 * so keys stored by older brokers still match */
+	if (p->max_expiries != DEFAULT_MAX_EXPIRIES || p->backoff.factor_milli != 0 ||
+	    p->backoff.no_jitter || p->every_ms != 0 || p->cron != NULL) {
+		uint64_t more[7] = {p->max_expiries, p->backoff.base_ms, p->backoff.max_ms,
+				    p->backoff.factor_milli, p->backoff.no_jitter,
+				    (uint64_t)p->every_ms,
+				    (uint64_t)p->catch_up << 8 | p->overlap};
+		h = proto_hash(h, more, sizeof(more));
+		if (p->cron) {
+			h = proto_hash(h, p->cron, p->cron_len);
+			h = proto_hash(h, "", 1);
+			h = proto_hash(h, p->tz ? p->tz : "", p->tz ? p->tz_len : 0);
+		}
+	}
 	return h;
+}
+
+/* One of the words of a choice field: its index, or BAD_REQUEST. */
+static int choice_field(struct opctx *c, const msgpack_object *m, const char *field,
+			const char *const *words, size_t n, uint8_t *out)
+{
+	const char *s = NULL;
+	size_t len = 0;
+	int rc = proto_str(m, field, false, 16, &s, &len, &c->err);
+	if (rc != CUEQ_OK || s == NULL)
+		return rc;
+	for (size_t i = 0; i < n; i++)
+		if (strlen(words[i]) == len && memcmp(words[i], s, len) == 0) {
+			*out = (uint8_t)i;
+			return CUEQ_OK;
+		}
+	return proto_fail(&c->err, CUEQ_ERR_BAD_REQUEST, "field '%s' must be %s, %s%s%s", field,
+			  words[0], words[1], n > 2 ? " or " : "", n > 2 ? words[2] : "");
+}
+
+/* backoff_factor: a number 1-100 (an int or a float), kept x 1000. */
+static int factor_field(struct opctx *c, const msgpack_object *m, uint32_t *milli)
+{
+	const msgpack_object *o = proto_get(m, "backoff_factor");
+	double f;
+	if (o == NULL)
+		return CUEQ_OK;
+	if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+		f = (double)o->via.u64;
+	else if (o->type == MSGPACK_OBJECT_FLOAT32 || o->type == MSGPACK_OBJECT_FLOAT64)
+		f = o->via.f64;
+	else
+		return proto_fail(&c->err, CUEQ_ERR_BAD_REQUEST, "field 'backoff_factor' must be a number");
+	if (!(f >= 1.0 && f <= 100.0))
+		return proto_fail(&c->err, CUEQ_ERR_BAD_REQUEST,
+				  "field 'backoff_factor' must be between 1 and 100");
+	*milli = (uint32_t)(f * 1000.0 + 0.5);
+	return CUEQ_OK;
+}
+
+/* The retry policy and the recurring schedule of a push job. */
+static int push_policy(struct opctx *c, const msgpack_object *m, struct eng_push *p)
+{
+	static const char *const catch_up[] = {"one", "all", "none"};
+	static const char *const overlap[] = {"allow", "skip"};
+	uint64_t u, base = 1000, cap = 3600000, every = 0;
+	bool jitter = true;
+	int rc;
+
+	u = DEFAULT_MAX_EXPIRIES;
+	if ((rc = proto_uint(m, "max_expiries", false, 1, PROTO_MAX_ATTEMPTS, &u, &c->err)) != CUEQ_OK)
+		return rc;
+	p->max_expiries = (uint32_t)u;
+	if ((rc = proto_uint(m, "backoff_ms", false, 0, MAX_BACKOFF_MS, &base, &c->err)) != CUEQ_OK ||
+	    (rc = proto_uint(m, "backoff_max_ms", false, 0, MAX_BACKOFF_MS, &cap, &c->err)) != CUEQ_OK ||
+	    (rc = proto_bool(m, "jitter", false, &jitter, &c->err)) != CUEQ_OK)
+		return rc;
+	p->backoff.factor_milli = 0;
+	if ((rc = factor_field(c, m, &p->backoff.factor_milli)) != CUEQ_OK)
+		return rc;
+	bool custom = p->backoff.factor_milli != 0 || proto_get(m, "backoff_ms") != NULL ||
+		      proto_get(m, "backoff_max_ms") != NULL;
+	if (custom) { /* 0 keeps the engine's defaults, as records of older brokers */
+		if (p->backoff.factor_milli == 0)
+			p->backoff.factor_milli = 2000;
+		p->backoff.base_ms = (uint32_t)base;
+		p->backoff.max_ms = (uint32_t)cap;
+	}
+	p->backoff.no_jitter = !jitter;
+	if ((rc = proto_uint(m, "every_ms", false, 1000, MAX_EVERY_MS, &every, &c->err)) != CUEQ_OK ||
+	    (rc = proto_str(m, "cron", false, PROTO_MAX_CRON, &p->cron, &p->cron_len, &c->err)) !=
+		    CUEQ_OK ||
+	    (rc = proto_str(m, "tz", false, PROTO_MAX_TZ, &p->tz, &p->tz_len, &c->err)) != CUEQ_OK ||
+	    (rc = choice_field(c, m, "catch_up", catch_up, 3, &p->catch_up)) != CUEQ_OK ||
+	    (rc = choice_field(c, m, "overlap", overlap, 2, &p->overlap)) != CUEQ_OK)
+		return rc;
+	p->every_ms = (int64_t)every;
+	bool recurring = every != 0 || p->cron != NULL;
+	if (every != 0 && p->cron != NULL)
+		return proto_fail(&c->err, CUEQ_ERR_BAD_REQUEST, "give every_ms or cron, not both");
+	if (p->tz != NULL && p->cron == NULL)
+		return proto_fail(&c->err, CUEQ_ERR_BAD_REQUEST,
+				  "field 'tz' is the zone of a cron schedule: give it with cron");
+	if (!recurring && (proto_get(m, "catch_up") || proto_get(m, "overlap")))
+		return proto_fail(&c->err, CUEQ_ERR_BAD_REQUEST,
+				  "catch_up and overlap are for recurring cues: give every_ms or cron too");
+	if (recurring && p->unique != NULL)
+		return proto_fail(&c->err, CUEQ_ERR_BAD_REQUEST,
+				  "a recurring cue cannot have a unique key: use overlap skip to keep its fires from overlapping");
+	if (p->cron != NULL) {
+		struct cron *cr;
+		char why[200];
+		if (cron_parse(p->cron, p->cron_len, p->tz, p->tz_len, &cr, why, sizeof(why)) != 0)
+			return proto_fail(&c->err, CUEQ_ERR_BAD_REQUEST, "%s", why);
+		cron_free(cr);
+	}
+	return CUEQ_OK;
 }
 
 static const char *durability(const struct opctx *c)
@@ -150,6 +269,10 @@ static int push_job(struct opctx *c, const msgpack_object *m, struct eng_push *p
 	if ((rc = proto_uint(m, "key_ttl_ms", false, 1000, 30 * 86400000ull, &u, &c->err)) != CUEQ_OK)
 		return rc;
 	p->key_ttl_ms = (int64_t)u;
+	if ((rc = push_policy(c, m, p)) != CUEQ_OK)
+		return rc;
+	if ((p->every_ms || p->cron) && !delay && !run_at)
+		p->run_at = 0; /* the schedule's own first fire */
 	p->req_hash = job_hash(p, delay, run_at);
 	return CUEQ_OK;
 }
@@ -228,7 +351,10 @@ static int op_push(struct opctx *c)
 		}
 		msgpack_pack_map(c->pk, 7);
 		proto_kv_bool(c->pk, "ok", true);
-		proto_kv_id(c->pk, "execution_id", out[i].id);
+		if (out[i].recurring)
+			proto_kv_bool(c->pk, "recurring", true);
+		else
+			proto_kv_id(c->pk, "execution_id", out[i].id);
 		proto_kv_id(c->pk, "cue_id", out[i].cue_id);
 		proto_kv_cstr(c->pk, "state", proto_state_name(out[i].state));
 		proto_kv_int(c->pk, "run_at", out[i].run_at);
@@ -246,8 +372,11 @@ done:
 
 /* A claim's memo: what a repeat needs to answer as the first did, at 20
  * bytes a lease instead of the reply with its payloads:
- *   qlen(1) queue n(2) n x (id(8) token(8) lease_ms(4)), little-endian. */
+ *   qlen(1) queue n(2) n x (id(8) token(8) lease_ms(4)), little-endian;
+ * the top bit of qlen (names are at most 128 bytes) marks a detached
+ * claim, whose leases outlive the connection. */
 #define MEMO_LEASE 20
+#define MEMO_DETACHED 0x80
 
 static void put_le(uint8_t *p, uint64_t v, int bytes)
 {
@@ -263,13 +392,13 @@ static uint64_t get_le(const uint8_t *p, int bytes)
 	return v;
 }
 
-static void make_memo(struct opctx *c, const char *queue, size_t qlen,
+static void make_memo(struct opctx *c, const char *queue, size_t qlen, bool detach,
 		      const struct eng_claimed *got, size_t n)
 {
 	uint8_t *m = malloc(3 + qlen + n * MEMO_LEASE);
 	if (m == NULL)
 		return; /* the loop then keeps the whole reply instead */
-	m[0] = (uint8_t)qlen;
+	m[0] = (uint8_t)qlen | (detach ? MEMO_DETACHED : 0);
 	memcpy(m + 1, queue, qlen);
 	put_le(m + 1 + qlen, n, 2);
 	for (size_t i = 0; i < n; i++) {
@@ -316,9 +445,23 @@ int ops_claim(struct opctx *c, const struct claim_args *a, bool final)
 	c->early = c->synced;
 	for (size_t i = 0; i < n; i++)
 		c->early &= got[i].durable; /* a job not yet durable: wait with it */
-	make_memo(c, a->queue, a->qlen, got, n);
+	make_memo(c, a->queue, a->qlen, a->detach, got, n);
 	pack_claimed(c, a->queue, a->qlen, got, n);
 	return CUEQ_OK;
+}
+
+size_t ops_memo_leases(const void *memo, size_t len, uint64_t *ids, uint64_t *tokens)
+{
+	const uint8_t *m = memo;
+	size_t qlen = len > 0 ? m[0] & ~MEMO_DETACHED : 0, n;
+	if (len < 3 + qlen || (n = get_le(m + 1 + qlen, 2)) > CUEQ_MAX_CLAIM ||
+	    len != 3 + qlen + n * MEMO_LEASE || (m[0] & MEMO_DETACHED))
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		const uint8_t *x = m + 3 + qlen + i * MEMO_LEASE;
+		ids[i] = get_le(x, 8), tokens[i] = get_le(x + 8, 8);
+	}
+	return n;
 }
 
 int ops_claim_again(struct opctx *c, const void *memo, size_t len)
@@ -327,7 +470,7 @@ int ops_claim_again(struct opctx *c, const void *memo, size_t len)
 	struct eng_claimed got[CUEQ_MAX_CLAIM];
 	uint64_t ids[CUEQ_MAX_CLAIM], tokens[CUEQ_MAX_CLAIM];
 	uint32_t lease_ms[CUEQ_MAX_CLAIM];
-	size_t qlen = len > 0 ? m[0] : 0, n, live = 0;
+	size_t qlen = len > 0 ? m[0] & ~MEMO_DETACHED : 0, n, live = 0;
 
 	if (len < 3 + qlen || (n = get_le(m + 1 + qlen, 2)) > CUEQ_MAX_CLAIM ||
 	    len != 3 + qlen + n * MEMO_LEASE)
@@ -363,7 +506,8 @@ static int op_claim(struct opctx *c)
 	    (rc = proto_uint(c->req, "wait_ms", false, 0, PROTO_MAX_WAIT_MS, &wait, &c->err)) !=
 		    CUEQ_OK ||
 	    (rc = proto_str(c->req, "worker", false, PROTO_MAX_WORKER, &w, &a->wlen, &c->err)) !=
-		    CUEQ_OK)
+		    CUEQ_OK ||
+	    (rc = proto_bool(c->req, "detach", false, &a->detach, &c->err)) != CUEQ_OK)
 		return rc;
 	memcpy(a->queue, q, a->qlen);
 	a->queue[a->qlen] = '\0';
@@ -388,12 +532,17 @@ static int ids(struct opctx *c, const msgpack_object *m, uint64_t *id, uint64_t 
 	return proto_id(m, "lease_token", true, token, &c->err);
 }
 
-static void pack_item_error(msgpack_packer *pk, const proto_error *err)
+/* An item's refusal; a STALE_LEASE one says the execution's state now
+ * (state >= 0), so a worker learns that it was cancelled. */
+static void pack_item_error(msgpack_packer *pk, const proto_error *err, int state)
 {
-	msgpack_pack_map(pk, 3);
+	bool with = err->code == CUEQ_ERR_STALE_LEASE && proto_state_name(state) != NULL;
+	msgpack_pack_map(pk, 3 + with);
 	proto_kv_bool(pk, "ok", false);
 	proto_kv_cstr(pk, "err", proto_err_name(err->code) ? proto_err_name(err->code) : "INTERNAL");
 	proto_kv_cstr(pk, "msg", err->msg);
+	if (with)
+		proto_kv_cstr(pk, "state", proto_state_name(state));
 }
 
 static int outcome(struct opctx *c, int kind)
@@ -430,7 +579,7 @@ static int outcome(struct opctx *c, int kind)
 	msgpack_pack_array(c->pk, items->size);
 	for (uint32_t i = 0; i < items->size; i++) {
 		if (o[i].err.code != CUEQ_OK) {
-			pack_item_error(c->pk, &o[i].err);
+			pack_item_error(c->pk, &o[i].err, o[i].state);
 			continue;
 		}
 		bool again = kind == ENG_NACK && o[i].state != CUEQ_DEAD;
@@ -481,7 +630,7 @@ static int op_extend(struct opctx *c)
 	msgpack_pack_array(c->pk, items->size);
 	for (uint32_t i = 0; i < items->size; i++) {
 		if (x[i].err.code != CUEQ_OK) {
-			pack_item_error(c->pk, &x[i].err);
+			pack_item_error(c->pk, &x[i].err, x[i].state);
 			continue;
 		}
 		msgpack_pack_map(c->pk, 2);
@@ -567,8 +716,9 @@ static void pack_exec(msgpack_packer *pk, const struct eng_view *v, bool detail)
 {
 	const struct eng_exec *r = &v->exec;
 	bool leased = r->state == CUEQ_LEASED && r->token != 0;
-	size_t n = 12 + 2 * leased + (r->finished_at != 0) + (r->result != NULL) +
-		   (r->error != NULL) + 3 * detail + (detail && v->unique != NULL);
+	size_t n = 13 + 2 * leased + (r->finished_at != 0) + (r->result != NULL) +
+		   (r->error != NULL) + (r->reason != NULL) + 3 * detail +
+		   (detail && v->unique != NULL);
 
 	msgpack_pack_map(pk, n);
 	proto_kv_id(pk, "execution_id", r->id);
@@ -579,6 +729,7 @@ static void pack_exec(msgpack_packer *pk, const struct eng_view *v, bool detail)
 	proto_kv_uint(pk, "attempt", r->attempt);
 	proto_kv_uint(pk, "max_attempts", r->max_attempts);
 	proto_kv_uint(pk, "expiries", r->expiries);
+	proto_kv_uint(pk, "max_expiries", r->max_expiries);
 	proto_kv_uint(pk, "failures", r->failures);
 	proto_kv_uint(pk, "lease_ms", r->lease_ms);
 	proto_kv_int(pk, "created_at", r->created_at);
@@ -593,6 +744,8 @@ static void pack_exec(msgpack_packer *pk, const struct eng_view *v, bool detail)
 		proto_kv_str(pk, "result", r->result, r->result_len);
 	if (r->error != NULL)
 		proto_kv_str(pk, "error", r->error, r->error_len);
+	if (r->reason != NULL)
+		proto_kv_str(pk, "reason", r->reason, r->reason_len);
 	if (!detail)
 		return;
 	proto_kv_bin(pk, "payload", v->payload ? v->payload : "", v->payload_len);
@@ -616,6 +769,51 @@ static void pack_exec(msgpack_packer *pk, const struct eng_view *v, bool detail)
 	}
 }
 
+static const char *const CATCH_UP_NAMES[] = {"one", "all", "none"};
+static const char *const OVERLAP_NAMES[] = {"allow", "skip"};
+
+static void pack_cue(msgpack_packer *pk, const struct eng_cue *q, bool detail)
+{
+	size_t nn = 0;
+	while (nn < ENG_CUE_NEXT && q->next[nn] != 0)
+		nn++;
+	msgpack_pack_map(pk, 14 + (q->every_ms == 0) + 2 * detail);
+	proto_kv_id(pk, "cue_id", q->id);
+	proto_kv_cstr(pk, "queue", q->queue);
+	proto_kv_cstr(pk, "state", q->cancelled ? "cancelled" : "active");
+	if (q->every_ms != 0) {
+		proto_kv_int(pk, "every_ms", q->every_ms);
+	} else {
+		proto_kv_cstr(pk, "cron", q->cron);
+		proto_kv_cstr(pk, "tz", q->tz);
+	}
+	proto_kv_cstr(pk, "catch_up", CATCH_UP_NAMES[q->catch_up % 3]);
+	proto_kv_cstr(pk, "overlap", OVERLAP_NAMES[q->overlap % 2]);
+	proto_kv_int(pk, "priority", q->priority);
+	proto_kv_uint(pk, "max_attempts", q->max_attempts);
+	proto_kv_uint(pk, "max_expiries", q->max_expiries);
+	proto_kv_uint(pk, "lease_ms", q->lease_ms);
+	proto_kv_int(pk, "created_at", q->created_at);
+	proto_kv_uint(pk, "fires", q->fires);
+	proto_kv_uint(pk, "skipped", q->skipped);
+	proto_key(pk, "next_fires");
+	msgpack_pack_array(pk, nn);
+	for (size_t i = 0; i < nn; i++)
+		msgpack_pack_int64(pk, q->next[i]);
+	if (!detail)
+		return;
+	proto_kv_bin(pk, "payload", q->payload ? q->payload : "", q->payload_len);
+	proto_key(pk, "executions");
+	msgpack_pack_array(pk, q->n_last);
+	for (size_t i = 0; i < q->n_last; i++) {
+		const char *st = proto_state_name(q->last[i].state);
+		msgpack_pack_map(pk, 3);
+		proto_kv_id(pk, "execution_id", q->last[i].id);
+		proto_kv_int(pk, "fire_at", q->last[i].fire_at);
+		proto_kv_cstr(pk, "state", st ? st : "gone");
+	}
+}
+
 static int op_get(struct opctx *c)
 {
 	struct eng_view v = {0};
@@ -630,7 +828,125 @@ static int op_get(struct opctx *c)
 		pack_exec(c->pk, &v, true);
 	}
 	c->eo->view_free(c->e, &v); /* a failed get may have filled part of it */
+	if (rc == CUEQ_ERR_NOT_FOUND) { /* a recurring cue's ID, maybe */
+		struct eng_cue q = {0};
+		proto_error err2;
+		int rc2 = c->eo->cue_get(c->e, id, &q, &err2);
+		if (rc2 == CUEQ_OK) {
+			proto_reply_begin(c->pk, c->rid, c->rid_len, c->rid_bin, 1);
+			proto_key(c->pk, "cue");
+			pack_cue(c->pk, &q, true);
+			rc = CUEQ_OK;
+		} else if (rc2 != CUEQ_ERR_NOT_FOUND) {
+			c->err = err2;
+			rc = rc2;
+		}
+		free(q.payload);
+	}
 	return rc;
+}
+
+static int op_cues(struct opctx *c)
+{
+	const char *q;
+	size_t qlen, n = 0;
+	struct eng_cue *v = NULL;
+	int rc = queue_field(c, c->req, true, &q, &qlen);
+	if (rc != CUEQ_OK || (rc = c->eo->cues(c->e, q, qlen, CUEQ_MAX_BATCH, &v, &n, &c->err)) != CUEQ_OK)
+		return rc;
+	proto_reply_begin(c->pk, c->rid, c->rid_len, c->rid_bin, 1);
+	proto_key(c->pk, "cues");
+	msgpack_pack_array(c->pk, n);
+	for (size_t i = 0; i < n; i++)
+		pack_cue(c->pk, &v[i], false);
+	free(v);
+	return CUEQ_OK;
+}
+
+/* ---- the operator ---- */
+
+static int op_cancel(struct opctx *c)
+{
+	uint64_t id;
+	int kind = 0;
+	int rc = proto_id(c->req, "id", true, &id, &c->err);
+	if (rc != CUEQ_OK || (rc = c->eo->cancel(c->e, id, &kind, &c->err)) != CUEQ_OK)
+		return rc;
+	proto_reply_begin(c->pk, c->rid, c->rid_len, c->rid_bin, 3);
+	proto_kv_cstr(c->pk, "kind", kind == ENG_KIND_CUE ? "cue" : "execution");
+	proto_kv_cstr(c->pk, "state", "cancelled");
+	proto_kv_cstr(c->pk, "durability", durability(c));
+	return CUEQ_OK;
+}
+
+static void pack_count(struct opctx *c, const char *field, size_t n, bool more)
+{
+	proto_reply_begin(c->pk, c->rid, c->rid_len, c->rid_bin, 3);
+	proto_kv_uint(c->pk, field, n);
+	proto_kv_bool(c->pk, "more", more);
+	proto_kv_cstr(c->pk, "durability", durability(c));
+}
+
+static int op_retry(struct opctx *c)
+{
+	uint64_t id = 0;
+	const char *q = NULL;
+	size_t qlen = 0, n = 0;
+	bool all = false, more = false;
+	int rc;
+	if ((rc = proto_id(c->req, "execution_id", false, &id, &c->err)) != CUEQ_OK ||
+	    (rc = queue_field(c, c->req, false, &q, &qlen)) != CUEQ_OK ||
+	    (rc = proto_bool(c->req, "all", false, &all, &c->err)) != CUEQ_OK)
+		return rc;
+	if ((id != 0) == (q != NULL && all))
+		return proto_fail(&c->err, CUEQ_ERR_BAD_REQUEST,
+				  "give execution_id, or queue with all: true (not both)");
+	if ((rc = c->eo->retry(c->e, id, q, qlen, CUEQ_MAX_BATCH, &n, &more, &c->err)) != CUEQ_OK)
+		return rc;
+	pack_count(c, "retried", n, more);
+	return CUEQ_OK;
+}
+
+static int op_purge(struct opctx *c)
+{
+	const char *q, *st;
+	size_t qlen, stlen, n = 0;
+	bool more = false;
+	int rc, state;
+	if ((rc = queue_field(c, c->req, true, &q, &qlen)) != CUEQ_OK ||
+	    (rc = proto_str(c->req, "state", true, 16, &st, &stlen, &c->err)) != CUEQ_OK)
+		return rc;
+	state = proto_state_parse(st, stlen);
+	if (state < CUEQ_SUCCEEDED)
+		return proto_fail(&c->err, CUEQ_ERR_BAD_REQUEST,
+				  "purge takes state dead, succeeded or cancelled (unfinished executions are cancelled first)");
+	if ((rc = c->eo->purge(c->e, q, qlen, state, CUEQ_MAX_BATCH, &n, &more, &c->err)) != CUEQ_OK)
+		return rc;
+	pack_count(c, "purged", n, more);
+	return CUEQ_OK;
+}
+
+static int pause_or_resume(struct opctx *c, bool paused)
+{
+	const char *q;
+	size_t qlen;
+	int rc = queue_field(c, c->req, true, &q, &qlen);
+	if (rc != CUEQ_OK || (rc = c->eo->pause(c->e, q, qlen, paused, &c->err)) != CUEQ_OK)
+		return rc;
+	proto_reply_begin(c->pk, c->rid, c->rid_len, c->rid_bin, 2);
+	proto_kv_bool(c->pk, "paused", paused);
+	proto_kv_cstr(c->pk, "durability", durability(c));
+	return CUEQ_OK;
+}
+
+static int op_pause(struct opctx *c)
+{
+	return pause_or_resume(c, true);
+}
+
+static int op_resume(struct opctx *c)
+{
+	return pause_or_resume(c, false);
 }
 
 static int op_list(struct opctx *c)
@@ -683,10 +999,16 @@ static int op_stats(struct opctx *c)
 	proto_key(c->pk, "queues");
 	msgpack_pack_array(c->pk, n);
 	for (size_t i = 0; i < n; i++) {
-		msgpack_pack_map(c->pk, 7);
+		msgpack_pack_map(c->pk, 13);
 		proto_kv_cstr(c->pk, "queue", s[i].queue);
 		for (int k = 0; k < 6; k++)
 			proto_kv_uint(c->pk, names[k], s[i].count[k]);
+		proto_kv_bool(c->pk, "paused", s[i].paused);
+		proto_kv_uint(c->pk, "cues", s[i].cues);
+		proto_kv_uint(c->pk, "deliveries", s[i].deliveries);
+		proto_kv_uint(c->pk, "expiries", s[i].expiries);
+		proto_kv_uint(c->pk, "failures", s[i].failures);
+		proto_kv_uint(c->pk, "releases", s[i].releases);
 	}
 	free(s);
 	return CUEQ_OK;
@@ -705,6 +1027,12 @@ static const struct op op_table[] = {
 	{"step_set", OP_WRITE, op_step_set},
 	{"step_get", 0, op_step_get},
 	{"steps", 0, op_steps},
+	{"cues", 0, op_cues},
+	{"cancel", OP_WRITE, op_cancel},
+	{"retry", OP_WRITE, op_retry},
+	{"purge", OP_WRITE, op_purge},
+	{"pause", OP_WRITE, op_pause},
+	{"resume", OP_WRITE, op_resume},
 };
 
 const struct op *ops_find(const char *name, size_t len)
@@ -717,5 +1045,5 @@ const struct op *ops_find(const char *name, size_t len)
 
 const char *ops_names(void)
 {
-	return "ping, push, claim, ack, nack, extend, step_set, step_get, steps, get, list, stats";
+	return "ping, push, claim, ack, nack, extend, step_set, step_get, steps, get, list, stats, cues, cancel, retry, purge, pause, resume";
 }

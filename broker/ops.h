@@ -32,6 +32,7 @@ struct claim_args {
 	int64_t wait_ms;
 	char worker[PROTO_MAX_WORKER + 1];
 	size_t wlen;
+	bool detach; /* the leases outlive the connection (no release) */
 };
 
 struct opctx {
@@ -75,5 +76,9 @@ int ops_claim(struct opctx *c, const struct claim_args *a, bool final);
 /* Answers the repeat of a claim from its memo (c->memo of the first): the
  * leases it gave that are still live, packed as the first answer was. */
 int ops_claim_again(struct opctx *c, const void *memo, size_t len);
+/* The leases (at most CUEQ_MAX_CLAIM) a claim's memo gave, to end when
+ * its connection closes: how many; 0 for a detached claim or a damaged
+ * memo. */
+size_t ops_memo_leases(const void *memo, size_t len, uint64_t *ids, uint64_t *tokens);
 
 #endif /* CUEQ_OPS_H */

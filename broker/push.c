@@ -78,6 +78,7 @@ static int by_key(struct engine *e, const struct eng_push *p, int64_t now, struc
 	out->state = r.state;
 	out->run_at = r.run_at;
 	out->created_at = r.created_at;
+	out->recurring = r.id == 0; /* a recurring cue has no execution of its own */
 	out->duplicate = true;
 	return 1;
 }
@@ -225,7 +226,7 @@ void emb_unique_release(struct engine *e, const struct job *j)
 int emb_push(struct engine *e, const struct eng_push *jobs, size_t n, struct eng_pushed *out,
 	     proto_error *err)
 {
-	int64_t now = proto_now_ms();
+	int64_t now = emb_now(e);
 	uint8_t k[8];
 	bool keys = false;
 
@@ -241,12 +242,24 @@ int emb_push(struct engine *e, const struct eng_push *jobs, size_t n, struct eng
 		if (keys && (earlier(jobs, out, i) || (p->key && by_key(e, p, now, o)) ||
 			     (p->unique && held(e, p, o))))
 			continue;
+		if (p->every_ms > 0 || p->cron != NULL) {
+			emb_cue_new(e, p, now, o);
+			if (p->key)
+				remember(e, p, o, now);
+			e->durable = true;
+			continue;
+		}
 		struct queue *q = emb_queue(e, p->queue, p->queue_len, true);
 		struct job *j = emb_oom(jobs_alloc(e->jobs));
 		j->id = emb_next_id(e);
+		j->cue_id = j->id;
 		j->queue = q->idx;
 		j->priority = (int16_t)p->priority;
 		j->max_attempts = (uint16_t)p->max_attempts;
+		j->max_expiries = (uint16_t)p->max_expiries;
+		emb_job_backoff(j, p->backoff.base_ms, p->backoff.max_ms, p->backoff.factor_milli);
+		if (p->backoff.no_jitter)
+			j->flags |= REC_F_NO_JITTER;
 		j->lease_ms = p->lease_ms;
 		j->created_at = now;
 		j->run_at = p->run_at > now ? p->run_at : now;

@@ -26,6 +26,9 @@ void record_pack(msgpack_packer *pk, const struct exec_rec *r)
 	n += r->error != NULL;
 	n += r->out_kind != OUT_NONE ? 5 : 0;
 	n += r->flags != 0;
+	n += r->max_expiries != 0;
+	n += r->backoff_ms != 0 || r->backoff_max_ms != 0 || r->backoff_factor != 0 ? 3 : 0;
+	n += r->why != NULL;
 
 	msgpack_pack_map(pk, n);
 	proto_kv_uint(pk, "v", RECORD_VERSION);
@@ -61,6 +64,15 @@ void record_pack(msgpack_packer *pk, const struct exec_rec *r)
 		proto_kv_uint(pk, "oh", r->out_hash);
 		proto_kv_int(pk, "or", r->out_run_at);
 	}
+	if (r->max_expiries != 0)
+		proto_kv_uint(pk, "me", r->max_expiries);
+	if (r->backoff_ms != 0 || r->backoff_max_ms != 0 || r->backoff_factor != 0) {
+		proto_kv_uint(pk, "bb", r->backoff_ms);
+		proto_kv_uint(pk, "bx", r->backoff_max_ms);
+		proto_kv_uint(pk, "bf", r->backoff_factor);
+	}
+	if (r->why != NULL)
+		proto_kv_str(pk, "why", r->why, r->why_len);
 }
 
 /* Reads an optional unsigned field that must fit in max. */
@@ -80,7 +92,8 @@ static int i64(const msgpack_object *m, const char *k, int64_t *out)
  * them: record_unpack reads the map in one pass (start-up reads a million
  * records), looking each key up here, expected position first. */
 enum { F_V, F_ID, F_CUE, F_Q, F_PR, F_MA, F_LM, F_AT, F_EX, F_FA, F_HS, F_ST, F_CA, F_RA,
-       F_DL, F_FI, F_TK, F_RES, F_ERR, F_FL, F_OK, F_OS, F_OT, F_OH, F_OR, F_COUNT };
+       F_DL, F_FI, F_TK, F_RES, F_ERR, F_FL, F_OK, F_OS, F_OT, F_OH, F_OR, F_ME, F_BB, F_BX,
+       F_BF, F_WHY, F_COUNT };
 enum { K_U, K_I, K_S };
 static const struct {
 	char name[4];
@@ -99,7 +112,9 @@ static const struct {
 	[F_ERR] = {"err", 3, K_S, SIZE_MAX},	 [F_FL] = {"fl", 2, K_U, 255},
 	[F_OK] = {"ok", 2, K_U, 2},		 [F_OS] = {"os", 2, K_U, 5},
 	[F_OT] = {"ot", 2, K_U, UINT64_MAX},	 [F_OH] = {"oh", 2, K_U, UINT64_MAX},
-	[F_OR] = {"or", 2, K_I, 0},
+	[F_OR] = {"or", 2, K_I, 0},		 [F_ME] = {"me", 2, K_U, UINT16_MAX},
+	[F_BB] = {"bb", 2, K_U, UINT32_MAX},	 [F_BX] = {"bx", 2, K_U, UINT32_MAX},
+	[F_BF] = {"bf", 2, K_U, UINT32_MAX},	 [F_WHY] = {"why", 3, K_S, SIZE_MAX},
 };
 
 static int field_of(const msgpack_object *k, int guess)
@@ -206,6 +221,12 @@ static int from_object(const msgpack_object *o, struct exec_rec *r)
 	r->out_token = val[F_OT].u;
 	r->out_hash = val[F_OH].u;
 	r->out_run_at = val[F_OR].i;
+	r->max_expiries = (uint32_t)val[F_ME].u;
+	r->backoff_ms = (uint32_t)val[F_BB].u;
+	r->backoff_max_ms = (uint32_t)val[F_BX].u;
+	r->backoff_factor = (uint32_t)val[F_BF].u;
+	if (seen[F_WHY])
+		r->why = val[F_WHY].s.p, r->why_len = val[F_WHY].s.n;
 	return 0;
 }
 
@@ -299,4 +320,97 @@ int record_unpack_step(const char *buf, size_t len, msgpack_unpacked *up, struct
 	bad |= i64(&up->data, "at", &s->at);
 	bad |= proto_bytes(&up->data, "val", true, SIZE_MAX, &s->value, &s->value_len, NULL);
 	return bad ? -1 : 0;
+}
+
+void record_pack_cue(msgpack_packer *pk, const struct cue_rec *c)
+{
+	msgpack_pack_map(pk, 23 + (c->cron != NULL) + (c->tz != NULL));
+	proto_kv_uint(pk, "v", RECORD_VERSION);
+	proto_kv_uint(pk, "id", c->id);
+	proto_kv_str(pk, "q", c->queue, c->queue_len);
+	proto_kv_bin(pk, "pl", c->payload, c->payload_len);
+	proto_kv_int(pk, "pr", c->priority);
+	proto_kv_uint(pk, "ma", c->max_attempts);
+	proto_kv_uint(pk, "me", c->max_expiries);
+	proto_kv_uint(pk, "lm", c->lease_ms);
+	proto_kv_uint(pk, "bb", c->backoff_ms);
+	proto_kv_uint(pk, "bx", c->backoff_max_ms);
+	proto_kv_uint(pk, "bf", c->backoff_factor);
+	proto_kv_uint(pk, "fl", c->flags);
+	proto_kv_int(pk, "ev", c->every_ms);
+	if (c->cron != NULL)
+		proto_kv_str(pk, "cr", c->cron, c->cron_len);
+	if (c->tz != NULL)
+		proto_kv_str(pk, "tz", c->tz, c->tz_len);
+	proto_kv_uint(pk, "cu", c->catch_up);
+	proto_kv_uint(pk, "ov", c->overlap);
+	proto_kv_uint(pk, "cx", c->cancelled);
+	proto_kv_int(pk, "ca", c->created_at);
+	proto_kv_int(pk, "an", c->anchor);
+	proto_kv_int(pk, "nf", c->next_fire);
+	proto_kv_uint(pk, "fi", c->fires);
+	proto_kv_uint(pk, "sk", c->skipped);
+	proto_key(pk, "li");
+	msgpack_pack_array(pk, c->n_last);
+	for (uint32_t i = 0; i < c->n_last; i++)
+		msgpack_pack_uint64(pk, c->last_id[i]);
+	proto_key(pk, "la");
+	msgpack_pack_array(pk, c->n_last);
+	for (uint32_t i = 0; i < c->n_last; i++)
+		msgpack_pack_int64(pk, c->last_at[i]);
+}
+
+int record_unpack_cue(const char *buf, size_t len, msgpack_unpacked *up, struct cue_rec *c)
+{
+	const msgpack_object *m;
+	const msgpack_object_array *li = NULL, *la = NULL;
+	uint64_t v, x;
+	int bad;
+
+	*c = (struct cue_rec){0};
+	if (proto_decode(buf, len, up, NULL) != CUEQ_OK)
+		return -1;
+	m = &up->data;
+	bad = u(m, "v", UINT32_MAX, &v) != 0 || v == 0 || v > RECORD_VERSION;
+	bad |= u(m, "id", UINT64_MAX, &c->id);
+	bad |= proto_str(m, "q", true, PROTO_MAX_QUEUE, &c->queue, &c->queue_len, NULL);
+	bad |= proto_bytes(m, "pl", true, SIZE_MAX, &c->payload, &c->payload_len, NULL);
+	int64_t pr = 0;
+	bad |= proto_int(m, "pr", false, INT32_MIN, INT32_MAX, &pr, NULL);
+	c->priority = (int32_t)pr;
+	bad |= u(m, "ma", UINT32_MAX, &x), c->max_attempts = (uint32_t)x;
+	bad |= u(m, "me", UINT32_MAX, &x), c->max_expiries = (uint32_t)x;
+	bad |= u(m, "lm", UINT32_MAX, &x), c->lease_ms = (uint32_t)x;
+	bad |= u(m, "bb", UINT32_MAX, &x), c->backoff_ms = (uint32_t)x;
+	bad |= u(m, "bx", UINT32_MAX, &x), c->backoff_max_ms = (uint32_t)x;
+	bad |= u(m, "bf", UINT32_MAX, &x), c->backoff_factor = (uint32_t)x;
+	bad |= u(m, "fl", 255, &x), c->flags = (uint8_t)x;
+	bad |= i64(m, "ev", &c->every_ms);
+	bad |= proto_str(m, "cr", false, SIZE_MAX, &c->cron, &c->cron_len, NULL);
+	bad |= proto_str(m, "tz", false, SIZE_MAX, &c->tz, &c->tz_len, NULL);
+	bad |= u(m, "cu", 2, &x), c->catch_up = (uint8_t)x;
+	bad |= u(m, "ov", 1, &x), c->overlap = (uint8_t)x;
+	bad |= u(m, "cx", 1, &x), c->cancelled = (uint8_t)x;
+	bad |= i64(m, "ca", &c->created_at);
+	bad |= i64(m, "an", &c->anchor);
+	bad |= i64(m, "nf", &c->next_fire);
+	bad |= u(m, "fi", UINT64_MAX, &c->fires);
+	bad |= u(m, "sk", UINT64_MAX, &c->skipped);
+	bad |= proto_array(m, "li", false, 0, CUE_LAST, &li, NULL);
+	bad |= proto_array(m, "la", false, 0, CUE_LAST, &la, NULL);
+	if (bad || (c->every_ms <= 0 && c->cron == NULL))
+		return -1;
+	if (li != NULL && la != NULL && li->size == la->size) {
+		for (uint32_t i = 0; i < li->size; i++) {
+			const msgpack_object *a = &li->ptr[i], *b = &la->ptr[i];
+			if (a->type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+			    (b->type != MSGPACK_OBJECT_POSITIVE_INTEGER &&
+			     b->type != MSGPACK_OBJECT_NEGATIVE_INTEGER))
+				return -1;
+			c->last_id[i] = a->via.u64;
+			c->last_at[i] = b->via.i64;
+		}
+		c->n_last = li->size;
+	}
+	return 0;
 }

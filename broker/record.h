@@ -27,6 +27,7 @@
 enum outcome_kind { OUT_NONE = 0, OUT_ACK = 1, OUT_NACK = 2 };
 
 #define REC_F_UNIQUE 1 /* holds a unique key (store.h: unique 'r' id) */
+#define REC_F_NO_JITTER 2 /* retries wait the computed backoff exactly */
 
 struct exec_rec {
 	uint64_t id, cue_id;
@@ -35,6 +36,8 @@ struct exec_rec {
 	int32_t priority;
 	uint32_t max_attempts, lease_ms;
 	uint32_t attempt, expiries, failures;
+	uint32_t max_expiries; /* 0 (older records): the default */
+	uint32_t backoff_ms, backoff_max_ms, backoff_factor; /* 0: defaults */
 	uint32_t hist_seq; /* next history sequence number */
 	uint8_t state;	   /* cueq_state */
 	uint8_t flags;	   /* REC_F_* */
@@ -42,6 +45,8 @@ struct exec_rec {
 	uint64_t token;					   /* live lease token; 0 none */
 	const char *result, *error;			   /* NULL: none */
 	size_t result_len, error_len;
+	const char *why; /* why it is dead or cancelled; NULL: none */
+	size_t why_len;
 	/* The last ack/nack applied, so that a resend gets the same answer. */
 	uint8_t out_kind, out_state;
 	uint64_t out_token, out_hash;
@@ -67,6 +72,9 @@ enum hist_event {
 	EV_SUCCEEDED,
 	EV_DEAD,
 	EV_STEP,
+	EV_RELEASED,
+	EV_CANCELLED,
+	EV_RETRIED,
 };
 
 struct hist_rec {
@@ -90,6 +98,32 @@ struct idem_rec {
 };
 void record_pack_idem(msgpack_packer *pk, const struct idem_rec *r);
 int record_unpack_idem(const char *buf, size_t len, struct idem_rec *r);
+
+/* A recurring cue (cues.c): what it fires and when.  The payload is
+ * stored with it. */
+#define CUE_LAST 10
+struct cue_rec {
+	uint64_t id;
+	const char *queue;
+	size_t queue_len;
+	const char *payload;
+	size_t payload_len;
+	int32_t priority;
+	uint32_t max_attempts, max_expiries, lease_ms;
+	uint32_t backoff_ms, backoff_max_ms, backoff_factor;
+	uint8_t flags; /* REC_F_NO_JITTER */
+	int64_t every_ms; /* 0: cron */
+	const char *cron, *tz; /* tz NULL: UTC */
+	size_t cron_len, tz_len;
+	uint8_t catch_up, overlap, cancelled;
+	int64_t created_at, anchor, next_fire; /* anchor: every's first fire */
+	uint64_t fires, skipped;
+	uint32_t n_last; /* last fires, newest first */
+	uint64_t last_id[CUE_LAST];
+	int64_t last_at[CUE_LAST];
+};
+void record_pack_cue(msgpack_packer *pk, const struct cue_rec *c);
+int record_unpack_cue(const char *buf, size_t len, msgpack_unpacked *up, struct cue_rec *c);
 
 /* A step of the ledger. */
 struct step_rec {

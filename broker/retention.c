@@ -47,11 +47,10 @@ void emb_steps_forget(struct engine *e, uint64_t id)
 	store_del_range(e->st, CF_STEPS, from, 8, to, 8);
 }
 
-/* Deletes everything of one execution. */
-static void forget(struct engine *e, uint64_t id, const uint8_t *val, size_t vl)
+void emb_forget(struct engine *e, uint64_t id, const char *queue, size_t qlen, int state,
+		int64_t finished_at)
 {
-	uint8_t k[8], from[12] = {0}, to[12] = {0}, done[PROTO_MAX_QUEUE + 10];
-	const uint8_t *nul = memchr(val, 0, vl);
+	uint8_t k[8], from[12] = {0}, to[12] = {0}, done[PROTO_MAX_QUEUE + 10], exp[16];
 
 	emb_key(k, id);
 	store_del(e->st, CF_EXEC, k, 8);
@@ -60,16 +59,31 @@ static void forget(struct engine *e, uint64_t id, const uint8_t *val, size_t vl)
 	store_be64(to, id + 1);
 	store_del_range(e->st, CF_HIST, from, 12, to, 12);
 	emb_steps_forget(e, id);
-	if (nul == NULL || nul + 2 != val + vl || nul - val > PROTO_MAX_QUEUE)
+	if (finished_at != 0) {
+		store_be64(exp, (uint64_t)finished_at);
+		store_be64(exp + 8, id);
+		store_del(e->st, CF_EXPIRY, exp, 16);
+	}
+	if (queue == NULL)
 		return;
-	size_t qlen = (size_t)(nul - val);
-	int state = nul[1];
-	store_del(e->st, CF_DONE, done, emb_done_key(done, (const char *)val, qlen, state, id));
-	struct queue *q = emb_queue(e, (const char *)val, qlen, false);
+	store_del(e->st, CF_DONE, done, emb_done_key(done, queue, qlen, state, id));
+	struct queue *q = emb_queue(e, queue, qlen, false);
 	if (q != NULL && state >= CUEQ_SUCCEEDED && state <= CUEQ_CANCELLED && q->count[state] > 0) {
 		q->count[state]--;
 		q->counts_dirty = true;
 	}
+}
+
+/* Deletes everything of one execution, from its expiry entry. */
+static void forget(struct engine *e, uint64_t id, const uint8_t *val, size_t vl)
+{
+	const uint8_t *nul = memchr(val, 0, vl);
+	if (nul == NULL || nul + 2 != val + vl || nul - val > PROTO_MAX_QUEUE) {
+		emb_forget(e, id, NULL, 0, 0, 0);
+		return;
+	}
+	/* the sweep deletes the expiry entry itself */
+	emb_forget(e, id, (const char *)val, (size_t)(nul - val), nul[1], 0);
 }
 
 /* Deletes idempotency keys whose time ran out (a key given again after

@@ -97,7 +97,7 @@ int emb_recall(struct engine *e, const void *rid, size_t rid_len, uint64_t hash,
 	const uint8_t *u = (const uint8_t *)v;
 	size_t n = vl < HEAD ? 0 : store_get_be32(u + 16);
 	int64_t expires_at = vl < HEAD ? 0 : (int64_t)store_get_be64(u + 8);
-	if (vl < HEAD || expires_at <= proto_now_ms() || n > PROTO_TRANSPORT_MAX) {
+	if (vl < HEAD || expires_at <= emb_now(e) || n > PROTO_TRANSPORT_MAX) {
 		store_free(v);
 		return 0; /* expired (the sweep deletes it), or not ours to read */
 	}

@@ -46,7 +46,7 @@ int emb_step_set(struct engine *e, uint64_t id, uint64_t token, const char *name
 	struct job *j = jobs_find(e->jobs, id);
 	uint8_t k[STEP_KEY];
 	size_t kl = step_key(k, id, name, name_len), vl;
-	int64_t now = proto_now_ms();
+	int64_t now = emb_now(e);
 	char *v, sid[PROTO_ID_LEN + 1];
 	struct exec_rec rec;
 	int rc;

@@ -52,7 +52,7 @@
 
 static const char *const cf_names[CF_COUNT] = {
 	"default", "exec", "payload", "active", "hist", "done", "expiry", "meta",
-	"idem",	   "idemexp", "unique", "steps",
+	"idem",	   "idemexp", "unique", "steps", "cues",
 };
 
 struct store {

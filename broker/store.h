@@ -17,6 +17,8 @@
  *   unique   'k' queue 0 key        -> holder id(8), while it is unfinished
  *            'r' id(8)              -> queue 0 key (to free it at the end)
  *   steps    id(8) name             -> step record (record.h)
+ *   cues     id(8)                  -> recurring cue record (record.h), kept
+ *                                      after its cancel
  *
  * Writes of the core thread gather in one pending batch per loop turn, which
  * reads and iterators already see, except in the families exec, active,
@@ -61,6 +63,7 @@ enum store_cf {
 	CF_IDEMEXP,
 	CF_UNIQUE,
 	CF_STEPS,
+	CF_CUES,
 	CF_COUNT
 };
 
