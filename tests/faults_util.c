@@ -351,7 +351,10 @@ void fx_claim_ok(th_raw *r, const char *queue, uint64_t lease_ms, char id[FX_ID]
 	th_reply rep;
 	const msgpack_object *job;
 
-	assert_int_equal(th_req_begin(&q, "claim", 4), 0);
+	assert_int_equal(th_req_begin(&q, "claim", 5), 0);
+	/* the outcome is sent again over a new connection to a restarted
+	 * broker: closing this one must not end the lease */
+	proto_kv_bool(th_pk(&q), "detach", true);
 	proto_kv_cstr(th_pk(&q), "queue", queue);
 	proto_kv_uint(th_pk(&q), "max", 1);
 	proto_kv_uint(th_pk(&q), "wait_ms", 2000);

@@ -298,8 +298,11 @@ int th_raw_claim(th_raw *r, const char *queue, uint64_t lease_ms, uint64_t wait_
 	const msgpack_object *job;
 	int rv;
 
-	if (th_req_begin(&q, "claim", 3 + (lease_ms ? 1 : 0)) != 0)
+	if (th_req_begin(&q, "claim", 4 + (lease_ms ? 1 : 0)) != 0)
 		return -1;
+	/* the tests finish their leases from other connections too (and
+	 * across broker restarts): a closed connection must not end them */
+	proto_kv_bool(th_pk(&q), "detach", true);
 	proto_kv_cstr(th_pk(&q), "queue", queue);
 	proto_kv_uint(th_pk(&q), "max", 1);
 	proto_kv_uint(th_pk(&q), "wait_ms", wait_ms);

@@ -438,9 +438,10 @@ static void test_reclaim_after_expiry(void **state)
 	assert_string_equal(eng_event_name(v.hist[1].kind), "expired");
 	f->eo->view_free(f->e, &v);
 
-	/* one attempt only: the expiry ends it */
+	/* one expiry allowed: the expiry ends it (max_attempts counts
+	 * failures, which an expiry is not) */
 	struct eng_push p = job("q.expiry1", "b");
-	p.max_attempts = 1;
+	p.max_expiries = 1;
 	struct eng_pushed b = push_new(f, p);
 	turn(f);
 	struct eng_claimed cb = claim_one(f, "q.expiry1", SHORT_LEASE_MS);

@@ -724,7 +724,7 @@ static void test_unique_conflict(void **state)
 	expect_total(b, "uq", 3);
 
 	/* Dead because its only lease expired: free. */
-	cueq_push_opts once = { .unique = "expires", .max_attempts = 1, .lease_ms = 200 };
+	cueq_push_opts once = { .unique = "expires", .max_expiries = 1, .lease_ms = 200 };
 	push_ok(c, "uq-exp", "will expire", &once, false, &r1);
 	j = claim(c, "uq-exp", r1.execution_id);
 	cueq_job_free(j);

@@ -21,19 +21,26 @@
 #include "cueq/cueq.h"
 #include "harness.h"
 
-static void push(cueq_client *c, const char *queue, int64_t lease_ms, uint32_t max_attempts,
-		 char id[CUEQ_ID_SIZE])
+static void push_limits(cueq_client *c, const char *queue, int64_t lease_ms,
+			uint32_t max_attempts, uint32_t max_expiries, char id[CUEQ_ID_SIZE])
 {
 	cueq_push_opts o = { 0 };
 	cueq_push_result r;
 	o.lease_ms = lease_ms;
 	o.max_attempts = max_attempts;
+	o.max_expiries = max_expiries;
 	int rc = cueq_push(c, queue, "work", 4, &o, &r);
 	if (rc != CUEQ_OK)
 		fail_msg("cueq_push: %s (%s)", cueq_strerror(rc), cueq_last_error());
 	assert_int_equal(r.err, CUEQ_OK);
 	assert_int_equal(strlen(r.execution_id), PROTO_ID_LEN);
 	strcpy(id, r.execution_id);
+}
+
+static void push(cueq_client *c, const char *queue, int64_t lease_ms, uint32_t max_attempts,
+		 char id[CUEQ_ID_SIZE])
+{
+	push_limits(c, queue, lease_ms, max_attempts, 0, id);
 }
 
 /* Claims one job of queue; fails the test when none comes within wait_ms. */
@@ -226,21 +233,26 @@ static void test_extend_keeps_lease(void **state)
 	cueq_close(c);
 }
 
-static void test_attempts_exhausted_by_expiry(void **state)
+/* Leases that run out are not handler failures: a job allowed one failure
+ * (max_attempts 1) comes back after its first expiry, and is dead when
+ * its expiries reach max_expiries, with a reason that says so. */
+static void test_expiries_used_up(void **state)
 {
 	th_broker *b = *state;
 	cueq_client *c = th_sdk_connect(b);
 	char id[CUEQ_ID_SIZE];
 	cueq_execution *e;
 
-	push(c, "exp2", 200, 2, id);
+	push_limits(c, "exp2", 200, 1, 2, id);
 	cueq_job *j1 = claim(c, "exp2", 0, 1000);
 	assert_int_equal(cueq_job_attempt(j1), 1);
 	cueq_job *j2 = claim(c, "exp2", 0, 5000);
 	assert_string_equal(cueq_job_id(j2), id);
 	assert_int_equal(cueq_job_attempt(j2), 2);
-	/* The second expiry uses up the attempts: dead, not ready. */
+	/* The second expiry uses up the expiries: dead, not ready. */
 	e = wait_state(c, id, CUEQ_DEAD, 5000);
+	if (e->error == NULL || strstr(e->error, "lease expired 2 times") == NULL)
+		fail_msg("the dead job's error does not say why: '%s'", e->error ? e->error : "");
 	assert_int_equal(e->attempt, 2);
 	assert_int_equal(e->expiries, 2);
 	assert_int_equal(e->failures, 0);
@@ -348,7 +360,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stale_after_expiry_before_reclaim, th_fixture_start,
 						th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_extend_keeps_lease, th_fixture_start, th_fixture_stop),
-		cmocka_unit_test_setup_teardown(test_attempts_exhausted_by_expiry, th_fixture_start,
+		cmocka_unit_test_setup_teardown(test_expiries_used_up, th_fixture_start,
 						th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_attempts_exhausted_by_nack, th_fixture_start,
 						th_fixture_stop),

@@ -36,6 +36,7 @@ struct cli_command;
 struct cli {
 	const char *url;		/* --url, $CUEQ_URL or the default */
 	bool json;			/* --json: machine output */
+	bool detach_claims;		/* cli_connect: claims outlive the process */
 	int64_t timeout_ms;		/* --timeout; 0: the SDK's defaults */
 	const struct cli_command *cmd;	/* the command being run */
 	cueq_client *client;		/* set by cli_connect, closed by main */

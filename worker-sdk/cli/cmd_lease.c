@@ -69,6 +69,9 @@ int cmd_claim(struct cli *cli, int argc, char **argv)
 	if (cli_duration_opt(cli, &o[C_LEASE], 100, 86400000, &lease_ms) != 0 ||
 	    cli_duration_opt(cli, &o[C_WAIT], 0, 300000, &wait_ms) != 0)
 		return CLI_EXIT_ERROR;
+	/* the job is finished by another cueq process: its lease must outlive
+	 * this one's connection */
+	cli->detach_claims = true;
 	rc = cli_connect(cli);
 	if (rc != 0)
 		return rc;

@@ -247,6 +247,7 @@ int cli_connect(struct cli *cli)
 	cueq_client_opts o = { 0 };
 	int err;
 
+	o.detach_claims = cli->detach_claims;
 	if (cli->timeout_ms > 0) {
 		o.connect_timeout_ms = cli->timeout_ms;
 		o.request_timeout_ms = cli->timeout_ms;

@@ -133,6 +133,9 @@ int sdk_check_job(const char *queue, const void *payload, size_t len, const cueq
 		if (o->max_attempts > PROTO_MAX_ATTEMPTS)
 			return sdk_fail(CUEQ_ERR_INVALID, "max attempts %u is out of range: use 1 to %d",
 					(unsigned)o->max_attempts, PROTO_MAX_ATTEMPTS);
+		if (o->max_expiries > PROTO_MAX_ATTEMPTS)
+			return sdk_fail(CUEQ_ERR_INVALID, "max expiries %u is out of range: use 1 to %d",
+					(unsigned)o->max_expiries, PROTO_MAX_ATTEMPTS);
 		if ((rc = sdk_check_lease("lease", o->lease_ms, true)) != CUEQ_OK)
 			return rc;
 		if (o->delay_ms < 0)

@@ -93,8 +93,11 @@ int cueq_claim(cueq_client *c, const char *queue, size_t max, int64_t lease_ms, 
 	if (wait_ms < 0 || wait_ms > PROTO_MAX_WAIT_MS)
 		return sdk_fail(CUEQ_ERR_INVALID, "a wait of %lld ms is out of range: use 0 to %d ms",
 				(long long)wait_ms, PROTO_MAX_WAIT_MS);
-	if ((rc = sdk_request_begin(c, &rq, "claim", 3 + (lease_ms > 0) + (wait_ms > 0))) != CUEQ_OK)
+	if ((rc = sdk_request_begin(c, &rq, "claim",
+				    3 + (lease_ms > 0) + (wait_ms > 0) + c->detach_claims)) != CUEQ_OK)
 		return rc;
+	if (c->detach_claims)
+		proto_kv_bool(sdk_pk(&rq), "detach", true);
 	proto_kv_cstr(sdk_pk(&rq), "queue", queue);
 	proto_kv_uint(sdk_pk(&rq), "max", max);
 	proto_kv_cstr(sdk_pk(&rq), "worker", c->worker_name);

@@ -301,6 +301,7 @@ int cueq_connect(const char *url, const cueq_client_opts *opts, cueq_client **ou
 	c->connect_timeout_ms = or_default(o.connect_timeout_ms, 5000);
 	c->request_timeout_ms = or_default(o.request_timeout_ms, 10000);
 	c->retry_deadline_ms = or_default(o.retry_deadline_ms, 30000);
+	c->detach_claims = o.detach_claims;
 	if ((c->url = dup_str(url)) == NULL || (o.auth != NULL && (c->auth = dup_str(o.auth)) == NULL)) {
 		rc = sdk_fail(CUEQ_ERR_NOMEM, "out of memory creating a client");
 		goto fail;

@@ -30,6 +30,7 @@ static size_t count_fields(const cueq_job_spec *j)
 	const cueq_push_opts *o = &j->opts;
 
 	return 1 + (j->payload_len > 0) + (o->priority != 0) + (o->max_attempts != 0) +
+	       (o->max_expiries != 0) +
 	       (o->lease_ms != 0) + (o->delay_ms > 0) + (o->run_at_ms > 0) + (o->key != NULL) +
 	       (o->key_ttl_ms > 0) + (o->unique != NULL);
 }
@@ -46,6 +47,8 @@ static void pack_job(msgpack_packer *pk, const cueq_job_spec *j)
 		proto_kv_int(pk, "priority", o->priority);
 	if (o->max_attempts != 0)
 		proto_kv_uint(pk, "max_attempts", o->max_attempts);
+	if (o->max_expiries != 0)
+		proto_kv_uint(pk, "max_expiries", o->max_expiries);
 	if (o->lease_ms != 0)
 		proto_kv_uint(pk, "lease_ms", (uint64_t)o->lease_ms);
 	if (o->delay_ms > 0)

@@ -105,6 +105,7 @@ struct cueq_client {
 	char *auth;
 	int64_t connect_timeout_ms, request_timeout_ms, retry_deadline_ms;
 	char worker_name[PROTO_MAX_WORKER + 1]; /* host:pid, recorded by claims */
+	bool detach_claims;			/* cueq_client_opts */
 
 	pthread_mutex_t mu; /* guards what follows */
 	pthread_cond_t cv;

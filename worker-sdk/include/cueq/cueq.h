@@ -65,6 +65,12 @@ typedef struct cueq_client_opts {
 	int64_t request_timeout_ms; /* 0: 10000. One attempt, beyond any long poll. */
 	int64_t retry_deadline_ms;  /* 0: 30000. Total time a call retries. */
 	const char *auth;	    /* optional auth token; copied */
+	/* Leases this client claims outlive its connection: the broker does
+	 * not end them when it closes (its --release-on-disconnect).  For a
+	 * short-lived process that claims and leaves the job to another, as
+	 * `cueq claim` does; a worker that runs its jobs itself leaves it
+	 * false, so a crash of it frees them at once. */
+	bool detach_claims;
 } cueq_client_opts;
 
 /* Connects to a broker at url (tcp://host:port or ipc:///path); opts may be
@@ -80,7 +86,8 @@ CUEQ_API int cueq_ping(cueq_client *c, int64_t *server_time_ms);
 
 typedef struct cueq_push_opts {
 	int32_t priority;      /* higher first; -1000..1000; default 0 */
-	uint32_t max_attempts; /* 0: broker default (5) */
+	uint32_t max_attempts; /* handler failures (nacks) before dead; 0: broker default (5) */
+	uint32_t max_expiries; /* leases that may run out before dead; 0: broker default (5) */
 	int64_t lease_ms;      /* 0: broker default (30 s) */
 	int64_t delay_ms;      /* run no sooner than this from now */
 	int64_t run_at_ms;     /* or at this Unix time in ms (0: now) */
