@@ -37,304 +37,7 @@
 
 #include "engine.h"
 
-#define RETENTION_MS 60000
-#define SHORT_LEASE_MS 100
-#define LONG_LEASE_MS 60000
-#define DAY_MS 86400000ll
-
-/* An engine under test and where its state may live. */
-struct target {
-	const char *name;
-	const struct engine_ops *eo;
-	int (*make)(char *loc, size_t size); /* a new, empty location; 0 or -1 */
-	void (*destroy)(const char *loc);    /* removes it and all it holds */
-	/* The engine opened next fails its first write (on) or none (off). */
-	void (*fail_first_write)(bool on);
-};
-
-/* One scenario's engine. */
-struct fx {
-	const struct target *t;
-	const struct engine_ops *eo;
-	struct engine *e;
-	char loc[512];
-};
-
-/* ---- the embedded engine's locations: temp directories ---- */
-
-static int make_dir(char *loc, size_t size)
-{
-	const char *tmp = getenv("TMPDIR");
-	if (tmp == NULL || *tmp == '\0')
-		tmp = "/tmp";
-	snprintf(loc, size, "%s/cueq-engine-XXXXXX", tmp);
-	if (mkdtemp(loc) == NULL) {
-		fprintf(stderr, "test_engine: mkdtemp under %s: %s\n", tmp, strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st, (void)flag, (void)ftw;
-	remove(path);
-	return 0;
-}
-
-static void remove_dir(const char *loc)
-{
-	nftw(loc, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static void fault_env(bool on)
-{
-	if (on)
-		setenv("CUEQ_FAULT", "write:1:fail", 1);
-	else
-		unsetenv("CUEQ_FAULT");
-}
-
-static const struct target targets[] = {
-	{"embedded", &embedded_engine, make_dir, remove_dir, fault_env},
-};
-
-/* ---- driving an engine ---- */
-
-static struct engine *open_at(const struct fx *f)
-{
-	struct eng_config cfg = {
-		.location = f->loc,
-		.retention_ms = RETENTION_MS,
-		.idem_window_ms = DAY_MS,
-	};
-	struct engine *e = NULL;
-	char err[512] = "";
-	if (f->eo->open(&cfg, &e, err, sizeof(err)) != 0)
-		fail_msg("%s engine: cannot open %s: %s", f->t->name, f->loc, err);
-	assert_non_null(e);
-	return e;
-}
-
-static int setup(void **state)
-{
-	const struct target *t = *state;
-	struct fx *f = calloc(1, sizeof(*f));
-	if (f == NULL)
-		return -1;
-	f->t = t;
-	f->eo = t->eo;
-	if (t->make(f->loc, sizeof(f->loc)) != 0) {
-		free(f);
-		return -1;
-	}
-	f->e = open_at(f);
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fx *f = *state;
-	f->eo->close(f->e);
-	f->t->destroy(f->loc);
-	free(f);
-	return 0;
-}
-
-/* The end of a loop turn: write, and sync what must be durable.  Returns
- * whether the turn's writes needed the sync. */
-static bool turn(struct fx *f)
-{
-	bool durable = false;
-	assert_int_equal(f->eo->commit(f->e, true, &durable), 0);
-	if (durable)
-		assert_int_equal(f->eo->sync(f->e), 0);
-	return durable;
-}
-
-static struct eng_push job(const char *queue, const char *payload)
-{
-	return (struct eng_push){
-		.queue = queue,
-		.queue_len = strlen(queue),
-		.payload = payload,
-		.payload_len = strlen(payload),
-		.max_attempts = 5,
-		.lease_ms = LONG_LEASE_MS,
-	};
-}
-
-static struct eng_push keyed(struct eng_push p, const char *key, uint64_t hash)
-{
-	p.key = key;
-	p.key_len = strlen(key);
-	p.req_hash = hash;
-	return p;
-}
-
-static struct eng_push unique(struct eng_push p, const char *key)
-{
-	p.unique = key;
-	p.unique_len = strlen(key);
-	return p;
-}
-
-/* Pushes n jobs in one call (one request). */
-static void push_many(struct fx *f, const struct eng_push *jobs, size_t n, struct eng_pushed *out)
-{
-	proto_error err = {0};
-	int rc = f->eo->push(f->e, jobs, n, out, &err);
-	if (rc != CUEQ_OK)
-		fail_msg("push of %zu jobs: %d %s", n, rc, err.msg);
-}
-
-static struct eng_pushed push(struct fx *f, struct eng_push p)
-{
-	struct eng_pushed out;
-	push_many(f, &p, 1, &out);
-	return out;
-}
-
-/* A push that must create an execution. */
-static struct eng_pushed push_new(struct fx *f, struct eng_push p)
-{
-	struct eng_pushed o = push(f, p);
-	if (o.err.code != CUEQ_OK)
-		fail_msg("push to %s refused: %d %s", p.queue, o.err.code, o.err.msg);
-	assert_false(o.duplicate);
-	assert_true(o.id != 0);
-	return o;
-}
-
-/* Claims up to max of queue into out (payloads to claimed_free). */
-static size_t claim(struct fx *f, const char *queue, size_t max, uint32_t lease_ms,
-		    struct eng_claimed *out)
-{
-	proto_error err = {0};
-	size_t n = SIZE_MAX;
-	int rc = f->eo->claim(f->e, queue, strlen(queue), max, lease_ms, "w1", 2, out, &n, &err);
-	if (rc != CUEQ_OK)
-		fail_msg("claim on %s: %d %s", queue, rc, err.msg);
-	assert_true(n <= max);
-	return n;
-}
-
-/* Claims exactly one execution of queue; its payload is released. */
-static struct eng_claimed claim_one(struct fx *f, const char *queue, uint32_t lease_ms)
-{
-	struct eng_claimed c;
-	assert_int_equal(claim(f, queue, 1, lease_ms, &c), 1);
-	assert_true(c.token != 0);
-	f->eo->claimed_free(f->e, &c);
-	return c;
-}
-
-static struct eng_outcome finish(struct fx *f, uint64_t id, uint64_t token, int kind,
-				 const char *text, int64_t retry_in_ms, bool terminal)
-{
-	struct eng_outcome o = {
-		.id = id,
-		.token = token,
-		.kind = kind,
-		.text = text,
-		.text_len = text ? strlen(text) : 0,
-		.retry_in_ms = retry_in_ms,
-		.terminal = terminal,
-	};
-	f->eo->finish(f->e, &o, 1);
-	return o;
-}
-
-static int ack(struct fx *f, uint64_t id, uint64_t token, const char *result)
-{
-	return finish(f, id, token, ENG_ACK, result, -1, false).err.code;
-}
-
-static struct eng_extend extend(struct fx *f, uint64_t id, uint64_t token, uint32_t lease_ms)
-{
-	struct eng_extend x = {.id = id, .token = token, .lease_ms = lease_ms};
-	f->eo->extend(f->e, &x, 1);
-	return x;
-}
-
-static int step_set(struct fx *f, uint64_t id, uint64_t token, const char *name, const char *value)
-{
-	proto_error err = {0};
-	int64_t at = 0;
-	int rc = f->eo->step_set(f->e, id, token, name, strlen(name), value, strlen(value), &at,
-				 &err);
-	if (rc == CUEQ_OK)
-		assert_true(at > 0);
-	else
-		assert_int_equal(err.code, rc);
-	return rc;
-}
-
-/* Reads the steps of id (name NULL: all) into v, zeroed first; the caller
- * releases v with view_free whatever the answer. */
-static int steps(struct fx *f, uint64_t id, const char *name, struct eng_view *v)
-{
-	proto_error err = {0};
-	memset(v, 0, sizeof(*v));
-	return f->eo->steps(f->e, id, name, name ? strlen(name) : 0, v, &err);
-}
-
-/* Reads id into v, zeroed first; the caller releases v with view_free
- * whatever the answer.  A refusal carries a sentence. */
-static int get(struct fx *f, uint64_t id, struct eng_view *v)
-{
-	proto_error err = {0};
-	memset(v, 0, sizeof(*v));
-	int rc = f->eo->get(f->e, id, v, &err);
-	if (rc != CUEQ_OK) {
-		assert_int_equal(err.code, rc);
-		assert_true(err.msg[0] != '\0');
-	}
-	return rc;
-}
-
-/* The state of id (which must exist). */
-static int state_of(struct fx *f, uint64_t id)
-{
-	struct eng_view v;
-	assert_int_equal(get(f, id, &v), CUEQ_OK);
-	assert_true(v.exec.id == id);
-	int state = v.exec.state;
-	f->eo->view_free(f->e, &v);
-	return state;
-}
-
-static void expect_gone(struct fx *f, uint64_t id)
-{
-	struct eng_view v;
-	assert_int_equal(get(f, id, &v), CUEQ_ERR_NOT_FOUND);
-	f->eo->view_free(f->e, &v);
-}
-
-/* How many executions of queue are in state, by stats. */
-static uint64_t count(struct fx *f, const char *queue, int state)
-{
-	struct eng_stats *s = NULL;
-	size_t n = SIZE_MAX;
-	proto_error err = {0};
-	assert_int_equal(f->eo->stats(f->e, queue, strlen(queue), &s, &n, &err), CUEQ_OK);
-	assert_true(n <= 1);
-	uint64_t c = 0;
-	if (n == 1) {
-		assert_string_equal(s[0].queue, queue);
-		c = s[0].count[state];
-	}
-	free(s);
-	return c;
-}
-
-static void expect_text(const char *s, size_t len, const char *want)
-{
-	assert_non_null(s);
-	assert_int_equal(len, strlen(want));
-	assert_memory_equal(s, want, len);
-}
+#include "engine_fx.h"
 
 /* ---- the scenarios ---- */
 
@@ -898,16 +601,6 @@ static void test_close_and_reopen(void **state)
 	}
 }
 
-/* Closes f's engine and opens it again on the same location, its first
- * write failing when fail is set. */
-static void reopen(struct fx *f, bool fail)
-{
-	f->eo->close(f->e);
-	f->t->fail_first_write(fail);
-	f->e = open_at(f);
-	f->t->fail_first_write(false);
-}
-
 /* A turn whose write fails is not there after reopening, in any of its
  * parts (the finished record, the active index, the counts, the unique key,
  * an idempotency key, a step), and the engine refuses to commit or sync
@@ -1190,6 +883,18 @@ static const struct CMUnitTest scenarios[] = {
 	cmocka_unit_test_setup_teardown(test_reopen_among_finished, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_claimed_again, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_claimed_job_says_if_durable, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_every_fires_once_per_slot, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_cron_fires_and_survives_reopen, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_catch_up_policies, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_overlap_skip, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_backoff_policy, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_expiries_apart_from_failures, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_cancel_fences_a_lease, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_cancel_a_cue, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_retry_dead_keeps_id_and_steps, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_purge, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_pause_survives_reopen, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_release_ends_live_leases, setup, teardown),
 };
 
 #define N_SCENARIOS (sizeof(scenarios) / sizeof(scenarios[0]))
@@ -1208,7 +913,7 @@ static int run_target(const struct target *t)
 int main(void)
 {
 	int failed = 0;
-	for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++)
+	for (size_t i = 0; i < fx_n_targets; i++)
 		failed += run_target(&targets[i]);
 	return failed != 0;
 }

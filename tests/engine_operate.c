@@ -1,0 +1,291 @@
+/*
+ * engine_operate.c - conformance scenarios of the operator's ops: cancel
+ * (of an execution, fencing its lease; of a recurring cue), retry of dead
+ * executions (same ID, same steps), purge, pause that survives a reopen,
+ * and the release of a gone worker's leases.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "engine_fx.h"
+
+static int cancel(struct fx *f, uint64_t id, int *kind)
+{
+	proto_error err = {0};
+	int k = 0, rc = f->eo->cancel(f->e, id, &k, &err);
+	if (rc != CUEQ_OK)
+		assert_true(err.msg[0] != '\0');
+	if (kind)
+		*kind = k;
+	return rc;
+}
+
+static int retry(struct fx *f, uint64_t id, const char *queue, size_t max, size_t *n, bool *more)
+{
+	proto_error err = {0};
+	return f->eo->retry(f->e, id, queue, queue ? strlen(queue) : 0, max, n, more, &err);
+}
+
+/* A dead execution of queue (one failure allowed, then nacked). */
+static uint64_t dead_one(struct fx *f, const char *queue)
+{
+	struct eng_push p = job(queue, "d");
+	p.max_attempts = 1;
+	struct eng_pushed a = push_new(f, p);
+	struct eng_claimed c = claim_one(f, queue, 0);
+	assert_true(c.id == a.id);
+	assert_int_equal(finish(f, a.id, c.token, ENG_NACK, "broken", -1, false).state, CUEQ_DEAD);
+	turn(f);
+	return a.id;
+}
+
+/* Cancel of a leased execution ends its lease at once: the worker's next
+ * extend (and any outcome) is refused and says cancelled; the unique key
+ * is free; a second cancel answers the same; a finished one is CONFLICT. */
+void test_cancel_fences_a_lease(void **state)
+{
+	struct fx *f = *state;
+	int kind = 0;
+	struct eng_pushed a = push_new(f, unique(job("q.cancel", "a"), "only-one"));
+	turn(f);
+	struct eng_claimed c = claim_one(f, "q.cancel", 0);
+	turn(f);
+	assert_int_equal(cancel(f, a.id, &kind), CUEQ_OK);
+	assert_int_equal(kind, ENG_KIND_EXECUTION);
+	assert_true(turn(f)); /* an answered cancel is durable */
+
+	struct eng_extend x = extend(f, a.id, c.token, 60000);
+	assert_int_equal(x.err.code, CUEQ_ERR_STALE_LEASE);
+	assert_int_equal(x.state, CUEQ_CANCELLED);
+	assert_non_null(strstr(x.err.msg, "cancelled"));
+	struct eng_outcome o = finish(f, a.id, c.token, ENG_ACK, NULL, -1, false);
+	assert_int_equal(o.err.code, CUEQ_ERR_STALE_LEASE);
+	assert_int_equal(o.state, CUEQ_CANCELLED);
+	assert_int_equal(step_set(f, a.id, c.token, "s", "v"), CUEQ_ERR_STALE_LEASE);
+
+	struct eng_view v;
+	assert_int_equal(get(f, a.id, &v), CUEQ_OK);
+	assert_int_equal(v.exec.state, CUEQ_CANCELLED);
+	assert_non_null(v.exec.reason);
+	assert_true(v.exec.finished_at != 0);
+	assert_int_equal(v.hist[v.n_hist - 1].kind, ENG_EV_CANCELLED);
+	f->eo->view_free(f->e, &v);
+	assert_int_equal(count(f, "q.cancel", CUEQ_CANCELLED), 1);
+	assert_int_equal(count(f, "q.cancel", CUEQ_LEASED), 0);
+
+	assert_int_equal(cancel(f, a.id, NULL), CUEQ_OK); /* the same answer */
+	struct eng_pushed b = push_new(f, unique(job("q.cancel", "b"), "only-one"));
+	turn(f);
+	struct eng_claimed cb = claim_one(f, "q.cancel", 0);
+	assert_true(cb.id == b.id);
+	assert_int_equal(ack(f, b.id, cb.token, NULL), CUEQ_OK);
+	turn(f);
+	assert_int_equal(cancel(f, b.id, NULL), CUEQ_ERR_CONFLICT);
+	assert_int_equal(cancel(f, 0x123456789ull, NULL), CUEQ_ERR_NOT_FOUND);
+
+	/* ready and scheduled ones are cancelled too, and are never claimed */
+	struct eng_pushed r = push_new(f, job("q.cancel2", "r"));
+	struct eng_push later = job("q.cancel2", "s");
+	later.run_at = proto_now_ms() + 3600000;
+	struct eng_pushed s = push_new(f, later);
+	assert_int_equal(cancel(f, r.id, NULL), CUEQ_OK);
+	assert_int_equal(cancel(f, s.id, NULL), CUEQ_OK);
+	turn(f);
+	struct eng_claimed none[2];
+	assert_int_equal(claim(f, "q.cancel2", 2, 0, none), 0);
+	assert_int_equal(state_of(f, s.id), CUEQ_CANCELLED);
+}
+
+/* Cancel of a recurring cue stops its fires, also after a reopen. */
+void test_cancel_a_cue(void **state)
+{
+	struct fx *f = *state;
+	int kind = 0;
+	f->now = 1893456000000ll;
+	struct eng_push p = job("q.cuecancel", "t");
+	p.every_ms = 60000;
+	struct eng_pushed o = push(f, p);
+	assert_true(o.recurring);
+	turn(f);
+	at_time(f, f->now + 60000);
+	turn(f);
+	assert_int_equal(count(f, "q.cuecancel", CUEQ_READY), 1);
+	assert_int_equal(cancel(f, o.cue_id, &kind), CUEQ_OK);
+	assert_int_equal(kind, ENG_KIND_CUE);
+	turn(f);
+	at_time(f, f->now + 10 * 60000);
+	turn(f);
+	reopen(f, false);
+	at_time(f, f->now + 10 * 60000);
+	turn(f);
+	assert_int_equal(count(f, "q.cuecancel", CUEQ_READY), 1); /* the one fired before */
+	struct eng_cue q;
+	proto_error err = {0};
+	assert_int_equal(f->eo->cue_get(f->e, o.cue_id, &q, &err), CUEQ_OK);
+	assert_true(q.cancelled);
+	assert_true(q.next[0] == 0);
+	free(q.payload);
+	assert_int_equal(cancel(f, o.cue_id, NULL), CUEQ_OK);
+}
+
+/* A dead execution retried is ready again with the same ID and ledger,
+ * its attempts from zero; retry of one not dead is CONFLICT; retry all
+ * goes in pages. */
+void test_retry_dead_keeps_id_and_steps(void **state)
+{
+	struct fx *f = *state;
+	size_t n = 0;
+	bool more = true;
+	struct eng_push p = job("q.retry", "r");
+	p.max_attempts = 1;
+	struct eng_pushed a = push_new(f, p);
+	turn(f);
+	struct eng_claimed c = claim_one(f, "q.retry", 0);
+	assert_int_equal(step_set(f, a.id, c.token, "charge", "ch_1"), CUEQ_OK);
+	assert_int_equal(finish(f, a.id, c.token, ENG_NACK, "card declined", -1, false).state,
+			 CUEQ_DEAD);
+	turn(f);
+	assert_int_equal(retry(f, a.id, NULL, 1000, &n, &more), CUEQ_OK);
+	assert_int_equal(n, 1);
+	assert_false(more);
+	assert_true(turn(f));
+	assert_int_equal(count(f, "q.retry", CUEQ_DEAD), 0);
+	struct eng_claimed c2 = claim_one(f, "q.retry", 0);
+	assert_true(c2.id == a.id);
+	assert_int_equal(c2.attempt, 1);
+	assert_true(c2.token != c.token);
+	struct eng_view v;
+	assert_int_equal(steps(f, a.id, "charge", &v), CUEQ_OK);
+	assert_int_equal(v.n_steps, 1);
+	expect_text(v.steps[0].value, v.steps[0].value_len, "ch_1");
+	f->eo->view_free(f->e, &v);
+	assert_int_equal(get(f, a.id, &v), CUEQ_OK);
+	assert_int_equal(v.exec.failures, 0);
+	bool retried = false;
+	for (size_t i = 0; i < v.n_hist; i++)
+		retried |= v.hist[i].kind == ENG_EV_RETRIED;
+	assert_true(retried);
+	f->eo->view_free(f->e, &v);
+	/* leased now: not dead */
+	assert_int_equal(retry(f, a.id, NULL, 1000, &n, &more), CUEQ_ERR_CONFLICT);
+	assert_int_equal(ack(f, a.id, c2.token, NULL), CUEQ_OK);
+	turn(f);
+	assert_int_equal(retry(f, a.id, NULL, 1000, &n, &more), CUEQ_ERR_CONFLICT);
+
+	/* all of a queue, two per request */
+	uint64_t d[3];
+	for (int i = 0; i < 3; i++)
+		d[i] = dead_one(f, "q.retryall");
+	assert_int_equal(retry(f, 0, "q.retryall", 2, &n, &more), CUEQ_OK);
+	assert_int_equal(n, 2);
+	assert_true(more);
+	turn(f);
+	assert_int_equal(retry(f, 0, "q.retryall", 2, &n, &more), CUEQ_OK);
+	assert_int_equal(n, 1);
+	assert_false(more);
+	turn(f);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(state_of(f, d[i]), CUEQ_READY);
+	assert_int_equal(count(f, "q.retryall", CUEQ_READY), 3);
+}
+
+/* Purge deletes the finished executions of one state, as retention would. */
+void test_purge(void **state)
+{
+	struct fx *f = *state;
+	proto_error err = {0};
+	size_t n = 0;
+	bool more = true;
+	uint64_t d1 = dead_one(f, "q.purge"), d2 = dead_one(f, "q.purge");
+	struct eng_pushed s = push_new(f, job("q.purge", "s"));
+	struct eng_claimed c = claim_one(f, "q.purge", 0);
+	assert_true(c.id == s.id);
+	assert_int_equal(ack(f, s.id, c.token, NULL), CUEQ_OK);
+	turn(f);
+	assert_int_equal(f->eo->purge(f->e, "q.purge", 7, CUEQ_DEAD, 1000, &n, &more, &err), CUEQ_OK);
+	assert_int_equal(n, 2);
+	assert_false(more);
+	assert_true(turn(f));
+	expect_gone(f, d1);
+	expect_gone(f, d2);
+	assert_int_equal(state_of(f, s.id), CUEQ_SUCCEEDED);
+	assert_int_equal(count(f, "q.purge", CUEQ_DEAD), 0);
+	assert_int_equal(count(f, "q.purge", CUEQ_SUCCEEDED), 1);
+	reopen(f, false);
+	assert_int_equal(count(f, "q.purge", CUEQ_DEAD), 0);
+	expect_gone(f, d1);
+}
+
+/* A paused queue gives no claims, also after a reopen, until resumed. */
+void test_pause_survives_reopen(void **state)
+{
+	struct fx *f = *state;
+	proto_error err = {0};
+	struct eng_claimed c[2];
+	push_new(f, job("q.pause", "p"));
+	assert_int_equal(f->eo->pause(f->e, "q.pause", 7, true, &err), CUEQ_OK);
+	assert_true(turn(f));
+	assert_false(f->eo->has_ready(f->e, "q.pause", 7));
+	assert_int_equal(claim(f, "q.pause", 2, 0, c), 0);
+	reopen(f, false);
+	assert_int_equal(claim(f, "q.pause", 2, 0, c), 0);
+	struct eng_stats *s = NULL;
+	size_t n = 0;
+	assert_int_equal(f->eo->stats(f->e, "q.pause", 7, &s, &n, &err), CUEQ_OK);
+	assert_int_equal(n, 1);
+	assert_true(s[0].paused);
+	assert_int_equal(s[0].count[CUEQ_READY], 1);
+	free(s);
+	assert_int_equal(f->eo->pause(f->e, "q.pause", 7, false, &err), CUEQ_OK);
+	turn(f);
+	assert_true(f->eo->has_ready(f->e, "q.pause", 7));
+	assert_int_equal(claim(f, "q.pause", 2, 0, c), 1);
+	f->eo->claimed_free(f->e, &c[0]);
+}
+
+/* Release ends the leases still live (an acked one is left alone): ready
+ * again at once, counted as an expiry, the old token fenced. */
+void test_release_ends_live_leases(void **state)
+{
+	struct fx *f = *state;
+	proto_error err = {0};
+	struct eng_pushed a = push_new(f, job("q.release", "a"));
+	struct eng_pushed b = push_new(f, job("q.release", "b"));
+	turn(f);
+	struct eng_claimed ca = claim_one(f, "q.release", 0), cb = claim_one(f, "q.release", 0);
+	assert_true(ca.id == a.id && cb.id == b.id);
+	assert_int_equal(ack(f, a.id, ca.token, NULL), CUEQ_OK);
+	turn(f);
+	uint64_t ids[2] = {a.id, b.id}, tokens[2] = {ca.token, cb.token};
+	size_t ended = 0;
+	assert_false(f->eo->is_live(f->e, a.id, ca.token));
+	assert_true(f->eo->is_live(f->e, b.id, cb.token));
+	f->eo->release(f->e, ids, tokens, 2, &ended);
+	assert_int_equal(ended, 1);
+	turn(f);
+	assert_int_equal(state_of(f, a.id), CUEQ_SUCCEEDED);
+	assert_int_equal(state_of(f, b.id), CUEQ_READY);
+	assert_int_equal(extend(f, b.id, cb.token, 60000).err.code, CUEQ_ERR_STALE_LEASE);
+	struct eng_view v;
+	assert_int_equal(get(f, b.id, &v), CUEQ_OK);
+	assert_int_equal(v.exec.expiries, 1);
+	assert_int_equal(v.hist[v.n_hist - 1].kind, ENG_EV_RELEASED);
+	f->eo->view_free(f->e, &v);
+	struct eng_stats *s = NULL;
+	size_t n = 0;
+	assert_int_equal(f->eo->stats(f->e, "q.release", 9, &s, &n, &err), CUEQ_OK);
+	assert_int_equal(s[0].releases, 1);
+	assert_int_equal(s[0].expiries, 1);
+	assert_int_equal(s[0].deliveries, 2);
+	free(s);
+	struct eng_claimed again = claim_one(f, "q.release", 0);
+	assert_true(again.id == b.id);
+	assert_int_equal(again.attempt, 2);
+}
