@@ -414,6 +414,10 @@ bool proto_parse_duration(const char *s, int64_t *ms)
 
 	if (s == NULL || *s == '\0')
 		return false;
+	if (strcmp(s, "0") == 0) { /* the one number that needs no unit */
+		*ms = 0;
+		return true;
+	}
 	while (*s != '\0') { /* one or more NUMBER UNIT terms: "1h30m" */
 		int64_t v = 0, f = 0;
 		size_t digits = 0, ulen = 0;

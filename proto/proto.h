@@ -140,7 +140,8 @@ void proto_request_begin(msgpack_packer *pk, const char *op, const void *rid, si
 			 const char *auth, size_t n_fields);
 
 /* Parses a duration "250ms", "30s", "5m", "2h", "1d" (numbers with units,
- * also summed: "1h30m") into milliseconds.  Returns false when s is not one. */
+ * also summed: "1h30m"; a bare "0" is zero) into milliseconds.  Returns
+ * false when s is not one. */
 bool proto_parse_duration(const char *s, int64_t *ms);
 
 /* FNV-1a over n bytes, going on from h (PROTO_HASH_INIT to start): request

@@ -188,6 +188,65 @@ static void test_cli_exit_codes(void **state)
 	th_proc_free(&p);
 }
 
+/* Durations: a bare 0 is zero for every duration flag; any other bare
+ * number is refused with a message that says to add a unit, and a zero
+ * below a flag's minimum is refused with that flag's range. */
+static void test_cli_durations(void **state)
+{
+	th_broker *b = *state;
+	th_proc p;
+	char id[64], st[32];
+	th_reply rep;
+	const msgpack_object *exe;
+
+	CLI(&p, NULL, 3, "claim", "empty-q", "--wait", "0", "--url", b->url);
+	th_proc_free(&p);
+	CLI(&p, NULL, 3, "claim", "empty-q", "--wait=0", "--url", b->url);
+	th_proc_free(&p);
+
+	CLI(&p, NULL, 0, "push", "dq", "now", "--delay", "0", "--url", b->url);
+	th_first_line(&p, id, sizeof(id));
+	th_proc_free(&p);
+	assert_true(is_id(id));
+	raw_state(b, id, st, sizeof(st), &rep, &exe);
+	assert_string_equal(st, "ready");
+	th_reply_free(&rep);
+
+	/* 0 as a retry delay: the nack is accepted. */
+	char tok[64];
+	CLI(&p, NULL, 0, "claim", "dq", "--json", "--url", b->url);
+	assert_true(th_json_str(p.out, "lease_token", tok, sizeof(tok)));
+	th_proc_free(&p);
+	CLI(&p, NULL, 0, "nack", id, "--token", tok, "--retry-in", "0", "--url", b->url);
+	th_proc_free(&p);
+	raw_state(b, id, st, sizeof(st), &rep, &exe);
+	assert_string_equal(st, "ready");
+	th_reply_free(&rep);
+
+	/* A bare number other than 0: refused, saying what to write. */
+	CLI(&p, NULL, 1, "claim", "empty-q", "--wait", "5", "--url", b->url);
+	if (strstr(p.err, "'5'") == NULL || strstr(p.err, "unit") == NULL ||
+	    strstr(p.err, "5s") == NULL)
+		fail_msg("--wait 5 was refused with '%s'; expected the value, 'unit' and 5s", p.err);
+	th_proc_free(&p);
+	CLI(&p, NULL, 1, "push", "dq", "x", "--delay", "5", "--url", b->url);
+	assert_non_null(strstr(p.err, "unit"));
+	th_proc_free(&p);
+
+	/* Zero where it makes no sense: the flag's range, not "bad duration". */
+	CLI(&p, NULL, 1, "claim", "empty-q", "--lease", "0", "--url", b->url);
+	if (strstr(p.err, "100ms to 1d") == NULL || strstr(p.err, "bad duration") != NULL)
+		fail_msg("--lease 0 was refused with '%s'; expected the range 100ms to 1d", p.err);
+	th_proc_free(&p);
+	CLI(&p, NULL, 1, "ping", "--timeout", "0", "--url", b->url);
+	if (strstr(p.err, "at least 1ms") == NULL)
+		fail_msg("--timeout 0 was refused with '%s'; expected 'at least 1ms'", p.err);
+	th_proc_free(&p);
+	CLI(&p, NULL, 1, "--timeout", "0", "ping", "--url", b->url);
+	assert_non_null(strstr(p.err, "at least 1ms"));
+	th_proc_free(&p);
+}
+
 static char *read_file(const char *path)
 {
 	FILE *f = fopen(path, "r");
@@ -289,6 +348,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_cli_basic_flow, th_fixture_start, th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_cli_exit_codes, th_fixture_start, th_fixture_stop),
+		cmocka_unit_test_setup_teardown(test_cli_durations, th_fixture_start, th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_cli_work, th_fixture_start, th_fixture_stop),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

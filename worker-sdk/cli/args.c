@@ -9,7 +9,8 @@
  * Flags of features this version does not have yet are in the tables, so
  * they are refused by name instead of being taken for a typo (or worse,
  * silently ignored).  Every parse checks the whole string and its range:
- * a bare number is not a duration.
+ * a bare number is not a duration, but for 0 (zero in any unit); a flag
+ * for which zero makes no sense says its range.
  */
 #include "cli.h"
 
@@ -33,9 +34,7 @@ static int global_opt(struct cli *cli, const char *name, size_t len, const char 
 		cli->url = v;
 		return 0;
 	}
-	if (cueq_parse_duration(v, &cli->timeout_ms) != CUEQ_OK || cli->timeout_ms <= 0)
-		return cli_usage_error(cli, "bad --timeout '%s': use a duration such as 5s", v);
-	return 0;
+	return cli_parse_duration(cli, "timeout", v, 1, CLI_NO_MAX, &cli->timeout_ms);
 }
 
 static bool is_global_value(const char *name, size_t len)
@@ -213,23 +212,39 @@ bool cli_parse_int(const char *s, int64_t min, int64_t max, int64_t *out)
 	return true;
 }
 
-int cli_duration_opt(const struct cli *cli, const struct cli_opt *o, int64_t min, int64_t max,
-		     int64_t *ms)
+int cli_parse_duration(const struct cli *cli, const char *flag, const char *v, int64_t min,
+		       int64_t max, int64_t *ms)
 {
 	char lo[32], hi[32];
 
-	if (!o->seen)
-		return 0;
-	if (cueq_parse_duration(o->value, ms) != CUEQ_OK)
+	if (cueq_parse_duration(v, ms) != CUEQ_OK) {
+		if (*v != '\0' && strspn(v, "0123456789") == strlen(v))
+			return cli_usage_error(cli,
+					       "bad duration '%s' for --%s: a number needs a unit; "
+					       "write e.g. %ss or %sms (only 0 goes without one)",
+					       v, flag, v, v);
 		return cli_usage_error(cli,
 				       "bad duration '%s' for --%s: write a number with a unit, "
-				       "e.g. 250ms, 30s, 5m, 2h, 1d",
-				       o->value, o->name);
-	if (*ms < min || *ms > max)
-		return cli_usage_error(cli, "--%s %s is out of range: use %s to %s", o->name,
-				       o->value, cli_duration_str(min, lo, sizeof(lo)),
+				       "e.g. 250ms, 30s, 5m, 2h, 1d, or 0",
+				       v, flag);
+	}
+	if (*ms >= min && *ms <= max)
+		return 0;
+	cli_duration_str(min, lo, sizeof(lo));
+	if (max < CLI_NO_MAX)
+		return cli_usage_error(cli, "--%s %s is out of range: use %s to %s", flag, v, lo,
 				       cli_duration_str(max, hi, sizeof(hi)));
-	return 0;
+	if (*ms < min)
+		return cli_usage_error(cli, "--%s %s is out of range: use at least %s", flag, v, lo);
+	return cli_usage_error(cli, "--%s %s is too long", flag, v);
+}
+
+int cli_duration_opt(const struct cli *cli, const struct cli_opt *o, int64_t min, int64_t max,
+		     int64_t *ms)
+{
+	if (!o->seen)
+		return 0;
+	return cli_parse_duration(cli, o->name, o->value, min, max, ms);
 }
 
 int cli_int_opt(const struct cli *cli, const struct cli_opt *o, int64_t min, int64_t max,

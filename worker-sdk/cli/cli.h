@@ -104,8 +104,15 @@ int cli_parse(struct cli *cli, int argc, char **argv, struct cli_opt *opts, size
 bool cli_parse_time(const char *s, int64_t *ms);
 /* A decimal integer within [min, max]. */
 bool cli_parse_int(const char *s, int64_t min, int64_t max, int64_t *out);
-/* Parses the duration flag o (if given) into *ms, checking [min, max].
- * Returns 0 or 1 after printing a usage error. */
+/* No upper bound, as max of a duration (the parser stops at INT64_MAX). */
+#define CLI_NO_MAX (INT64_MAX / 2)
+/* Parses v, the value of --flag, as a duration into *ms, checking [min,
+ * max] (a 0 below min is refused with the range, not as a bad duration).
+ * cli may be NULL (flags before the command).  Returns 0 or 1 after
+ * printing a usage error. */
+int cli_parse_duration(const struct cli *cli, const char *flag, const char *v, int64_t min,
+		       int64_t max, int64_t *ms);
+/* cli_parse_duration for the duration flag o, if given. */
 int cli_duration_opt(const struct cli *cli, const struct cli_opt *o, int64_t min, int64_t max,
 		     int64_t *ms);
 /* The same for an integer flag. */

@@ -98,7 +98,7 @@ static const char global_help[] =
 	"  --json       machine output: one JSON object per line\n"
 	"  --timeout D  give up on the broker after D (e.g. 5s)\n"
 	"  -h, --help   help; `cueq CMD --help` for one command\n"
-	"Durations: 250ms, 30s, 5m, 2h, 1d.  Exit status: 0 ok, 1 error,\n"
+	"Durations: 250ms, 30s, 5m, 2h, 1d, or 0.  Exit status: 0 ok, 1 error,\n"
 	"3 nothing to claim, 4 conflict or stale lease, 5 not found,\n"
 	"6 broker unreachable.\n";
 
@@ -309,8 +309,8 @@ static int parse_globals(struct cli *cli, int argc, char **argv, int *rc)
 		}
 		if (a[2] == 'u') {
 			cli->url = v;
-		} else if (cueq_parse_duration(v, &cli->timeout_ms) != CUEQ_OK || cli->timeout_ms <= 0) {
-			*rc = cli_usage_error(NULL, "bad --timeout '%s': use a duration such as 5s", v);
+		} else if (cli_parse_duration(NULL, "timeout", v, 1, CLI_NO_MAX, &cli->timeout_ms) != 0) {
+			*rc = CLI_EXIT_ERROR;
 			return -1;
 		}
 	}

@@ -77,11 +77,17 @@ int cueq_state_parse(const char *name)
 
 int cueq_parse_duration(const char *s, int64_t *ms)
 {
-	if (ms == NULL || !proto_parse_duration(s, ms))
+	if (ms != NULL && proto_parse_duration(s, ms))
+		return CUEQ_OK;
+	if (s != NULL && *s != '\0' && strspn(s, "0123456789") == strlen(s))
 		return sdk_fail(CUEQ_ERR_INVALID,
-				"'%s' is not a duration: write a number with a unit, e.g. 250ms, 30s, 5m, 2h, 1d",
-				s ? s : "(null)");
-	return CUEQ_OK;
+				"'%s' is not a duration: it has no unit; write e.g. %sms or %ss "
+				"(only 0 goes without one)",
+				s, s, s);
+	return sdk_fail(CUEQ_ERR_INVALID,
+			"'%s' is not a duration: write a number with a unit, e.g. 250ms, 30s, 5m, "
+			"2h, 1d, or 0",
+			s ? s : "(null)");
 }
 
 #define STR2(x) #x

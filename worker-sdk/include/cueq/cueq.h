@@ -51,7 +51,7 @@ CUEQ_API const char *cueq_state_name(int state);
 /* Parses a state name; returns -1 when unknown. */
 CUEQ_API int cueq_state_parse(const char *name);
 /* Parses a duration: numbers with units, "250ms", "30s", "5m", "2h", "1d",
- * "1h30m".  Returns CUEQ_OK or CUEQ_ERR_INVALID. */
+ * "1h30m", or a bare "0".  Returns CUEQ_OK or CUEQ_ERR_INVALID. */
 CUEQ_API int cueq_parse_duration(const char *s, int64_t *ms);
 /* Runtime version, "MAJOR.MINOR.PATCH". */
 CUEQ_API const char *cueq_version(void);
