@@ -71,8 +71,8 @@ static int read_job(cueq_client *c, const msgpack_object *m, const char *queue, 
 	return CUEQ_OK;
 }
 
-int cueq_claim(cueq_client *c, const char *queue, size_t max, int64_t lease_ms, int64_t wait_ms,
-	       cueq_job **jobs, size_t *n)
+int sdk_claim(cueq_client *c, const char *queue, size_t max, int64_t lease_ms, int64_t wait_ms,
+	      struct sdk_cut *cut, cueq_job **jobs, size_t *n)
 {
 	struct sdk_request rq;
 	struct sdk_reply rp;
@@ -105,6 +105,7 @@ int cueq_claim(cueq_client *c, const char *queue, size_t max, int64_t lease_ms, 
 		proto_kv_uint(sdk_pk(&rq), "lease_ms", (uint64_t)lease_ms);
 	if (wait_ms > 0)
 		proto_kv_uint(sdk_pk(&rq), "wait_ms", (uint64_t)wait_ms);
+	rq.cut = cut;
 	if ((rc = sdk_call(c, &rq, wait_ms, 0, &rp)) != CUEQ_OK)
 		return rc;
 	if (proto_array(rp.root, "jobs", true, 0, max, &arr, &e) != CUEQ_OK) {
@@ -126,6 +127,12 @@ int cueq_claim(cueq_client *c, const char *queue, size_t max, int64_t lease_ms, 
 out:
 	sdk_reply_free(&rp);
 	return rc;
+}
+
+int cueq_claim(cueq_client *c, const char *queue, size_t max, int64_t lease_ms, int64_t wait_ms,
+	       cueq_job **jobs, size_t *n)
+{
+	return sdk_claim(c, queue, max, lease_ms, wait_ms, NULL, jobs, n);
 }
 
 const char *cueq_job_id(const cueq_job *j)

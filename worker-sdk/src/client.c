@@ -9,7 +9,10 @@
  * the very same bytes are sent again until the retry deadline: the broker
  * answers a repeated ID with its first answer and applies nothing twice.
  * (When a connection drops, nng itself resends the pending request on the
- * next connection, again the same bytes.)
+ * next connection, again the same bytes.)  A call can belong to a group
+ * that another thread cuts short (sdk_cut: a worker that is told to stop);
+ * only an attempt that has not left yet is aborted, so no answer the
+ * broker may have given is thrown away.
  */
 #include "sdk.h"
 
@@ -105,8 +108,93 @@ static nng_duration duration(int64_t ms)
 	return (nng_duration)ms;
 }
 
-/* One send and receive on s within timeout_ms; returns an nng error. */
-static int attempt(struct ctx_slot *s, nng_msg *req, int64_t timeout_ms, nng_msg **rep)
+/* ---- cutting calls short ---------------------------------------------- */
+
+int sdk_cut_init(struct sdk_cut *g)
+{
+	memset(g, 0, sizeof(*g));
+	return pthread_mutex_init(&g->mu, NULL) == 0 ? 0 : -1;
+}
+
+void sdk_cut_destroy(struct sdk_cut *g)
+{
+	pthread_mutex_destroy(&g->mu);
+}
+
+void sdk_cut(struct sdk_cut *g, int64_t grace_ms)
+{
+	pthread_mutex_lock(&g->mu);
+	if (g->at == 0) {
+		g->at = proto_mono_ms();
+		g->grace_ms = grace_ms > 0 ? grace_ms : 0;
+		/* Under mu, so only a send that has not left is aborted:
+		 * sent_in takes an attempt off the list before its receive. */
+		for (struct ctx_slot *s = g->sending; s != NULL; s = s->cut_next)
+			nng_aio_abort(s->aio, NNG_ECANCELED);
+	}
+	pthread_mutex_unlock(&g->mu);
+}
+
+void sdk_cut_reset(struct sdk_cut *g)
+{
+	pthread_mutex_lock(&g->mu);
+	g->at = 0;
+	pthread_mutex_unlock(&g->mu);
+}
+
+/* When a call of g (NULL: none) that started at start and would end at end
+ * must end; *seen gets the cut this is based on. */
+static int64_t cut_end(struct sdk_cut *g, int64_t start, int64_t end, int64_t *seen)
+{
+	int64_t e;
+
+	*seen = 0;
+	if (g == NULL)
+		return end;
+	pthread_mutex_lock(&g->mu);
+	*seen = g->at;
+	e = g->at == 0 ? end : (g->at > start ? g->at : start) + g->grace_ms;
+	pthread_mutex_unlock(&g->mu);
+	return e < end ? e : end;
+}
+
+/* Starts the send of s as a member of g, unless g was cut since the caller
+ * looked (seen): then false, and nothing was started. */
+static bool send_in(struct sdk_cut *g, int64_t seen, struct ctx_slot *s)
+{
+	pthread_mutex_lock(&g->mu);
+	if (g->at != seen) {
+		pthread_mutex_unlock(&g->mu);
+		return false;
+	}
+	s->cut_next = g->sending;
+	g->sending = s;
+	nng_ctx_send(s->ctx, s->aio);
+	pthread_mutex_unlock(&g->mu);
+	return true;
+}
+
+/* The send of s is over: a cut can no longer abort it. */
+static void sent_in(struct sdk_cut *g, struct ctx_slot *s)
+{
+	pthread_mutex_lock(&g->mu);
+	for (struct ctx_slot **p = &g->sending; *p != NULL; p = &(*p)->cut_next) {
+		if (*p == s) {
+			*p = s->cut_next;
+			break;
+		}
+	}
+	s->cut_next = NULL;
+	pthread_mutex_unlock(&g->mu);
+}
+
+/* ---- requests --------------------------------------------------------- */
+
+/* One send and receive on s within timeout_ms, as a member of g (may be
+ * NULL) that saw cut seen; returns an nng error, NNG_ECANCELED when cut
+ * before it left. */
+static int attempt(struct ctx_slot *s, nng_msg *req, int64_t timeout_ms, struct sdk_cut *g,
+		   int64_t seen, nng_msg **rep)
 {
 	int64_t end = proto_mono_ms() + timeout_ms;
 	nng_msg *m;
@@ -116,8 +204,16 @@ static int attempt(struct ctx_slot *s, nng_msg *req, int64_t timeout_ms, nng_msg
 		return rv;
 	nng_aio_set_msg(s->aio, m);
 	nng_aio_set_timeout(s->aio, duration(timeout_ms));
-	nng_ctx_send(s->ctx, s->aio);
+	if (g == NULL) {
+		nng_ctx_send(s->ctx, s->aio);
+	} else if (!send_in(g, seen, s)) {
+		nng_aio_set_msg(s->aio, NULL);
+		nng_msg_free(m);
+		return NNG_ECANCELED;
+	}
 	nng_aio_wait(s->aio);
+	if (g != NULL)
+		sent_in(g, s);
 	if ((rv = nng_aio_result(s->aio)) != 0) {
 		if ((m = nng_aio_get_msg(s->aio)) != NULL)
 			nng_msg_free(m);
@@ -226,14 +322,15 @@ int sdk_call(cueq_client *c, struct sdk_request *rq, int64_t extra_ms, int64_t d
 	if (deadline > 0 && deadline < end)
 		end = deadline;
 	for (;;) {
-		int64_t now = proto_mono_ms(), per = c->request_timeout_ms + extra_ms;
+		int64_t now = proto_mono_ms(), per = c->request_timeout_ms + extra_ms, seen;
+		int64_t until = cut_end(rq->cut, start, end, &seen);
 		nng_msg *msg = NULL;
 
-		if (now >= end)
+		if (now >= until)
 			break;
-		if (per > end - now)
-			per = end - now;
-		rv = attempt(s, rq->msg, per, &msg);
+		if (per > until - now)
+			per = until - now;
+		rv = attempt(s, rq->msg, per, rq->cut, seen, &msg);
 		if (rv == 0) {
 			rc = read_reply(rq, msg, rp);
 			if (rc != CUEQ_ERR_UNAVAILABLE)
@@ -242,7 +339,7 @@ int sdk_call(cueq_client *c, struct sdk_request *rq, int64_t extra_ms, int64_t d
 			sdk_reply_free(rp);
 			unavailable = true;
 			now = proto_mono_ms();
-			sdk_sleep_ms(backoff < end - now ? backoff : end - now);
+			sdk_sleep_ms(backoff < until - now ? backoff : until - now);
 			backoff = backoff * 2 > 1000 ? 1000 : backoff * 2;
 		} else if (rv == NNG_ECLOSED) {
 			rc = sdk_fail(CUEQ_ERR_CLOSED, "the client was closed during %s", rq->op);
@@ -251,9 +348,10 @@ int sdk_call(cueq_client *c, struct sdk_request *rq, int64_t extra_ms, int64_t d
 			rc = sdk_fail(CUEQ_ERR_NOMEM, "out of memory sending %s", rq->op);
 			goto out;
 		} else if (rv != NNG_ETIMEDOUT) {
-			/* Anything else (cancelled, refused): pause, then resend. */
+			/* Anything else (refused, cancelled, cut: the next turn
+			 * sees the new end): pause, then resend. */
 			now = proto_mono_ms();
-			sdk_sleep_ms(50 < end - now ? 50 : end - now);
+			sdk_sleep_ms(50 < until - now ? 50 : until - now);
 		}
 	}
 	if (unavailable)

@@ -130,7 +130,8 @@ static int read_item(const msgpack_object *m, enum kind k, void *items, size_t i
 	return CUEQ_OK;
 }
 
-static int finish(cueq_client *c, enum kind k, void *items, size_t n, int64_t deadline)
+static int finish(cueq_client *c, enum kind k, void *items, size_t n, int64_t deadline,
+		  struct sdk_cut *cut)
 {
 	struct sdk_request rq;
 	struct sdk_reply rp;
@@ -148,6 +149,7 @@ static int finish(cueq_client *c, enum kind k, void *items, size_t n, int64_t de
 	msgpack_pack_array(sdk_pk(&rq), n);
 	for (size_t i = 0; i < n; i++)
 		pack_item(sdk_pk(&rq), k, items, i);
+	rq.cut = cut;
 	if ((rc = sdk_call(c, &rq, 0, deadline, &rp)) != CUEQ_OK)
 		return rc;
 	if ((rc = sdk_get_results(rp.root, n, &res, &e)) != CUEQ_OK) {
@@ -165,40 +167,43 @@ out:
 	return rc;
 }
 
-int sdk_ack_many(cueq_client *c, cueq_ack_item *items, size_t n, int64_t deadline)
+int sdk_ack_many(cueq_client *c, cueq_ack_item *items, size_t n, int64_t deadline,
+                 struct sdk_cut *cut)
 {
-	return finish(c, ACK, items, n, deadline);
+	return finish(c, ACK, items, n, deadline, cut);
 }
 
-int sdk_nack_many(cueq_client *c, cueq_nack_item *items, size_t n, int64_t deadline)
+int sdk_nack_many(cueq_client *c, cueq_nack_item *items, size_t n, int64_t deadline,
+                  struct sdk_cut *cut)
 {
-	return finish(c, NACK, items, n, deadline);
+	return finish(c, NACK, items, n, deadline, cut);
 }
 
-int sdk_extend_many(cueq_client *c, cueq_extend_item *items, size_t n, int64_t deadline)
+int sdk_extend_many(cueq_client *c, cueq_extend_item *items, size_t n, int64_t deadline,
+                    struct sdk_cut *cut)
 {
-	return finish(c, EXTEND, items, n, deadline);
+	return finish(c, EXTEND, items, n, deadline, cut);
 }
 
 int cueq_ack_many(cueq_client *c, cueq_ack_item *items, size_t n)
 {
-	return finish(c, ACK, items, n, 0);
+	return finish(c, ACK, items, n, 0, NULL);
 }
 
 int cueq_nack_many(cueq_client *c, cueq_nack_item *items, size_t n)
 {
-	return finish(c, NACK, items, n, 0);
+	return finish(c, NACK, items, n, 0, NULL);
 }
 
 int cueq_extend_many(cueq_client *c, cueq_extend_item *items, size_t n)
 {
-	return finish(c, EXTEND, items, n, 0);
+	return finish(c, EXTEND, items, n, 0, NULL);
 }
 
 int cueq_ack(cueq_client *c, const char *id, const char *token, const char *result)
 {
 	cueq_ack_item it = { .execution_id = id, .lease_token = token, .result = result };
-	int rc = finish(c, ACK, &it, 1, 0);
+	int rc = finish(c, ACK, &it, 1, 0, NULL);
 
 	return rc != CUEQ_OK ? rc : it.err;
 }
@@ -208,7 +213,7 @@ int cueq_nack(cueq_client *c, const char *id, const char *token, const char *err
 {
 	cueq_nack_item it = { .execution_id = id, .lease_token = token, .error = error,
 			      .retry_in_ms = retry_in_ms, .terminal = terminal, .state = -1 };
-	int rc = finish(c, NACK, &it, 1, 0);
+	int rc = finish(c, NACK, &it, 1, 0, NULL);
 
 	if (rc == CUEQ_OK)
 		rc = it.err;
@@ -221,7 +226,7 @@ int cueq_extend(cueq_client *c, const char *id, const char *token, int64_t lease
 		int64_t *deadline_ms_out)
 {
 	cueq_extend_item it = { .execution_id = id, .lease_token = token, .lease_ms = lease_ms };
-	int rc = finish(c, EXTEND, &it, 1, 0);
+	int rc = finish(c, EXTEND, &it, 1, 0, NULL);
 
 	if (rc == CUEQ_OK)
 		rc = it.err;

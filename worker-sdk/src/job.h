@@ -45,10 +45,17 @@ struct cueq_job {
 	bool extending;			  /* an extension request is in flight */
 };
 
-/* Finishing calls with an absolute mono deadline (0: the client's). */
-int sdk_ack_many(cueq_client *c, cueq_ack_item *items, size_t n, int64_t deadline);
-int sdk_nack_many(cueq_client *c, cueq_nack_item *items, size_t n, int64_t deadline);
-int sdk_extend_many(cueq_client *c, cueq_extend_item *items, size_t n, int64_t deadline);
+/* cueq_claim as a member of cut (may be NULL), for the worker. */
+int sdk_claim(cueq_client *c, const char *queue, size_t max, int64_t lease_ms, int64_t wait_ms,
+	      struct sdk_cut *cut, cueq_job **jobs, size_t *n);
+/* Finishing calls with an absolute mono deadline (0: the client's), as
+ * members of cut (may be NULL). */
+int sdk_ack_many(cueq_client *c, cueq_ack_item *items, size_t n, int64_t deadline,
+		 struct sdk_cut *cut);
+int sdk_nack_many(cueq_client *c, cueq_nack_item *items, size_t n, int64_t deadline,
+		  struct sdk_cut *cut);
+int sdk_extend_many(cueq_client *c, cueq_extend_item *items, size_t n, int64_t deadline,
+		    struct sdk_cut *cut);
 /* Bytes an ack or nack item adds to a request, for batching under a frame. */
 size_t sdk_item_bytes(const char *text);
 

@@ -96,7 +96,34 @@ int sdk_get_steps(const msgpack_object *m, const char *key, cueq_step **out, siz
 struct ctx_slot {
 	nng_ctx ctx;
 	nng_aio *aio;
+	struct ctx_slot *cut_next; /* in its sdk_cut's list while being sent */
 };
+
+/*
+ * A group of calls another thread can cut short: a worker's claims, its
+ * outcomes, its extensions.  After sdk_cut(g, grace_ms), a call of the
+ * group sends no attempt later than grace_ms after the cut or after its
+ * own start, whichever is later, instead of retrying until its deadline;
+ * an attempt still waiting for a connection to be sent on is abandoned at
+ * once (and sent again within that time).  An attempt already handed to a
+ * connection is left to finish: the broker may have applied it (a claim's
+ * leases), and its answer comes soon or its connection drops, which ends
+ * it too.  A call that gives up this way fails as UNREACHABLE.
+ */
+struct sdk_cut {
+	pthread_mutex_t mu;
+	int64_t at;		  /* proto_mono_ms() of the cut; 0: not cut */
+	int64_t grace_ms;
+	struct ctx_slot *sending; /* the group's attempts not yet sent */
+};
+
+/* 0, or -1 when the mutex cannot be made. */
+int sdk_cut_init(struct sdk_cut *g);
+void sdk_cut_destroy(struct sdk_cut *g);
+/* Cuts g's calls as described above (a second cut changes nothing). */
+void sdk_cut(struct sdk_cut *g, int64_t grace_ms);
+/* Makes g uncut again, for calls to come. */
+void sdk_cut_reset(struct sdk_cut *g);
 
 struct cueq_client {
 	nng_socket sock;
@@ -122,6 +149,7 @@ struct sdk_request {
 	proto_writer w;
 	const char *op;
 	uint8_t rid[SDK_RID_LEN];
+	struct sdk_cut *cut; /* NULL, or the group the call belongs to */
 };
 
 /* A good reply: root is its map.  Free with sdk_reply_free. */
@@ -142,7 +170,7 @@ static inline msgpack_packer *sdk_pk(struct sdk_request *rq)
  * may take request_timeout_ms + extra_ms; attempts repeat (same bytes, same
  * rid) on timeout or UNAVAILABLE until retry_deadline_ms + extra_ms has
  * passed, or until deadline (a proto_mono_ms() time) when it is earlier and
- * not 0. */
+ * not 0, or until rq->cut (set after sdk_request_begin) says to stop. */
 int sdk_call(cueq_client *c, struct sdk_request *rq, int64_t extra_ms, int64_t deadline,
 	     struct sdk_reply *rp);
 void sdk_reply_free(struct sdk_reply *rp);

@@ -15,7 +15,11 @@
  * flag (so a signal handler may do it); the fetch loop sees it after its
  * current claim (at most about
  * wait_ms), then the handlers finish every job in hand, the acker sends the
- * last outcomes, and run() returns.  Broker hiccups during claims are
+ * last outcomes, and run() returns.  cueq_worker_shutdown() also cuts the
+ * worker's requests short (sdk_cut), so a broker that is gone cannot hold
+ * the stop up for the client's retry deadline: the claim is given up at
+ * once unless it already reached the broker (then it ends with its long
+ * poll), and each outcome gets the grace.  Broker hiccups during claims are
  * retried with a growing pause; a refusal that retrying cannot cure (bad
  * request, unauthorized) ends the run with that error.
  */
@@ -162,7 +166,8 @@ static int fetch_loop(cueq_worker *w, char *why, size_t why_len)
 		if (want > CUEQ_MAX_CLAIM)
 			want = CUEQ_MAX_CLAIM;
 
-		rc = cueq_claim(w->c, w->queue, want, w->lease_ms, w->wait_ms, jobs, &n);
+		rc = sdk_claim(w->c, w->queue, want, w->lease_ms, w->wait_ms, &w->claim_cut, jobs,
+			       &n);
 		recv = proto_mono_ms();
 		if (w->adaptive && recv - rate_t0 >= RATE_SAMPLE_MS) {
 			double r = (double)(handled - rate_n0) * 1000.0 / (double)(recv - rate_t0);
@@ -241,6 +246,7 @@ int cueq_worker_run(cueq_worker *w)
 	w->running = true;
 	w->fetch_done = w->handlers_done = w->ext_done = false;
 	pthread_mutex_unlock(&w->mu);
+	sdk_cut_reset(&w->ext_cut); /* cut at the end of an earlier run */
 	if (stopping(w))
 		goto done;
 
@@ -271,6 +277,7 @@ join:
 	set_flag(w, &w->handlers_done, &w->cv_ack);
 	if (have_ack)
 		pthread_join(acker, NULL);
+	sdk_cut(&w->ext_cut, 0); /* no job needs its lease any more */
 	set_flag(w, &w->ext_done, &w->cv_ext);
 	if (have_ext)
 		pthread_join(extender, NULL);
@@ -295,6 +302,18 @@ void cueq_worker_stop(cueq_worker *w)
 {
 	if (w != NULL)
 		atomic_store(&w->stop, true);
+}
+
+void cueq_worker_shutdown(cueq_worker *w, int64_t grace_ms)
+{
+	if (w == NULL)
+		return;
+	atomic_store(&w->stop, true);
+	sdk_cut(&w->claim_cut, 0);
+	sdk_cut(&w->send_cut, grace_ms);
+	pthread_mutex_lock(&w->mu);
+	pthread_cond_broadcast(&w->cv_fetch);
+	pthread_mutex_unlock(&w->mu);
 }
 
 void cueq_worker_get_counts(const cueq_worker *w, cueq_worker_counts *out)
@@ -351,7 +370,8 @@ int cueq_worker_new(cueq_client *c, const char *queue, cueq_handler h, void *arg
 	atomic_init(&w->lost, 0);
 	if (pthread_mutex_init(&w->mu, NULL) != 0 || sdk_cond_init(&w->cv_run) != 0 ||
 	    sdk_cond_init(&w->cv_fetch) != 0 || sdk_cond_init(&w->cv_ext) != 0 ||
-	    sdk_cond_init(&w->cv_ack) != 0) {
+	    sdk_cond_init(&w->cv_ack) != 0 || sdk_cut_init(&w->claim_cut) != 0 ||
+	    sdk_cut_init(&w->send_cut) != 0 || sdk_cut_init(&w->ext_cut) != 0) {
 		free(w);
 		return sdk_fail(CUEQ_ERR_NOMEM, "cannot create the worker's locks");
 	}
@@ -370,6 +390,9 @@ void cueq_worker_free(cueq_worker *w)
 		pthread_cond_destroy(&w->cv_ext);
 		pthread_cond_destroy(&w->cv_ack);
 		pthread_mutex_destroy(&w->mu);
+		sdk_cut_destroy(&w->claim_cut);
+		sdk_cut_destroy(&w->send_cut);
+		sdk_cut_destroy(&w->ext_cut);
 	}
 	free(w);
 }

@@ -27,6 +27,9 @@ struct cueq_worker {
 
 	atomic_bool stop;
 	_Atomic uint64_t succeeded, failed, lost;
+	/* Cut by cueq_worker_shutdown (claims at once, outcomes after its
+	 * grace) and, for extensions, when no job needs its lease any more. */
+	struct sdk_cut claim_cut, send_cut, ext_cut;
 
 	pthread_mutex_t mu; /* guards everything below */
 	pthread_cond_t cv_run;	 /* handlers: a job to run, or the end */

@@ -9,7 +9,9 @@
  * job the hand-off to this thread.  ack_linger_ms (default 0) can make an
  * outcome wait for company.  Acks and nacks go as two batch requests.  A
  * job whose lease was lost before its outcome left is not sent at all; it
- * and every outcome the broker did not accept count as lost.
+ * and every outcome the broker did not accept count as lost.  After
+ * cueq_worker_shutdown() the outcome requests are cut short (send_cut):
+ * one the broker does not take within the grace counts as lost.
  */
 #include "worker.h"
 
@@ -45,7 +47,7 @@ static void send_acks(cueq_worker *w, cueq_job **jobs, size_t n, cueq_ack_item *
 		items[k++] = (cueq_ack_item){ .execution_id = jobs[i]->id,
 					      .lease_token = jobs[i]->token,
 					      .result = jobs[i]->result };
-	rc = sdk_ack_many(w->c, items, k, 0);
+	rc = sdk_ack_many(w->c, items, k, 0, &w->send_cut);
 	for (size_t i = 0; i < k; i++) {
 		if (rc == CUEQ_OK && items[i].err == CUEQ_OK)
 			atomic_fetch_add(&w->succeeded, 1);
@@ -64,7 +66,7 @@ static void send_nacks(cueq_worker *w, cueq_job **jobs, size_t n, cueq_nack_item
 					     .error = jobs[i]->error,
 					     .retry_in_ms = jobs[i]->retry_in_ms,
 					     .terminal = jobs[i]->terminal };
-	rc = sdk_nack_many(w->c, items, n, 0);
+	rc = sdk_nack_many(w->c, items, n, 0, &w->send_cut);
 	for (size_t i = 0; i < n; i++) {
 		if (rc == CUEQ_OK && items[i].err == CUEQ_OK)
 			atomic_fetch_add(&w->failed, 1);

@@ -120,7 +120,7 @@ static void extend_batch(cueq_worker *w, cueq_job **batch, cueq_extend_item *ite
 			deadline = batch[i]->local_deadline;
 	}
 	sent = proto_mono_ms();
-	rc = sdk_extend_many(w->c, items, n, deadline);
+	rc = sdk_extend_many(w->c, items, n, deadline, &w->ext_cut);
 	pthread_mutex_lock(&w->mu);
 	for (size_t i = 0; i < n; i++) {
 		cueq_job *j = batch[i];

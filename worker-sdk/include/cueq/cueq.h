@@ -346,6 +346,14 @@ CUEQ_API int cueq_worker_new(cueq_client *c, const char *queue, cueq_handler h, 
 CUEQ_API int cueq_worker_run(cueq_worker *w);
 /* Asks the worker to stop; async-signal-safe, callable from any thread. */
 CUEQ_API void cueq_worker_stop(cueq_worker *w);
+/* Stops the worker as cueq_worker_stop() does, without waiting on a broker
+ * that does not answer: the claim in flight is given up at once (unless the
+ * broker already has it: then it ends with its long poll), and each outcome
+ * still to be sent, or being sent, is tried for grace_ms at most instead of
+ * the client's retry deadline.  Running handlers still finish.  An outcome
+ * not sent counts as lost: its lease expires and the broker hands the job
+ * out again.  Not async-signal-safe: call it from a thread. */
+CUEQ_API void cueq_worker_shutdown(cueq_worker *w, int64_t grace_ms);
 CUEQ_API void cueq_worker_get_counts(const cueq_worker *w, cueq_worker_counts *out);
 CUEQ_API void cueq_worker_free(cueq_worker *w);
 
