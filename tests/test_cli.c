@@ -9,12 +9,15 @@
  * independently of the SDK the CLI is built on.
  */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -343,6 +346,113 @@ static void test_cli_work(void **state)
 	th_reply_free(&rep);
 }
 
+/* Starts `cueq work QUEUE` in the background running a command that
+ * touches DIR/started, sleeps 1 s, then touches DIR/done; returns its pid
+ * once the command has started (output in DIR/work.log). */
+static pid_t start_worker(th_broker *b, const char *queue)
+{
+	char script[PATH_MAX + 128], log[PATH_MAX + 32], started[PATH_MAX + 32];
+	char cli[PATH_MAX];
+	int64_t until = th_now_ms() + 15000;
+
+	snprintf(script, sizeof(script),
+		 "cd \"%s\" && cat >/dev/null && touch started && sleep 1 && touch done", b->dir);
+	snprintf(log, sizeof(log), "%s/work.log", b->dir);
+	snprintf(started, sizeof(started), "%s/started", b->dir);
+	snprintf(cli, sizeof(cli), "%s", th_cli_path);
+	unlink(started);
+	char *argv[] = { cli, "work", (char *)queue, "--url", b->url, "--", "/bin/sh", "-c", script,
+			 NULL };
+	proc_opts o = { .log = log, .death_signal = SIGKILL };
+	pid_t pid = proc_spawn(argv, &o);
+	assert_true(pid > 0);
+	while (access(started, F_OK) != 0) {
+		int status;
+		if (th_now_ms() > until || proc_wait(pid, 0, &status) == 0) {
+			proc_dump_tail(log, 2000);
+			fail_msg("cueq work did not start its command within 15 s");
+		}
+		th_sleep_ms(20);
+	}
+	return pid;
+}
+
+/* SIGTERM to pid; returns how long it took to exit, failing the test
+ * unless it exited 0 within 20 s. */
+static int64_t term_and_wait(th_broker *b, pid_t pid)
+{
+	char log[PATH_MAX + 32], what[64];
+	int64_t t0 = th_now_ms(), took;
+	int status = 0;
+
+	snprintf(log, sizeof(log), "%s/work.log", b->dir);
+	assert_int_equal(kill(pid, SIGTERM), 0);
+	if (proc_wait(pid, 20000, &status) != 0) {
+		proc_kill9(pid);
+		proc_dump_tail(log, 2000);
+		fail_msg("cueq work did not exit within 20 s of SIGTERM");
+	}
+	took = th_now_ms() - t0;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		proc_describe(status, what, sizeof(what));
+		proc_dump_tail(log, 2000);
+		fail_msg("cueq work ended with %s after SIGTERM; expected exit status 0", what);
+	}
+	return took;
+}
+
+/* SIGTERM stops `cueq work` claiming at once; the running command
+ * finishes and its outcome is sent while the broker is there, and when it
+ * is gone (kill -9) the worker does not wait out the client's 30 s retry
+ * deadline: it exits 0 after the command and the 2 s grace of the outcome,
+ * which it counts as lost. */
+static void test_cli_work_stop(void **state)
+{
+	th_broker *b = *state;
+	char id[64], st[32], path[PATH_MAX + 32];
+	th_reply rep;
+	const msgpack_object *exe;
+	int64_t took;
+	pid_t pid;
+
+	/* Broker up: the outcome of the running command is sent. */
+	push_id(b, "sq", "one", id);
+	pid = start_worker(b, "sq");
+	took = term_and_wait(b, pid);
+	snprintf(path, sizeof(path), "%s/work.log", b->dir);
+	char *log = read_file(path);
+	assert_non_null(log);
+	if (strstr(log, "1 succeeded") == NULL)
+		fail_msg("after SIGTERM with the broker up, cueq work said: %s", log);
+	free(log);
+	raw_state(b, id, st, sizeof(st), &rep, &exe);
+	assert_string_equal(st, "succeeded");
+	th_reply_free(&rep);
+	assert_true(took < 8000);
+
+	/* Broker killed while the command runs. */
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/done", b->dir);
+	unlink(path);
+	push_id(b, "sq", "two", id);
+	pid = start_worker(b, "sq");
+	assert_int_equal(th_broker_kill9(b), 0);
+	took = term_and_wait(b, pid);
+	print_message("cueq work exited %lld ms after SIGTERM with its broker killed\n",
+		      (long long)took);
+	if (took >= 8000)
+		fail_msg("cueq work took %lld ms to stop with the broker gone; expected well "
+			 "under the 30 s retry deadline", (long long)took);
+	if (access(path, F_OK) != 0)
+		fail_msg("the running command was not let finish (no %s)", path);
+	snprintf(path, sizeof(path), "%s/work.log", b->dir);
+	log = read_file(path);
+	assert_non_null(log);
+	if (strstr(log, "0 succeeded, 0 failed, 1 lost") == NULL)
+		fail_msg("with the broker gone, cueq work said: %s", log);
+	free(log);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -350,6 +460,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cli_exit_codes, th_fixture_start, th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_cli_durations, th_fixture_start, th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_cli_work, th_fixture_start, th_fixture_stop),
+		cmocka_unit_test_setup_teardown(test_cli_work_stop, th_fixture_start, th_fixture_stop),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

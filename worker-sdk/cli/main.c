@@ -84,8 +84,9 @@ static const struct cli_command commands[] = {
 	  "\"$CUEQ_LEASE_TOKEN\"` and read them back on a later attempt.  Exit 0 acks\n"
 	  "(the result is its standard output), anything else nacks (the error is\n"
 	  "its exit status and last line of standard error).  SIGINT or SIGTERM\n"
-	  "stops claiming and waits for running commands; a second one\n"
-	  "terminates them.\n"
+	  "stops claiming at once and waits for running commands (an outcome the\n"
+	  "broker does not take within 2s is given up: the execution comes back\n"
+	  "when its lease expires), then exits 0; a second one terminates them.\n"
 	  "  --concurrency N  commands run at once (default 1)\n"
 	  "  --lease D        lease length (default: each job's own)\n"
 	  "  --max-jobs N     stop after N executions\n" },

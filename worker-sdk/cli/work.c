@@ -10,10 +10,14 @@
  *
  * Signals: SIGINT and SIGTERM are blocked in every thread and taken by one
  * thread with sigwait(), so no SDK call is ever interrupted and the stop
- * needs no async-signal-safe trickery.  The first asks the worker to stop
- * claiming and let running commands finish (their outcomes are sent); the
- * second terminates the running commands (they are nacked and come back);
- * the third exits at once.
+ * needs no async-signal-safe trickery.  The first stops claiming at once
+ * (cueq_worker_shutdown: a claim waiting for a broker that is gone is
+ * dropped) and lets running commands finish; their outcomes are sent, each
+ * given STOP_GRACE_MS when the broker does not answer (then it counts as
+ * lost, and the execution comes back when its lease expires), so a stop
+ * never waits out the client's 30 s retry deadline.  Such a stop exits 0.
+ * The second signal terminates the running commands (they are nacked and
+ * come back); the third exits at once.
  */
 #include "child.h"
 #include "cli.h"
@@ -32,6 +36,7 @@
 extern char **environ;
 
 #define KILL_AFTER_MS 5000
+#define STOP_GRACE_MS 2000 /* after a stop, for each outcome the broker does not take */
 
 struct work {
 	const char *queue;
@@ -219,7 +224,7 @@ static void *signal_thread(void *arg)
 		case 0:
 			fprintf(stderr, "cueq: stopping: no more claims, waiting for running "
 					"commands (signal again to terminate them)\n");
-			cueq_worker_stop(sc->w);
+			cueq_worker_shutdown(sc->w, STOP_GRACE_MS);
 			break;
 		case 1:
 			fprintf(stderr, "cueq: terminating running commands\n");
