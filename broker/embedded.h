@@ -178,6 +178,13 @@ int emb_unique_load(struct engine *e, const struct job *j);
 /* Frees the unique key held by j (when it holds one), as emb_unique_load
  * read it. */
 void emb_unique_release(struct engine *e, const struct job *j);
+/* For finished execution id (with flags) to be unfinished again (an
+ * operator's retry): reads the unique key it held into key (*kl bytes, 0
+ * none); 0 free (or none), 1 held by another unfinished execution
+ * (*holder), -1 the read failed.  emb_unique_take then takes it. */
+int emb_unique_check(struct engine *e, uint64_t id, uint8_t flags, char *key, size_t size,
+		      size_t *kl, uint64_t *holder);
+void emb_unique_take(struct engine *e, struct job *j, const char *key, size_t kl);
 /* Reads the unique key of id into buf (queue 0 key), *len 0 when none or
  * when it does not fit: 0, or -1 when the read failed. */
 int emb_unique_of(struct engine *e, uint64_t id, char *buf, size_t size, size_t *len);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 static const char CANCELLED_WHY[] = "cancelled by an operator";
+#define UNIQUE_BUF (PROTO_MAX_QUEUE + 2 + CUEQ_MAX_KEY) /* queue 0 key */
 
 bool emb_is_live(struct engine *e, uint64_t id, uint64_t token)
 {
@@ -89,6 +90,11 @@ struct done_item {
 	struct exec_rec rec;
 	msgpack_unpacked up;
 	char *buf;
+	/* retry: the unique key it held, and whether another holds it now */
+	char key[UNIQUE_BUF];
+	size_t kl;
+	int held;
+	uint64_t holder;
 };
 
 static void items_free(struct done_item *it, size_t n)
@@ -99,10 +105,11 @@ static void items_free(struct done_item *it, size_t n)
 }
 
 /* Reads the records of up to max executions of queue in state (the done
- * index), after settling.  0 with *out (*n of them, *more when others
- * are left), or an error with nothing read. */
+ * index), after settling, and (keys) the unique keys they held.  0 with
+ * *out (*n of them, *more when others are left), or an error with
+ * nothing read. */
 static int read_done(struct engine *e, const char *queue, size_t qlen, int state, size_t max,
-		     struct done_item **out, size_t *n, bool *more, proto_error *err)
+		     bool keys, struct done_item **out, size_t *n, bool *more, proto_error *err)
 {
 	uint8_t from[PROTO_MAX_QUEUE + 10], to[PROTO_MAX_QUEUE + 10];
 	size_t fl = emb_done_key(from, queue, qlen, state, 0) - 8;
@@ -138,6 +145,12 @@ static int read_done(struct engine *e, const char *queue, size_t qlen, int state
 			emb_rec_release(&d->up, d->buf);
 			continue;
 		}
+		if (keys && (d->held = emb_unique_check(e, d->id, d->rec.flags, d->key, sizeof(d->key),
+							&d->kl, &d->holder)) < 0) {
+			rc = -1;
+			emb_rec_release(&d->up, d->buf);
+			break;
+		}
 		(*n)++;
 	}
 	if (rc == 0 && x != NULL)
@@ -156,8 +169,9 @@ static int read_done(struct engine *e, const char *queue, size_t qlen, int state
 /* ---- retry ---- */
 
 /* Makes dead execution r ready again: same ID, payload and steps; its
- * attempts start over. */
-static void revive(struct engine *e, const struct exec_rec *r, int64_t now)
+ * attempts start over; it holds its unique key (key, kl) again. */
+static void revive(struct engine *e, const struct exec_rec *r, const char *key, size_t kl,
+		   int64_t now)
 {
 	struct queue *q = emb_queue(e, r->queue, r->queue_len, true);
 	struct job *j = emb_oom(jobs_alloc(e->jobs));
@@ -171,8 +185,7 @@ static void revive(struct engine *e, const struct exec_rec *r, int64_t now)
 	j->max_attempts = (uint16_t)r->max_attempts;
 	j->max_expiries = (uint16_t)r->max_expiries;
 	emb_job_backoff(j, r->backoff_ms, r->backoff_max_ms, r->backoff_factor);
-	/* its unique key was freed when it died: it does not take it again */
-	j->flags = r->flags & (uint8_t)~REC_F_UNIQUE;
+	j->flags = r->flags;
 	j->lease_ms = r->lease_ms;
 	j->hist_seq = r->hist_seq;
 	j->created_at = r->created_at;
@@ -183,6 +196,7 @@ static void revive(struct engine *e, const struct exec_rec *r, int64_t now)
 		q->count[CUEQ_DEAD]--;
 	emb_counts_dirty(q);
 	emb_set_state(e, j, CUEQ_READY);
+	emb_unique_take(e, j, key, kl);
 	emb_history(e, j, EV_RETRIED, 0, 0, NULL, 0, now);
 	emb_rec_from_job(e, j, &rec);
 	emb_put_rec(e, &rec);
@@ -204,13 +218,16 @@ int emb_retry(struct engine *e, uint64_t id, const char *queue, size_t qlen, siz
 	if (id == 0) {
 		struct done_item *it;
 		size_t got;
-		int rc = read_done(e, queue, qlen, CUEQ_DEAD, max, &it, &got, more, err);
+		int rc = read_done(e, queue, qlen, CUEQ_DEAD, max, true, &it, &got, more, err);
 		if (rc != CUEQ_OK)
 			return rc;
+		/* one whose unique key another holds now stays dead */
 		for (size_t i = 0; i < got; i++)
-			revive(e, &it[i].rec, now);
+			if (!it[i].held) {
+				revive(e, &it[i].rec, it[i].key, it[i].kl, now);
+				(*n)++;
+			}
 		items_free(it, got);
-		*n = got;
 		return CUEQ_OK;
 	}
 	char s[PROTO_ID_LEN + 1];
@@ -236,9 +253,23 @@ int emb_retry(struct engine *e, uint64_t id, const char *queue, size_t qlen, siz
 				"execution %s is %s, not dead: only dead executions are retried", s,
 				state_name(r.state));
 	else {
-		revive(e, &r, now);
-		*n = 1;
-		rc = CUEQ_OK;
+		char key[UNIQUE_BUF], h[PROTO_ID_LEN + 1];
+		size_t kl;
+		uint64_t holder;
+		int held = emb_unique_check(e, id, r.flags, key, sizeof(key), &kl, &holder);
+		proto_id_fmt(holder, h);
+		if (held < 0) {
+			rc = proto_fail(err, CUEQ_ERR_UNAVAILABLE,
+					"the broker could not read the execution's unique key; try again");
+		} else if (held) {
+			rc = proto_fail(err, CUEQ_ERR_CONFLICT,
+					"execution %s's unique key is held by execution %s now; retry it when that one ends",
+					s, h);
+		} else {
+			revive(e, &r, key, kl, now);
+			*n = 1;
+			rc = CUEQ_OK;
+		}
 	}
 	emb_rec_release(&up, buf);
 	return rc;
@@ -252,7 +283,7 @@ int emb_purge(struct engine *e, const char *queue, size_t qlen, int state, size_
 	struct done_item *it;
 	size_t got;
 	*n = 0;
-	int rc = read_done(e, queue, qlen, state, max, &it, &got, more, err);
+	int rc = read_done(e, queue, qlen, state, max, false, &it, &got, more, err);
 	if (rc != CUEQ_OK)
 		return rc;
 	for (size_t i = 0; i < got; i++)

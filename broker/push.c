@@ -196,6 +196,43 @@ int emb_unique_load(struct engine *e, const struct job *j)
 	return 0;
 }
 
+int emb_unique_check(struct engine *e, uint64_t id, uint8_t flags, char *key, size_t size,
+		      size_t *kl, uint64_t *holder)
+{
+	uint8_t k[KEYBUF + 1];
+	char *v;
+	size_t vl;
+	*kl = 0;
+	*holder = 0;
+	if (!(flags & REC_F_UNIQUE))
+		return 0;
+	if (emb_unique_of(e, id, (char *)k + 1, sizeof(k) - 1, kl) != 0)
+		return -1;
+	if (*kl == 0 || *kl > size)
+		return *kl = 0, 0; /* not stored: it runs without it */
+	memcpy(key, k + 1, *kl);
+	k[0] = 'k';
+	int rc = store_get(e->st, CF_UNIQUE, k, *kl + 1, &v, &vl);
+	if (rc <= 0)
+		return rc;
+	*holder = vl == 8 ? store_get_be64((const uint8_t *)v) : 0;
+	store_free(v);
+	return *holder != id;
+}
+
+void emb_unique_take(struct engine *e, struct job *j, const char *key, size_t kl)
+{
+	uint8_t k[KEYBUF + 1], id[8];
+	j->flags &= (uint8_t)~REC_F_UNIQUE;
+	if (kl == 0 || kl > KEYBUF)
+		return;
+	k[0] = 'k';
+	memcpy(k + 1, key, kl);
+	store_be64(id, j->id);
+	store_put(e->st, CF_UNIQUE, k, kl + 1, id, 8);
+	j->flags |= REC_F_UNIQUE;
+}
+
 void emb_unique_release(struct engine *e, const struct job *j)
 {
 	uint8_t r[9], k[KEYBUF + 1];
@@ -211,9 +248,9 @@ void emb_unique_release(struct engine *e, const struct job *j)
 		emb_unique_of(e, j->id, (char *)k + 1, sizeof(k) - 1, &kl);
 	}
 	e->uk_id = 0;
-	r[0] = 'r';
-	store_be64(r + 1, j->id);
-	store_del(e->st, CF_UNIQUE, r, 9);
+	/* 'r' id stays while the execution is retained (get shows the key,
+	 * an operator's retry takes it again); emb_forget deletes it */
+	(void)r;
 	if (kl == 0) {
 		log_warn("execution %016llx held a unique key that is not stored",
 			 (unsigned long long)j->id);

@@ -59,6 +59,9 @@ void emb_forget(struct engine *e, uint64_t id, const char *queue, size_t qlen, i
 	store_be64(to, id + 1);
 	store_del_range(e->st, CF_HIST, from, 12, to, 12);
 	emb_steps_forget(e, id);
+	uint8_t r[9] = {'r'};
+	store_be64(r + 1, id);
+	store_del(e->st, CF_UNIQUE, r, 9); /* the key it held, kept while retained */
 	if (finished_at != 0) {
 		store_be64(exp, (uint64_t)finished_at);
 		store_be64(exp + 8, id);

@@ -15,7 +15,9 @@
  *   idemexp  expires_at(8) queue 0 key -> "": the idempotency sweep
  *            expires_at(8) 0 'r' rid
  *   unique   'k' queue 0 key        -> holder id(8), while it is unfinished
- *            'r' id(8)              -> queue 0 key (to free it at the end)
+ *            'r' id(8)              -> queue 0 key (to free it at the end,
+ *                                      and take it again on a retry; kept
+ *                                      until retention deletes the execution)
  *   steps    id(8) name             -> step record (record.h)
  *   cues     id(8)                  -> recurring cue record (record.h), kept
  *                                      after its cancel

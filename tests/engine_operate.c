@@ -194,6 +194,25 @@ void test_retry_dead_keeps_id_and_steps(void **state)
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(state_of(f, d[i]), CUEQ_READY);
 	assert_int_equal(count(f, "q.retryall", CUEQ_READY), 3);
+
+	/* a retried execution holds its unique key again; while another holds
+	 * it, the retry is CONFLICT */
+	struct eng_push pu = unique(job("q.retryuk", "u"), "nightly");
+	pu.max_attempts = 1;
+	struct eng_pushed u = push_new(f, pu);
+	struct eng_claimed cu = claim_one(f, "q.retryuk", 0);
+	finish(f, u.id, cu.token, ENG_NACK, NULL, -1, true);
+	turn(f);
+	struct eng_pushed other = push_new(f, unique(job("q.retryuk", "o"), "nightly"));
+	turn(f);
+	assert_int_equal(retry(f, u.id, NULL, 1000, &n, &more), CUEQ_ERR_CONFLICT);
+	assert_int_equal(cancel(f, other.id, NULL), CUEQ_OK);
+	turn(f);
+	assert_int_equal(retry(f, u.id, NULL, 1000, &n, &more), CUEQ_OK);
+	turn(f);
+	struct eng_pushed again = push(f, unique(job("q.retryuk", "a"), "nightly"));
+	assert_int_equal(again.err.code, CUEQ_ERR_CONFLICT);
+	assert_true(again.holder == u.id);
 }
 
 /* Purge deletes the finished executions of one state, as retention would. */
