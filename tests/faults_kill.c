@@ -274,7 +274,8 @@ static void observe_subject(kstate *k)
 	bool fin_a = kd->after == NULL || (strcmp(kd->after, "leased") != 0 &&
 					   strcmp(kd->after, "scheduled") != 0 &&
 					   strcmp(kd->after, "ready") != 0);
-	observe_unique(k, !fin_b, !fin_a);
+	if (kd->job.unique != NULL)
+		observe_unique(k, !fin_b, !fin_a);
 }
 
 /* FK_PUSH: the queue is empty before, and holds exactly the push after. */
@@ -516,6 +517,69 @@ static void obs_retention(kstate *k, const fx_exec *x)
 	    "result '%s', %zu steps", x->result, x->n_steps);
 }
 
+/* an operator's cancel of a leased execution */
+static th_bytes op_req(const char *op, const char *field, const char *id)
+{
+	th_req q;
+	assert_int_equal(th_req_begin(&q, op, 1), 0);
+	proto_kv_cstr(th_pk(&q), field, id);
+	return th_req_keep(&q);
+}
+static void setup_cancel(kstate *k)
+{
+	push_and_claim(k);
+	k->req = op_req("cancel", "id", k->id);
+}
+static void obs_cancel(kstate *k, const fx_exec *x)
+{
+	obs(k, pick(strcmp(x->token, k->token) == 0, x->token[0] == '\0'), "lease token '%s'", x->token);
+	obs(k, x->attempt == 1 ? BOTH : NEITHER, "attempt %llu", (unsigned long long)x->attempt);
+}
+static void reply_cancel(kstate *k, const th_reply *rep, int side)
+{
+	char st[16] = "";
+	(void)side; /* cancelling what is cancelled answers the same */
+	if (!rep->ok || !th_str(rep->root, "state", st, sizeof(st)) || strcmp(st, "cancelled") != 0) {
+		th_broker_dump_log(k->b);
+		fail_msg("%s: the cancel answered %s %s state '%s', expected ok cancelled", k->where,
+			 rep->ok ? "ok" : rep->err, rep->msg, st);
+	}
+}
+
+/* an operator's retry of a dead execution */
+static void setup_retry_dead(kstate *k)
+{
+	th_bytes nack;
+	th_reply rep;
+	push_and_claim(k);
+	nack = fx_nack_req(k->id, k->token, "broken", 0, true);
+	fx_call(&k->r, &nack, &rep, "nack");
+	assert_true(rep.ok);
+	th_reply_free(&rep);
+	fx_bytes_free(&nack);
+	k->req = op_req("retry", "execution_id", k->id);
+}
+static void obs_retry_dead(kstate *k, const fx_exec *x)
+{
+	obs(k, pick(x->failures == 1, x->failures == 0), "failures %llu", (unsigned long long)x->failures);
+	obs(k, pick(x->attempt == 1, x->attempt == 0), "attempt %llu", (unsigned long long)x->attempt);
+	obs(k, x->token[0] == '\0' ? BOTH : NEITHER, "lease token '%s'", x->token);
+}
+static void reply_retry_dead(kstate *k, const th_reply *rep, int side)
+{
+	uint64_t n = 0;
+	/* sent again once it happened (the restarted broker does not know
+	 * the request ID), it finds the execution no longer dead */
+	bool ok = side == BEFORE ? rep->ok && th_uint(rep->root, "retried", &n) && n == 1
+				 : !rep->ok && strcmp(rep->err, "CONFLICT") == 0;
+	if (!ok) {
+		th_broker_dump_log(k->b);
+		fail_msg("%s: the retry answered %s %s (retried %llu), expected %s", k->where,
+			 rep->ok ? "ok" : rep->err, rep->msg, (unsigned long long)n,
+			 side == BEFORE ? "ok, retried 1" : "CONFLICT");
+	}
+}
+
 static const kind kinds[] = {
 	[FK_ACK] = { "ack", { "k-ack", "pa", "key-ack", "u-ack", 0, LEASE_MS }, "leased", "succeeded",
 		     false, setup_ack, obs_ack, reply_ack },
@@ -531,6 +595,13 @@ static const kind kinds[] = {
 			false, setup_extend, obs_extend, reply_extend },
 	[FK_RETENTION] = { "retention sweep", { "k-ret", "pt", "key-ret", "u-ret", 0, LEASE_MS },
 			   "succeeded", NULL, true, setup_retention, obs_retention, NULL },
+	[FK_CANCEL] = { "cancel", { "k-can", "pc", "key-can", "u-can", 0, LEASE_MS }, "leased",
+			"cancelled", false, setup_cancel, obs_cancel, reply_cancel },
+	/* no unique key: the probe would take it while the subject is dead,
+	 * and the retry would rightly be refused (engine_operate.c checks the
+	 * key taken again) */
+	[FK_RETRY] = { "retry", { "k-rty", "py", "key-rty", NULL, 0, LEASE_MS }, "dead", "ready",
+		       false, setup_retry_dead, obs_retry_dead, reply_retry_dead },
 };
 
 /* ---- the loop -------------------------------------------------------------- */

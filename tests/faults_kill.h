@@ -18,6 +18,8 @@ enum fx_kind {
 	FK_STEP,       /* step_set under the live lease */
 	FK_EXTEND,     /* extend of the live lease */
 	FK_RETENTION,  /* the retention sweep deleting a finished execution */
+	FK_CANCEL,     /* an operator's cancel of a leased execution */
+	FK_RETRY,      /* an operator's retry of a dead execution */
 };
 
 /* The highest K tried: a request that has not completed by then fails. */

@@ -128,6 +128,20 @@ static void test_kill_extend(void **state)
 	kill_loop(*state, FK_EXTEND, "extend", "write", "exit-after");
 }
 
+static void test_kill_cancel(void **state)
+{
+	kill_loop(*state, FK_CANCEL, "cancel", "write", "exit");
+	kill_loop(*state, FK_CANCEL, "cancel", "write", "exit-after");
+	kill_loop(*state, FK_CANCEL, "cancel", "sync", "exit");
+}
+
+static void test_kill_retry(void **state)
+{
+	kill_loop(*state, FK_RETRY, "retry", "write", "exit");
+	kill_loop(*state, FK_RETRY, "retry", "write", "exit-after");
+	kill_loop(*state, FK_RETRY, "retry", "sync", "exit");
+}
+
 static void test_kill_retention(void **state)
 {
 	kill_loop(*state, FK_RETENTION, "retention sweep", "write", "exit");
@@ -683,6 +697,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_kill_step, unstarted, th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_kill_extend, unstarted, th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_kill_retention, unstarted, th_fixture_stop),
+		cmocka_unit_test_setup_teardown(test_kill_cancel, unstarted, th_fixture_stop),
+		cmocka_unit_test_setup_teardown(test_kill_retry, unstarted, th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_kill_remembered_push, unstarted, th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_claim_waits_for_the_push_it_gives, unstarted,
 						th_fixture_stop),
