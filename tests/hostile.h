@@ -34,7 +34,7 @@ void hostile_expect_req(ctx *x, const char *what, th_req *q, int flags, const ch
 /* th_req_begin that fails the test when it cannot. */
 msgpack_packer *hostile_begin(th_req *q, const char *op, size_t n);
 
-/* The groups of cases (hostile_frames.c, hostile_fields.c). */
+/* The groups of cases (hostile_frames.c, hostile_fields.c, hostile_ops.c). */
 void hostile_framing(ctx *x);
 void hostile_random(ctx *x);
 void hostile_sizes(ctx *x);
@@ -43,5 +43,6 @@ void hostile_push(ctx *x);
 void hostile_claim(ctx *x);
 void hostile_finish(ctx *x);
 void hostile_inspect(ctx *x);
+void hostile_operate(ctx *x); /* hostile_ops.c */
 
 #endif /* CUEQ_HOSTILE_H */

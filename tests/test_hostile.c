@@ -176,6 +176,7 @@ static void test_hostile_input(void **state)
 	hostile_headers(&x);
 	hostile_push(&x);
 	hostile_claim(&x);
+	hostile_operate(&x);
 	hostile_finish(&x);
 	hostile_inspect(&x);
 
