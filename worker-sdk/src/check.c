@@ -113,6 +113,82 @@ int sdk_check_step_value(const void *value, size_t len)
 	return CUEQ_OK;
 }
 
+/* A backoff duration: 0 (the default), CUEQ_ZERO_MS or 0..1 day. */
+static int check_backoff(const char *what, int64_t ms)
+{
+	if (ms == 0 || ms == CUEQ_ZERO_MS || (ms > 0 && ms <= SDK_MAX_BACKOFF_MS))
+		return CUEQ_OK;
+	return sdk_fail(CUEQ_ERR_INVALID,
+			"%s of %lld ms is out of range: use 0 for the broker's default, "
+			"CUEQ_ZERO_MS for none, or up to %lld ms (1 day)",
+			what, (long long)ms, (long long)SDK_MAX_BACKOFF_MS);
+}
+
+static int check_retries(const cueq_push_opts *o)
+{
+	int rc;
+
+	if ((rc = check_backoff("retry backoff", o->backoff_ms)) != CUEQ_OK ||
+	    (rc = check_backoff("retry backoff cap", o->backoff_max_ms)) != CUEQ_OK)
+		return rc;
+	if (o->backoff_factor != 0 &&
+	    !(o->backoff_factor >= 1 && o->backoff_factor <= SDK_MAX_BACKOFF_FACTOR))
+		return sdk_fail(CUEQ_ERR_INVALID,
+				"backoff factor %g is out of range: use 1 to %d, or 0 for the "
+				"broker's default (2)",
+				o->backoff_factor, SDK_MAX_BACKOFF_FACTOR);
+	return CUEQ_OK;
+}
+
+/* A cron expression or zone name: NULL, or 1..max bytes. */
+static int check_name(const char *what, const char *s, size_t max)
+{
+	size_t n;
+
+	if (s == NULL)
+		return CUEQ_OK;
+	n = strlen(s);
+	if (n == 0 || n > max)
+		return sdk_fail(CUEQ_ERR_INVALID, "the %s is %zu bytes: give 1 to %zu", what, n, max);
+	return CUEQ_OK;
+}
+
+static int check_recurring(const cueq_push_opts *o)
+{
+	bool recurring = o->every_ms != 0 || o->cron != NULL;
+	int rc;
+
+	if (o->every_ms != 0 && (o->every_ms < SDK_MIN_EVERY_MS || o->every_ms > SDK_MAX_EVERY_MS))
+		return sdk_fail(CUEQ_ERR_INVALID,
+				"a period of %lld ms is out of range: use %lld ms (1 s) to %lld ms "
+				"(10 years)",
+				(long long)o->every_ms, (long long)SDK_MIN_EVERY_MS,
+				(long long)SDK_MAX_EVERY_MS);
+	if (o->every_ms != 0 && o->cron != NULL)
+		return sdk_fail(CUEQ_ERR_INVALID,
+				"give a period (every) or a cron expression, not both");
+	if ((rc = check_name("cron expression", o->cron, SDK_MAX_CRON)) != CUEQ_OK ||
+	    (rc = check_name("time zone name", o->tz, SDK_MAX_TZ)) != CUEQ_OK)
+		return rc;
+	if (o->tz != NULL && o->cron == NULL)
+		return sdk_fail(CUEQ_ERR_INVALID,
+				"a time zone is the zone a cron expression is read in: give cron "
+				"too, or leave the zone out");
+	if (cueq_catch_up_name(o->catch_up) == NULL)
+		return sdk_fail(CUEQ_ERR_INVALID, "catch-up %d is not a cueq_catch_up", o->catch_up);
+	if (cueq_overlap_name(o->overlap) == NULL)
+		return sdk_fail(CUEQ_ERR_INVALID, "overlap %d is not a cueq_overlap", o->overlap);
+	if (!recurring && (o->catch_up != CUEQ_CATCH_UP_ONE || o->overlap != CUEQ_OVERLAP_ALLOW))
+		return sdk_fail(CUEQ_ERR_INVALID,
+				"catch-up and overlap are for recurring cues: give every or cron "
+				"too");
+	if (recurring && o->unique != NULL)
+		return sdk_fail(CUEQ_ERR_INVALID,
+				"a recurring cue takes no unique key: use overlap skip to run one "
+				"fire at a time");
+	return CUEQ_OK;
+}
+
 int sdk_check_job(const char *queue, const void *payload, size_t len, const cueq_push_opts *o,
 		  size_t *wire_bytes)
 {
@@ -157,7 +233,10 @@ int sdk_check_job(const char *queue, const void *payload, size_t len, const cueq
 					"(1 s) to %lld ms (30 days), or 0 for the broker's window",
 					(long long)o->key_ttl_ms, (long long)SDK_MIN_KEY_TTL_MS,
 					(long long)SDK_MAX_KEY_TTL_MS);
-		keys = (o->key ? strlen(o->key) : 0) + (o->unique ? strlen(o->unique) : 0);
+		if ((rc = check_retries(o)) != CUEQ_OK || (rc = check_recurring(o)) != CUEQ_OK)
+			return rc;
+		keys = (o->key ? strlen(o->key) : 0) + (o->unique ? strlen(o->unique) : 0) +
+		       (o->cron ? strlen(o->cron) : 0) + (o->tz ? strlen(o->tz) : 0);
 	}
 	if (wire_bytes != NULL)
 		*wire_bytes = len + strlen(queue) + keys + SDK_JOB_OVERHEAD;

@@ -24,6 +24,7 @@ static cueq_job *job_alloc(size_t payload_len)
 	j->retry_in_ms = -1;
 	atomic_init(&j->lease_deadline, 0);
 	atomic_init(&j->lease_lost, false);
+	atomic_init(&j->cancelled, false);
 	return j;
 }
 
@@ -175,6 +176,11 @@ int64_t cueq_job_lease_deadline(const cueq_job *j)
 bool cueq_job_lease_lost(const cueq_job *j)
 {
 	return atomic_load(&((cueq_job *)j)->lease_lost);
+}
+
+bool cueq_job_cancelled(const cueq_job *j)
+{
+	return atomic_load(&((cueq_job *)j)->cancelled);
 }
 
 void cueq_job_free(cueq_job *j)

@@ -6,7 +6,9 @@
  * all three, switching on the kind only where their fields differ.  A batch
  * call fails only when the request as a whole failed; each item's own
  * answer lands in its err, and the first refused item's sentence becomes
- * the thread's last error.
+ * the thread's last error.  A STALE_LEASE item may say the execution's
+ * state now; an extend item keeps it, so a worker can tell a cancel from
+ * a lease that ran out.
  */
 #include "job.h"
 
@@ -116,11 +118,14 @@ static int read_item(const msgpack_object *m, enum kind k, void *items, size_t i
 	} else if (k == NACK) {
 		cueq_nack_item *it = (cueq_nack_item *)items + i;
 		it->err = code;
-		if (code == CUEQ_OK)
+		if (code == CUEQ_OK || code == CUEQ_ERR_STALE_LEASE)
 			return sdk_get_state(m, "state", false, &it->state, e);
 	} else {
 		cueq_extend_item *it = (cueq_extend_item *)items + i;
 		it->err = code;
+		it->state = -1;
+		if (code == CUEQ_ERR_STALE_LEASE)
+			return sdk_get_state(m, "state", false, &it->state, e);
 		if (code != CUEQ_OK)
 			return CUEQ_OK;
 		if ((rc = proto_uint(m, "lease_deadline", true, 0, INT64_MAX, &v, e)) != CUEQ_OK)

@@ -5,7 +5,10 @@
  * leaves out payload and history; steps are read from get only), so one
  * reader fills a cueq_execution from either.  Every string is copied out
  * of the reply; what the reader half-filled before finding a flaw is freed
- * by the same function that frees a good one.
+ * by the same function that frees a good one.  One get request reads an
+ * execution or a recurring cue (the broker answers `execution` or `cue`;
+ * cues.c reads a cue): cueq_get_any takes either, cueq_get and
+ * cueq_get_cue want one kind and call the other NOT_FOUND.
  */
 #include "job.h"
 
@@ -25,6 +28,7 @@ static void execution_clear(cueq_execution *x)
 	free(x->history);
 	cueq_steps_free(x->steps, x->steps_len);
 	free(x->unique);
+	free(x->reason);
 	memset(x, 0, sizeof(*x));
 }
 
@@ -101,6 +105,7 @@ static int read_execution(const msgpack_object *m, bool detail, cueq_execution *
 	    (rc = get_u32(m, "attempt", &x->attempt, e)) != CUEQ_OK ||
 	    (rc = get_u32(m, "max_attempts", &x->max_attempts, e)) != CUEQ_OK ||
 	    (rc = get_u32(m, "expiries", &x->expiries, e)) != CUEQ_OK ||
+	    (rc = get_u32(m, "max_expiries", &x->max_expiries, e)) != CUEQ_OK ||
 	    (rc = get_u32(m, "failures", &x->failures, e)) != CUEQ_OK ||
 	    (rc = get_ms(m, "lease_ms", &x->lease_ms, e)) != CUEQ_OK ||
 	    (rc = get_ms(m, "created_at", &x->created_at_ms, e)) != CUEQ_OK ||
@@ -109,7 +114,8 @@ static int read_execution(const msgpack_object *m, bool detail, cueq_execution *
 	    (rc = get_ms(m, "finished_at", &x->finished_at_ms, e)) != CUEQ_OK ||
 	    (rc = sdk_get_text(m, "result", CUEQ_MAX_TEXT, &x->result, e)) != CUEQ_OK ||
 	    (rc = sdk_get_text(m, "error", CUEQ_MAX_TEXT, &x->error, e)) != CUEQ_OK ||
-	    (rc = sdk_get_text(m, "unique", CUEQ_MAX_KEY, &x->unique, e)) != CUEQ_OK)
+	    (rc = sdk_get_text(m, "unique", CUEQ_MAX_KEY, &x->unique, e)) != CUEQ_OK ||
+	    (rc = sdk_get_text(m, "reason", CUEQ_MAX_TEXT, &x->reason, e)) != CUEQ_OK)
 		return rc;
 	memcpy(x->queue, q, qn);
 	x->queue[qn] = '\0';
@@ -136,45 +142,104 @@ static int reply_flaw(const char *op, const proto_error *e)
 	return sdk_bad_reply(op, e);
 }
 
-int cueq_get(cueq_client *c, const char *id, cueq_execution **out)
+/* Reads the `execution` of a get reply into a new *out. */
+static int get_execution(const msgpack_object *m, cueq_execution **out)
+{
+	proto_error e = { 0 };
+	cueq_execution *x = calloc(1, sizeof(*x));
+
+	if (x == NULL)
+		return sdk_fail(CUEQ_ERR_NOMEM, "out of memory");
+	if (read_execution(m, true, x, &e) != CUEQ_OK) {
+		cueq_execution_free(x);
+		return reply_flaw("get", &e);
+	}
+	*out = x;
+	return CUEQ_OK;
+}
+
+/* Reads the `cue` of a get reply into a new *out. */
+static int get_cue(const msgpack_object *m, cueq_cue **out)
+{
+	proto_error e = { 0 };
+	cueq_cue *x = calloc(1, sizeof(*x));
+
+	if (x == NULL)
+		return sdk_fail(CUEQ_ERR_NOMEM, "out of memory");
+	if (sdk_read_cue(m, true, x, &e) != CUEQ_OK) {
+		cueq_cue_free(x);
+		return reply_flaw("get", &e);
+	}
+	*out = x;
+	return CUEQ_OK;
+}
+
+int cueq_get_any(cueq_client *c, const char *id, cueq_execution **exe, cueq_cue **cue)
 {
 	struct sdk_request rq;
 	struct sdk_reply rp;
 	const msgpack_object *m;
 	proto_error e = { 0 };
-	cueq_execution *x;
+	int rc;
+
+	if (c == NULL || exe == NULL || cue == NULL)
+		return sdk_fail(CUEQ_ERR_INVALID, "cueq_get_any needs a client and somewhere to put "
+						  "an execution and a cue");
+	*exe = NULL;
+	*cue = NULL;
+	if ((rc = sdk_check_id("ID", id)) != CUEQ_OK)
+		return rc;
+	if ((rc = sdk_request_begin(c, &rq, "get", 1)) != CUEQ_OK)
+		return rc;
+	proto_kv_cstr(sdk_pk(&rq), "execution_id", id);
+	if ((rc = sdk_call(c, &rq, 0, 0, &rp)) != CUEQ_OK)
+		return rc;
+	if ((m = proto_get(rp.root, "execution")) != NULL) {
+		rc = get_execution(m, exe);
+	} else if ((m = proto_get(rp.root, "cue")) != NULL) {
+		rc = get_cue(m, cue);
+	} else {
+		proto_fail(&e, CUEQ_ERR_BAD_REQUEST, "it has neither 'execution' nor 'cue'");
+		rc = reply_flaw("get", &e);
+	}
+	sdk_reply_free(&rp);
+	return rc;
+}
+
+int cueq_get(cueq_client *c, const char *id, cueq_execution **out)
+{
+	cueq_cue *cue = NULL;
 	int rc;
 
 	if (c == NULL || out == NULL)
 		return sdk_fail(CUEQ_ERR_INVALID, "cueq_get needs a client and somewhere to put it");
-	*out = NULL;
-	if ((rc = sdk_check_id("execution ID", id)) != CUEQ_OK)
-		return rc;
-	if ((x = calloc(1, sizeof(*x))) == NULL)
-		return sdk_fail(CUEQ_ERR_NOMEM, "out of memory");
-	if ((rc = sdk_request_begin(c, &rq, "get", 1)) != CUEQ_OK) {
-		free(x);
+	if ((rc = sdk_check_id("execution ID", id)) != CUEQ_OK) {
+		*out = NULL;
 		return rc;
 	}
-	proto_kv_cstr(sdk_pk(&rq), "execution_id", id);
-	if ((rc = sdk_call(c, &rq, 0, 0, &rp)) != CUEQ_OK) {
-		free(x);
+	if ((rc = cueq_get_any(c, id, out, &cue)) != CUEQ_OK || cue == NULL)
+		return rc;
+	cueq_cue_free(cue);
+	return sdk_fail(CUEQ_ERR_NOT_FOUND,
+			"%s is a recurring cue, not an execution: read it with cueq_get_cue", id);
+}
+
+int cueq_get_cue(cueq_client *c, const char *id, cueq_cue **out)
+{
+	cueq_execution *x = NULL;
+	int rc;
+
+	if (c == NULL || out == NULL)
+		return sdk_fail(CUEQ_ERR_INVALID, "cueq_get_cue needs a client and somewhere to put it");
+	if ((rc = sdk_check_id("cue ID", id)) != CUEQ_OK) {
+		*out = NULL;
 		return rc;
 	}
-	m = proto_get(rp.root, "execution");
-	if (m == NULL) {
-		proto_fail(&e, CUEQ_ERR_BAD_REQUEST, "missing field 'execution'");
-		rc = reply_flaw("get", &e);
-	} else if (read_execution(m, true, x, &e) != CUEQ_OK) {
-		rc = reply_flaw("get", &e);
-	}
-	sdk_reply_free(&rp);
-	if (rc != CUEQ_OK) {
-		cueq_execution_free(x);
+	if ((rc = cueq_get_any(c, id, &x, out)) != CUEQ_OK || x == NULL)
 		return rc;
-	}
-	*out = x;
-	return CUEQ_OK;
+	cueq_execution_free(x);
+	return sdk_fail(CUEQ_ERR_NOT_FOUND,
+			"%s is an execution, not a recurring cue: read it with cueq_get", id);
 }
 
 void cueq_execution_free(cueq_execution *x)
@@ -269,7 +334,13 @@ static int read_stats(const msgpack_object *m, cueq_queue_stats *s, proto_error 
 	    (rc = proto_uint(m, "leased", false, 0, UINT64_MAX, &s->leased, e)) != CUEQ_OK ||
 	    (rc = proto_uint(m, "succeeded", false, 0, UINT64_MAX, &s->succeeded, e)) != CUEQ_OK ||
 	    (rc = proto_uint(m, "dead", false, 0, UINT64_MAX, &s->dead, e)) != CUEQ_OK ||
-	    (rc = proto_uint(m, "cancelled", false, 0, UINT64_MAX, &s->cancelled, e)) != CUEQ_OK)
+	    (rc = proto_uint(m, "cancelled", false, 0, UINT64_MAX, &s->cancelled, e)) != CUEQ_OK ||
+	    (rc = proto_bool(m, "paused", false, &s->paused, e)) != CUEQ_OK ||
+	    (rc = proto_uint(m, "cues", false, 0, UINT64_MAX, &s->cues, e)) != CUEQ_OK ||
+	    (rc = proto_uint(m, "deliveries", false, 0, UINT64_MAX, &s->deliveries, e)) != CUEQ_OK ||
+	    (rc = proto_uint(m, "expiries", false, 0, UINT64_MAX, &s->expiries, e)) != CUEQ_OK ||
+	    (rc = proto_uint(m, "failures", false, 0, UINT64_MAX, &s->failures, e)) != CUEQ_OK ||
+	    (rc = proto_uint(m, "releases", false, 0, UINT64_MAX, &s->releases, e)) != CUEQ_OK)
 		return rc;
 	memcpy(s->queue, q, qn);
 	s->queue[qn] = '\0';

@@ -6,7 +6,8 @@
  * the same allocation), so it outlives the reply it came in.  The worker's
  * bookkeeping sits in the same struct to spare an allocation per job; those
  * fields are guarded by the worker's mutex.  lease_deadline and lease_lost
- * are atomics because the extender changes them while a handler reads them.
+ * and cancelled are atomics because the extender changes them while a
+ * handler reads them.
  */
 #ifndef CUEQ_JOB_H
 #define CUEQ_JOB_H
@@ -33,6 +34,7 @@ struct cueq_job {
 	int64_t retry_in_ms;
 	bool terminal;
 	atomic_bool lease_lost;
+	atomic_bool cancelled; /* an operator cancelled it (set before lease_lost) */
 
 	/* Worker bookkeeping, under the worker's mutex. */
 	struct cueq_job *next;		  /* in the run queue or the outcome queue */

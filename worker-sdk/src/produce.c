@@ -16,6 +16,9 @@
  * writes per job; jobs that carry their own idempotency key keep it, for
  * repeats across calls.
  *
+ * A job with every_ms or cron is a recurring cue: its result carries the
+ * cue ID and recurring true instead of an execution ID.
+ *
  * A request succeeds or fails as a whole; each job's own answer (refused
  * with IDEMPOTENCY_MISMATCH or CONFLICT, or a duplicate) is in its result,
  * and the first refused job's sentence becomes the thread's last error.
@@ -32,7 +35,26 @@ static size_t count_fields(const cueq_job_spec *j)
 	return 1 + (j->payload_len > 0) + (o->priority != 0) + (o->max_attempts != 0) +
 	       (o->max_expiries != 0) +
 	       (o->lease_ms != 0) + (o->delay_ms > 0) + (o->run_at_ms > 0) + (o->key != NULL) +
-	       (o->key_ttl_ms > 0) + (o->unique != NULL);
+	       (o->key_ttl_ms > 0) + (o->unique != NULL) + (o->backoff_ms != 0) +
+	       (o->backoff_factor != 0) + (o->backoff_max_ms != 0) + o->no_jitter +
+	       (o->every_ms > 0) + (o->cron != NULL) + (o->tz != NULL) +
+	       (o->catch_up != CUEQ_CATCH_UP_ONE) + (o->overlap != CUEQ_OVERLAP_ALLOW);
+}
+
+/* A duration where 0 is the default and CUEQ_ZERO_MS an explicit zero. */
+static void pack_ms_or_zero(msgpack_packer *pk, const char *key, int64_t ms)
+{
+	proto_kv_uint(pk, key, ms == CUEQ_ZERO_MS ? 0 : (uint64_t)ms);
+}
+
+/* The factor as the integer it usually is, else as a float. */
+static void pack_factor(msgpack_packer *pk, double f)
+{
+	proto_key(pk, "backoff_factor");
+	if (f == (double)(uint64_t)f)
+		msgpack_pack_uint64(pk, (uint64_t)f);
+	else
+		msgpack_pack_double(pk, f);
 }
 
 static void pack_job(msgpack_packer *pk, const cueq_job_spec *j)
@@ -61,6 +83,24 @@ static void pack_job(msgpack_packer *pk, const cueq_job_spec *j)
 		proto_kv_uint(pk, "key_ttl_ms", (uint64_t)o->key_ttl_ms);
 	if (o->unique != NULL)
 		proto_kv_cstr(pk, "unique", o->unique);
+	if (o->backoff_ms != 0)
+		pack_ms_or_zero(pk, "backoff_ms", o->backoff_ms);
+	if (o->backoff_factor != 0)
+		pack_factor(pk, o->backoff_factor);
+	if (o->backoff_max_ms != 0)
+		pack_ms_or_zero(pk, "backoff_max_ms", o->backoff_max_ms);
+	if (o->no_jitter)
+		proto_kv_bool(pk, "jitter", false);
+	if (o->every_ms > 0)
+		proto_kv_uint(pk, "every_ms", (uint64_t)o->every_ms);
+	if (o->cron != NULL)
+		proto_kv_cstr(pk, "cron", o->cron);
+	if (o->tz != NULL)
+		proto_kv_cstr(pk, "tz", o->tz);
+	if (o->catch_up != CUEQ_CATCH_UP_ONE)
+		proto_kv_cstr(pk, "catch_up", cueq_catch_up_name(o->catch_up));
+	if (o->overlap != CUEQ_OVERLAP_ALLOW)
+		proto_kv_cstr(pk, "overlap", cueq_overlap_name(o->overlap));
 }
 
 /* How long the broker should remember the request: past every retry of
@@ -87,8 +127,10 @@ static int read_result(const msgpack_object *m, bool synced, cueq_push_result *r
 		return rc;
 	if (r->err != CUEQ_OK)
 		return sdk_get_id(m, "holder", false, r->holder, e);
-	if ((rc = sdk_get_id(m, "execution_id", true, r->execution_id, e)) != CUEQ_OK ||
-	    (rc = sdk_get_id(m, "cue_id", false, r->cue_id, e)) != CUEQ_OK ||
+	/* A recurring cue's result names the cue and no execution. */
+	if ((rc = proto_bool(m, "recurring", false, &r->recurring, e)) != CUEQ_OK ||
+	    (rc = sdk_get_id(m, "execution_id", !r->recurring, r->execution_id, e)) != CUEQ_OK ||
+	    (rc = sdk_get_id(m, "cue_id", r->recurring, r->cue_id, e)) != CUEQ_OK ||
 	    (rc = sdk_get_state(m, "state", false, &r->state, e)) != CUEQ_OK ||
 	    (rc = proto_uint(m, "run_at", false, 0, INT64_MAX, &run_at, e)) != CUEQ_OK ||
 	    (rc = proto_bool(m, "duplicate", false, &r->duplicate, e)) != CUEQ_OK)

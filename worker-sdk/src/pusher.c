@@ -231,8 +231,8 @@ int cueq_pusher_new(cueq_client *c, const cueq_pusher_opts *opts, cueq_pusher **
 int cueq_pusher_add(cueq_pusher *p, const char *queue, const void *payload, size_t len,
 		    const cueq_push_opts *opts, void *tag)
 {
-	size_t bytes = 0, qn, kn = 0, un = 0;
-	char *copy;
+	size_t bytes = 0, qn, kn = 0, un = 0, cn = 0, tn = 0;
+	char *copy, *at;
 	int rc;
 
 	if (p == NULL)
@@ -244,17 +244,26 @@ int cueq_pusher_add(cueq_pusher *p, const char *queue, const void *payload, size
 		kn = strlen(opts->key) + 1;
 	if (opts != NULL && opts->unique != NULL)
 		un = strlen(opts->unique) + 1;
-	/* One block: queue, payload, NUL, key, unique (see batch_free). */
-	if ((copy = malloc(qn + len + 1 + kn + un)) == NULL)
+	if (opts != NULL && opts->cron != NULL)
+		cn = strlen(opts->cron) + 1;
+	if (opts != NULL && opts->tz != NULL)
+		tn = strlen(opts->tz) + 1;
+	/* One block: queue, payload, NUL, key, unique, cron, tz (see batch_free). */
+	if ((copy = malloc(qn + len + 1 + kn + un + cn + tn)) == NULL)
 		return sdk_fail(CUEQ_ERR_NOMEM, "out of memory copying a job");
 	memcpy(copy, queue, qn);
 	if (len > 0)
 		memcpy(copy + qn, payload, len);
 	copy[qn + len] = '\0';
+	at = copy + qn + len + 1;
 	if (kn > 0)
-		memcpy(copy + qn + len + 1, opts->key, kn);
+		memcpy(at, opts->key, kn);
 	if (un > 0)
-		memcpy(copy + qn + len + 1 + kn, opts->unique, un);
+		memcpy(at + kn, opts->unique, un);
+	if (cn > 0)
+		memcpy(at + kn + un, opts->cron, cn);
+	if (tn > 0)
+		memcpy(at + kn + un + cn, opts->tz, tn);
 
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
@@ -283,8 +292,10 @@ int cueq_pusher_add(cueq_pusher *p, const char *queue, const void *payload, size
 	s->payload_len = len;
 	if (opts != NULL) {
 		s->opts = *opts;
-		s->opts.key = kn > 0 ? copy + qn + len + 1 : NULL;
-		s->opts.unique = un > 0 ? copy + qn + len + 1 + kn : NULL;
+		s->opts.key = kn > 0 ? at : NULL;
+		s->opts.unique = un > 0 ? at + kn : NULL;
+		s->opts.cron = cn > 0 ? at + kn + un : NULL;
+		s->opts.tz = tn > 0 ? at + kn + un + cn : NULL;
 	}
 	b->tags[b->n] = tag;
 	if (b->n++ == 0) {

@@ -29,6 +29,12 @@
 #define SDK_JOB_OVERHEAD 192  /* a pushed job's bytes beyond queue, payload, keys */
 #define SDK_MIN_KEY_TTL_MS 1000LL
 #define SDK_MAX_KEY_TTL_MS 2592000000LL /* 30 days */
+#define SDK_MAX_BACKOFF_MS 86400000LL	/* a retry delay or its cap: 1 day */
+#define SDK_MAX_BACKOFF_FACTOR 100
+#define SDK_MIN_EVERY_MS 1000LL
+#define SDK_MAX_EVERY_MS 315360000000LL /* 10 years */
+#define SDK_MAX_CRON 128 /* bytes of a cron expression */
+#define SDK_MAX_TZ 64	 /* bytes of a zone name */
 
 /* ---- errors (errors.c) --------------------------------------------------- */
 
@@ -90,6 +96,15 @@ int sdk_get_results(const msgpack_object *root, size_t n, const msgpack_object_a
  * freed and *out is NULL. */
 int sdk_get_steps(const msgpack_object *m, const char *key, cueq_step **out, size_t *n,
 		  proto_error *e);
+
+/* ---- recurring cues (cues.c) ------------------------------------------- */
+
+/* Fills x from a cue map m (of get or cues); payload and executions only
+ * when detail is set.  On failure what was read stays in x for
+ * sdk_cue_clear. */
+int sdk_read_cue(const msgpack_object *m, bool detail, cueq_cue *x, proto_error *e);
+/* Frees what x holds and zeroes it. */
+void sdk_cue_clear(cueq_cue *x);
 
 /* ---- the client and its request engine (client.c) ----------------------- */
 

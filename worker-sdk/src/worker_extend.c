@@ -8,7 +8,10 @@
  * lease is left, the job joins the next extend batch; a handler that runs
  * longer than its lease is therefore never redelivered.  A job is marked
  * lease-lost when the broker refuses its extension (STALE_LEASE, NOT_FOUND,
- * CONFLICT) or its local deadline passes without a successful one.
+ * CONFLICT) or its local deadline passes without a successful one.  A
+ * STALE_LEASE that says the execution is cancelled marks the job cancelled
+ * first, so a handler that sees its lease lost can tell an operator's
+ * cancel from an expiry.
  */
 #include "worker.h"
 
@@ -130,6 +133,8 @@ static void extend_batch(cueq_worker *w, cueq_job **batch, cueq_extend_item *ite
 			j->next_extend = j->local_deadline - j->lease_len * 2 / 3;
 			atomic_store(&j->lease_deadline, items[i].lease_deadline_ms);
 		} else if (rc == CUEQ_OK && refused(items[i].err)) {
+			if (items[i].err == CUEQ_ERR_STALE_LEASE && items[i].state == CUEQ_CANCELLED)
+				atomic_store(&j->cancelled, true);
 			atomic_store(&j->lease_lost, true);
 		} else {
 			/* No answer yet: try again soon; the deadline check decides. */

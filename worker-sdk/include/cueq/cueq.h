@@ -99,9 +99,48 @@ typedef struct cueq_push_opts {
 	const char *key;
 	int64_t key_ttl_ms; /* 0: the broker's --idempotency-window (24 h) */
 	/* Unique key (1-256 bytes, per queue): refused with CUEQ_ERR_CONFLICT
-	 * while an unfinished execution holds it (see holder). */
+	 * while an unfinished execution holds it (see holder).  Not on a
+	 * recurring cue (use overlap CUEQ_OVERLAP_SKIP). */
 	const char *unique;
+
+	/* Retries.  A nack without its own delay waits min(backoff_max_ms,
+	 * backoff_ms x backoff_factor^(failures-1)), drawn uniformly from zero
+	 * to that unless no_jitter.  0 keeps the broker's default of each;
+	 * CUEQ_ZERO_MS asks for a zero delay or cap. */
+	int64_t backoff_ms;	/* 0..1 day; 0: 1 s */
+	double backoff_factor;	/* 1..100; 0: 2 */
+	int64_t backoff_max_ms; /* 0..1 day; 0: 1 h */
+	bool no_jitter;		/* true: the computed delay exactly */
+
+	/* A recurring cue: give every_ms or cron, not both.  It creates no
+	 * execution now but one per fire, with this payload and these options
+	 * (the push result says recurring, with the cue ID).  every_ms: the
+	 * first fire at run_at_ms or now + delay_ms when given, else now +
+	 * every_ms.  Stop it with cueq_cancel(cue ID). */
+	int64_t every_ms; /* 1 s..10 years; 0: not recurring */
+	/* Five fields "minute hour day-of-month month day-of-week" (lists,
+	 * ranges, steps, names) or @yearly, @monthly, @weekly, @daily,
+	 * @hourly...; NULL: none.  A bad expression is CUEQ_ERR_BAD_REQUEST
+	 * naming the field. */
+	const char *cron;
+	const char *tz; /* the zone cron is read in ("Europe/Paris"); NULL: UTC */
+	int catch_up;	/* fires missed while the broker was down: cueq_catch_up */
+	int overlap;	/* a fire while the previous one is unfinished: cueq_overlap */
 } cueq_push_opts;
+
+/* An explicit zero for the fields of cueq_push_opts where 0 is the default. */
+#define CUEQ_ZERO_MS (-1)
+
+typedef enum cueq_catch_up {
+	CUEQ_CATCH_UP_ONE = 0,	/* the latest missed slot fires (default) */
+	CUEQ_CATCH_UP_ALL = 1,	/* each missed slot fires */
+	CUEQ_CATCH_UP_NONE = 2, /* none; the next on-time slot fires */
+} cueq_catch_up;
+
+typedef enum cueq_overlap {
+	CUEQ_OVERLAP_ALLOW = 0, /* fire anyway (default) */
+	CUEQ_OVERLAP_SKIP = 1,	/* make no execution; counted as skipped */
+} cueq_overlap;
 
 typedef struct cueq_job_spec {
 	const char *queue;
@@ -119,6 +158,9 @@ typedef struct cueq_push_result {
 	bool synced;	   /* true: on disk and fsynced; false: written, not yet synced */
 	bool duplicate;	   /* answered from an earlier push with the same key */
 	char holder[CUEQ_ID_SIZE]; /* CONFLICT: execution holding the unique key */
+	/* A recurring cue: cue_id names it, execution_id is "", state is
+	 * CUEQ_SCHEDULED and run_at_ms is its first fire. */
+	bool recurring;
 } cueq_push_result;
 
 /* Pushes one job; opts may be NULL.  out (may be NULL) gets the IDs. */
@@ -189,7 +231,8 @@ typedef struct cueq_nack_item {
 	int64_t retry_in_ms; /* <0: the broker's backoff */
 	bool terminal;	     /* true: dead now, no more attempts */
 	int err;	     /* out */
-	int state;	     /* out: CUEQ_SCHEDULED, CUEQ_READY or CUEQ_DEAD */
+	int state;	     /* out: CUEQ_SCHEDULED, CUEQ_READY or CUEQ_DEAD; with
+			      * STALE_LEASE the execution's state now, if said */
 } cueq_nack_item;
 
 typedef struct cueq_extend_item {
@@ -198,6 +241,11 @@ typedef struct cueq_extend_item {
 	int64_t lease_ms;	    /* new lease length from now */
 	int err;		    /* out */
 	int64_t lease_deadline_ms; /* out */
+	/* out: with STALE_LEASE, the execution's state now (-1 when the broker
+	 * did not say): CUEQ_CANCELLED means an operator cancelled it, so its
+	 * work should stop; anything else that the lease ran out or was
+	 * released. */
+	int state;
 } cueq_extend_item;
 
 /* Batch forms: the call fails only when the request as a whole failed; each
@@ -265,8 +313,13 @@ typedef struct cueq_execution {
 	cueq_step *steps; /* only from cueq_get */
 	size_t steps_len;
 	char *unique; /* its unique key, NULL if none */
+	uint32_t max_expiries; /* lease expiries before it is dead */
+	char *reason;	       /* why it is dead or cancelled, NULL if it is not */
 } cueq_execution;
 
+/* Reads one execution with its steps and history; free with
+ * cueq_execution_free.  CUEQ_ERR_NOT_FOUND when there is none, also when id
+ * is a recurring cue's (read those with cueq_get_cue or cueq_get_any). */
 CUEQ_API int cueq_get(cueq_client *c, const char *id, cueq_execution **out);
 CUEQ_API void cueq_execution_free(cueq_execution *e);
 
@@ -280,10 +333,112 @@ CUEQ_API void cueq_list_free(cueq_execution *list, size_t n);
 typedef struct cueq_queue_stats {
 	char queue[CUEQ_QUEUE_SIZE];
 	uint64_t scheduled, ready, leased, succeeded, dead, cancelled;
+	bool paused;   /* claims get nothing until it is resumed */
+	uint64_t cues; /* active recurring cues */
+	/* Totals since the queue was created: claims given, leases that ran
+	 * out, handler failures (nacks), leases ended by a worker's
+	 * disconnect. */
+	uint64_t deliveries, expiries, failures, releases;
 } cueq_queue_stats;
 
 /* Counts per queue; queue NULL for every queue.  free() *out. */
 CUEQ_API int cueq_stats(cueq_client *c, const char *queue, cueq_queue_stats **out, size_t *n);
+
+/* ---- recurring cues ---------------------------------------------------- */
+
+typedef enum cueq_cue_state {
+	CUEQ_CUE_ACTIVE = 0,
+	CUEQ_CUE_CANCELLED = 1, /* fires no more */
+} cueq_cue_state;
+
+/* One fire of a cue: the execution it made. */
+typedef struct cueq_cue_fire {
+	char execution_id[CUEQ_ID_SIZE];
+	int64_t fire_at_ms;
+	int state; /* a cueq_state, or -1: gone (deleted after the retention window) */
+} cueq_cue_fire;
+
+#define CUEQ_NEXT_FIRES 5
+
+/* A recurring cue: its schedule, the options of the executions it makes
+ * and what it made so far. */
+typedef struct cueq_cue {
+	char cue_id[CUEQ_ID_SIZE];
+	char queue[CUEQ_QUEUE_SIZE];
+	int state;	  /* cueq_cue_state */
+	int64_t every_ms; /* the period, or 0 for a cron cue */
+	char *cron;	  /* the cron expression, NULL for an every cue */
+	char *tz;	  /* the zone cron is read in, NULL when not said */
+	int catch_up;	  /* cueq_catch_up */
+	int overlap;	  /* cueq_overlap */
+	int32_t priority;
+	uint32_t max_attempts, max_expiries;
+	int64_t lease_ms;
+	int64_t created_at_ms;
+	uint64_t fires;	  /* executions made */
+	uint64_t skipped; /* slots skipped by overlap skip or catch-up */
+	int64_t next_fires_ms[CUEQ_NEXT_FIRES]; /* Unix ms, soonest first */
+	size_t n_next_fires;			/* 0 once cancelled */
+	void *payload; /* NULL in cueq_cues results; NUL-terminated */
+	size_t payload_len;
+	cueq_cue_fire *executions; /* last fires, newest first; only from a get */
+	size_t executions_len;
+} cueq_cue;
+
+/* Reads a recurring cue; free with cueq_cue_free.  CUEQ_ERR_NOT_FOUND when
+ * there is none, also when id is an execution's. */
+CUEQ_API int cueq_get_cue(cueq_client *c, const char *id, cueq_cue **out);
+/* Reads whatever id names, in one request: an execution into *exe or a
+ * recurring cue into *cue; the other is set to NULL. */
+CUEQ_API int cueq_get_any(cueq_client *c, const char *id, cueq_execution **exe, cueq_cue **cue);
+CUEQ_API void cueq_cue_free(cueq_cue *cue);
+/* The recurring cues of queue, oldest first (at most 1000), without
+ * payload and executions; *out is an array of *n, free it with
+ * cueq_cues_free. */
+CUEQ_API int cueq_cues(cueq_client *c, const char *queue, cueq_cue **out, size_t *n);
+CUEQ_API void cueq_cues_free(cueq_cue *list, size_t n);
+/* "active", "cancelled"; "one", "all", "none"; "allow", "skip"; NULL for
+ * an unknown value.  The parsers return -1 for an unknown name. */
+CUEQ_API const char *cueq_cue_state_name(int state);
+CUEQ_API const char *cueq_catch_up_name(int catch_up);
+CUEQ_API int cueq_catch_up_parse(const char *name);
+CUEQ_API const char *cueq_overlap_name(int overlap);
+CUEQ_API int cueq_overlap_parse(const char *name);
+
+/* ---- operating -------------------------------------------------------- */
+
+typedef enum cueq_kind {
+	CUEQ_KIND_EXECUTION = 0,
+	CUEQ_KIND_CUE = 1,
+} cueq_kind;
+
+/* Cancels an execution or a recurring cue.  An execution that is scheduled,
+ * ready or leased ends cancelled at once: its lease ends (the token is
+ * refused from then on; a worker learns it on its next extension, see
+ * cueq_job_cancelled) and its unique key is free.  A recurring cue stops
+ * firing; the executions it made are not touched.  kind (cueq_kind) and
+ * state (CUEQ_CANCELLED) may be NULL.  Cancelling what is cancelled
+ * answers the same; CUEQ_ERR_CONFLICT when the execution already succeeded
+ * or is dead; CUEQ_ERR_NOT_FOUND when there is none. */
+CUEQ_API int cueq_cancel(cueq_client *c, const char *id, int *kind, int *state);
+/* Makes a dead execution ready again: the same ID and step ledger, attempt,
+ * failures and expiries back to 0, a "retried" event in its history.
+ * CUEQ_ERR_CONFLICT when it is not dead. */
+CUEQ_API int cueq_retry(cueq_client *c, const char *execution_id);
+/* Retries every dead execution of queue (1000 per request, as many
+ * requests as it takes); *retried (may be NULL) gets how many.  On a
+ * failure *retried still counts those retried before it. */
+CUEQ_API int cueq_retry_all(cueq_client *c, const char *queue, uint64_t *retried);
+/* Deletes the executions of queue in state (CUEQ_DEAD, CUEQ_SUCCEEDED or
+ * CUEQ_CANCELLED) as the retention window would: payload, history, steps
+ * and keys.  As many requests as it takes; *purged (may be NULL) gets how
+ * many, also on a failure. */
+CUEQ_API int cueq_purge(cueq_client *c, const char *queue, int state, uint64_t *purged);
+/* Pauses a queue: it still takes pushes and its cues keep firing, but
+ * claims get nothing (parked ones wait) until cueq_resume.  Kept across
+ * broker restarts.  Both answer CUEQ_OK when it already was so. */
+CUEQ_API int cueq_pause(cueq_client *c, const char *queue);
+CUEQ_API int cueq_resume(cueq_client *c, const char *queue);
 
 /* ---- the worker loop -------------------------------------------------- */
 
@@ -318,6 +473,10 @@ CUEQ_API int cueq_job_step_once(cueq_job *j, const char *name, cueq_step_fn fn, 
 /* True once the worker learned that this job's lease is gone (an extension
  * was refused or its deadline passed): stop side effects and return. */
 CUEQ_API bool cueq_job_lease_lost(const cueq_job *j);
+/* True once an extension learned that an operator cancelled this job
+ * (cueq_cancel); its lease is lost then too, and the worker sends no
+ * outcome for it.  Stop its work and return. */
+CUEQ_API bool cueq_job_cancelled(const cueq_job *j);
 
 typedef struct cueq_worker cueq_worker;
 typedef struct cueq_worker_opts {
