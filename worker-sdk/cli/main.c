@@ -87,9 +87,13 @@ static const struct cli_command commands[] = {
 	  "stops claiming at once and waits for running commands (an outcome the\n"
 	  "broker does not take within 2s is given up: the execution comes back\n"
 	  "when its lease expires), then exits 0; a second one terminates them.\n"
+	  "A command whose execution an operator cancelled (or whose lease was\n"
+	  "lost) gets SIGTERM, and SIGKILL if it still runs after the grace period;\n"
+	  "it is neither acked nor nacked.\n"
 	  "  --concurrency N  commands run at once (default 1)\n"
 	  "  --lease D        lease length (default: each job's own)\n"
-	  "  --max-jobs N     stop after N executions\n" },
+	  "  --max-jobs N     stop after N executions\n"
+	  "  --grace D        from SIGTERM to SIGKILL of a stopped command (default 10s)\n" },
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 

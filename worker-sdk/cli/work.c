@@ -6,7 +6,10 @@
  * (child.c) and the run's end to an outcome: exit 0 acks with the trimmed
  * standard output as the result, any other exit nacks with
  * "exit status N: <last line of stderr>", death by a signal nacks with
- * "killed by signal N".  A lost lease stops the command.
+ * "killed by signal N".  A lost lease stops the command, and so does an
+ * operator's cancel (the SDK learns it from the next extension, within a
+ * third of the lease): SIGTERM, then SIGKILL after --grace.  Its outcome
+ * is not sent, since the lease is gone.
  *
  * Signals: SIGINT and SIGTERM are blocked in every thread and taken by one
  * thread with sigwait(), so no SDK call is ever interrupted and the stop
@@ -35,7 +38,7 @@
 
 extern char **environ;
 
-#define KILL_AFTER_MS 5000
+#define DEFAULT_GRACE_MS 10000 /* from SIGTERM to SIGKILL of a stopped command */
 #define STOP_GRACE_MS 2000 /* after a stop, for each outcome the broker does not take */
 
 struct work {
@@ -44,6 +47,7 @@ struct work {
 	char **cmd;	 /* NULL-terminated */
 	char **env;	 /* our environment less the variables set per job */
 	size_t nenv;
+	int64_t grace_ms; /* --grace */
 };
 
 static atomic_int signals_seen;
@@ -166,6 +170,23 @@ static int outcome(const struct work *w, cueq_job *job, struct child_result *r)
 	return CUEQ_ERR_INTERNAL; /* any value but CUEQ_OK nacks */
 }
 
+/* A command whose execution was cancelled: no outcome goes out (the lease
+ * is gone, the worker sends nothing for it), only a line for people. */
+static int cancelled(cueq_job *job, const struct child_result *r)
+{
+	char how[64];
+
+	if (r->spawn_err == 0 && WIFEXITED(r->status))
+		snprintf(how, sizeof(how), "exit status %d", WEXITSTATUS(r->status));
+	else if (r->spawn_err == 0)
+		snprintf(how, sizeof(how), "killed by signal %d", WTERMSIG(r->status));
+	else
+		snprintf(how, sizeof(how), "not started");
+	fprintf(stderr, "cueq: %s attempt %u stopped: an operator cancelled it (%s)\n",
+		cueq_job_id(job), cueq_job_attempt(job), how);
+	return CUEQ_ERR_LEASE_LOST;
+}
+
 static int handle(cueq_job *job, void *arg)
 {
 	const struct work *w = arg;
@@ -190,9 +211,9 @@ static int handle(cueq_job *job, void *arg)
 	s.out_cap = CUEQ_MAX_TEXT;
 	s.should_stop = job_should_stop;
 	s.arg = job;
-	s.kill_after_ms = KILL_AFTER_MS;
+	s.kill_after_ms = w->grace_ms;
 	child_run(&s, &r);
-	rc = outcome(w, job, &r);
+	rc = cueq_job_cancelled(job) ? cancelled(job, &r) : outcome(w, job, &r);
 	child_result_free(&r);
 	job_env_free(w, env);
 	return rc;
@@ -321,7 +342,7 @@ static int run_worker(struct cli *cli, struct work *wk, const cueq_worker_opts *
 	return rc;
 }
 
-enum { W_CONCURRENCY, W_LEASE, W_MAX_JOBS };
+enum { W_CONCURRENCY, W_LEASE, W_MAX_JOBS, W_GRACE };
 
 int cmd_work(struct cli *cli, int argc, char **argv)
 {
@@ -329,6 +350,7 @@ int cmd_work(struct cli *cli, int argc, char **argv)
 		[W_CONCURRENCY] = { .name = "concurrency", .kind = OPT_VALUE },
 		[W_LEASE] = { .name = "lease", .kind = OPT_VALUE },
 		[W_MAX_JOBS] = { .name = "max-jobs", .kind = OPT_VALUE },
+		[W_GRACE] = { .name = "grace", .kind = OPT_VALUE },
 	};
 	cueq_worker_opts wo = { 0 };
 	struct work wk = { 0 };
@@ -347,6 +369,9 @@ int cmd_work(struct cli *cli, int argc, char **argv)
 	if (cli_int_opt(cli, &o[W_CONCURRENCY], 1, 1024, &conc) != 0 ||
 	    cli_duration_opt(cli, &o[W_LEASE], 100, 86400000, &wo.lease_ms) != 0 ||
 	    cli_int_opt(cli, &o[W_MAX_JOBS], 1, INT64_MAX, &max_jobs) != 0)
+		return CLI_EXIT_ERROR;
+	wk.grace_ms = DEFAULT_GRACE_MS;
+	if (cli_duration_opt(cli, &o[W_GRACE], 0, 3600000, &wk.grace_ms) != 0)
 		return CLI_EXIT_ERROR;
 	wo.concurrency = (unsigned)conc;
 	wo.prefetch = 1; /* a claimed job waits for a free slot holding its lease: keep one */
