@@ -132,6 +132,8 @@ struct jw {
 
 void jw_begin(struct jw *w, FILE *f); /* '{' */
 void jw_end(struct jw *w);	      /* "}\n" */
+void jw_list_begin(struct jw *w, FILE *f); /* '[': a top-level array of values */
+void jw_list_end(struct jw *w);		   /* "]\n" */
 void jw_object_begin(struct jw *w, const char *key);
 void jw_object_end(struct jw *w);
 void jw_array_begin(struct jw *w, const char *key);
@@ -172,6 +174,14 @@ const char *cli_state_str(int state);
 void cli_print_execution(const struct cli *cli, const cueq_execution *e);
 /* The fields of an execution without payload and history (list). */
 void cli_print_execution_brief_json(const cueq_execution *e);
+/* The same fields into an object the caller opened (dead's array). */
+void cli_execution_json(struct jw *w, const cueq_execution *e);
+/* A recurring cue (get): text or one JSON object with its fires. */
+void cli_print_cue(const struct cli *cli, const cueq_cue *c);
+/* The fields of a cue without payload and fires (cues), one JSON object. */
+void cli_print_cue_brief_json(const cueq_cue *c);
+/* "every 5m" or "cron '0 9 * * *' Europe/Paris" into buf.  Returns buf. */
+const char *cli_cue_schedule(const cueq_cue *c, char *buf, size_t size);
 /* Writes payload bytes as they are, with a newline if they lack one. */
 void cli_print_payload_raw(const void *p, size_t len);
 /* Flushes stdout; returns 0 or 1 after reporting a write error. */
@@ -204,5 +214,12 @@ int cmd_stats(struct cli *cli, int argc, char **argv);
 int cmd_step(struct cli *cli, int argc, char **argv);
 int cmd_steps(struct cli *cli, int argc, char **argv);
 int cmd_work(struct cli *cli, int argc, char **argv);
+int cmd_dead(struct cli *cli, int argc, char **argv);
+int cmd_retry(struct cli *cli, int argc, char **argv);
+int cmd_cancel(struct cli *cli, int argc, char **argv);
+int cmd_purge(struct cli *cli, int argc, char **argv);
+int cmd_pause(struct cli *cli, int argc, char **argv);
+int cmd_resume(struct cli *cli, int argc, char **argv);
+int cmd_cues(struct cli *cli, int argc, char **argv);
 
 #endif /* CUEQ_CLI_H */

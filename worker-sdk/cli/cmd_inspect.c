@@ -1,7 +1,9 @@
 /*
  * cmd_inspect.c - `cueq get`, `list` and `stats`: read-only views.
  *
- * get shows every field of one execution and its history.  list pages
+ * get shows every field of one execution and its history, or of a
+ * recurring cue with its next fires and last executions: one request
+ * answers either.  list pages
  * through the broker's answer (at most 1000 per request) until --limit is
  * reached, so a large limit costs several requests, not one huge reply.
  * Text output is aligned tables; JSON output is one object per execution
@@ -15,21 +17,26 @@
 int cmd_get(struct cli *cli, int argc, char **argv)
 {
 	cueq_execution *e = NULL;
+	cueq_cue *cue = NULL;
 	int npos, dd, rc, err;
 
 	rc = cli_parse(cli, argc, argv, NULL, 0, &npos, &dd);
 	if (rc != 0)
 		return rc == CLI_PARSE_HELP ? CLI_EXIT_OK : rc;
 	if (npos != 1)
-		return cli_usage_error(cli, "get needs exactly one execution ID");
+		return cli_usage_error(cli, "get needs exactly one execution or cue ID");
 	rc = cli_connect(cli);
 	if (rc != 0)
 		return rc;
-	err = cueq_get(cli->client, argv[1], &e);
+	err = cueq_get_any(cli->client, argv[1], &e, &cue);
 	if (err != CUEQ_OK)
 		return cli_fail(cli, err, "get %s failed", argv[1]);
-	cli_print_execution(cli, e);
+	if (e != NULL)
+		cli_print_execution(cli, e);
+	else
+		cli_print_cue(cli, cue);
 	cueq_execution_free(e);
+	cueq_cue_free(cue);
 	return CLI_EXIT_OK;
 }
 
@@ -115,13 +122,23 @@ static void stats_row(const struct cli *cli, const cueq_queue_stats *s, int widt
 		jw_uint(&w, "succeeded", s->succeeded);
 		jw_uint(&w, "dead", s->dead);
 		jw_uint(&w, "cancelled", s->cancelled);
+		jw_bool(&w, "paused", s->paused);
+		jw_uint(&w, "cues", s->cues);
+		jw_uint(&w, "deliveries", s->deliveries);
+		jw_uint(&w, "expiries", s->expiries);
+		jw_uint(&w, "failures", s->failures);
+		jw_uint(&w, "releases", s->releases);
 		jw_end(&w);
 		return;
 	}
-	printf("%-*s  %9llu  %9llu  %9llu  %9llu  %9llu  %9llu\n", width, s->queue,
-	       (unsigned long long)s->scheduled, (unsigned long long)s->ready,
-	       (unsigned long long)s->leased, (unsigned long long)s->succeeded,
-	       (unsigned long long)s->dead, (unsigned long long)s->cancelled);
+	printf("%-*s  %-6s  %9llu  %9llu  %9llu  %9llu  %9llu  %9llu  %5llu  %10llu  %8llu  "
+	       "%8llu\n",
+	       width, s->queue, s->paused ? "yes" : "no", (unsigned long long)s->scheduled,
+	       (unsigned long long)s->ready, (unsigned long long)s->leased,
+	       (unsigned long long)s->succeeded, (unsigned long long)s->dead,
+	       (unsigned long long)s->cancelled, (unsigned long long)s->cues,
+	       (unsigned long long)s->deliveries, (unsigned long long)s->expiries,
+	       (unsigned long long)s->failures);
 }
 
 int cmd_stats(struct cli *cli, int argc, char **argv)
@@ -153,8 +170,9 @@ int cmd_stats(struct cli *cli, int argc, char **argv)
 	if (empty.queue[0] != '\0' && (int)strlen(empty.queue) > width)
 		width = (int)strlen(empty.queue);
 	if (!cli->json)
-		printf("%-*s  %9s  %9s  %9s  %9s  %9s  %9s\n", width, "QUEUE", "SCHEDULED", "READY",
-		       "LEASED", "SUCCEEDED", "DEAD", "CANCELLED");
+		printf("%-*s  %-6s  %9s  %9s  %9s  %9s  %9s  %9s  %5s  %10s  %8s  %8s\n", width,
+		       "QUEUE", "PAUSED", "SCHEDULED", "READY", "LEASED", "SUCCEEDED", "DEAD",
+		       "CANCELLED", "CUES", "DELIVERIES", "EXPIRIES", "FAILURES");
 	for (size_t i = 0; i < n; i++)
 		stats_row(cli, &st[i], width);
 	if (empty.queue[0] != '\0')

@@ -8,11 +8,15 @@
  * lifetime answers the first push's execution ID and says so on standard
  * error); without it the SDK still keys the push for its own retries.
  * --unique refuses the push while an unfinished execution holds the key,
- * and the error names that execution.  Flags of features that are planned
- * but not built (recurring cues) are refused by name, never ignored.
+ * and the error names that execution.  --every or --cron makes a recurring
+ * cue instead of an execution: the push prints the cue's ID.  --backoff
+ * BASE,FACTOR,CAP sets the retry delays in one flag, as the three belong
+ * together.
  */
 #include "cli.h"
 
+#include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -48,28 +52,125 @@ int cmd_ping(struct cli *cli, int argc, char **argv)
 	return CLI_EXIT_OK;
 }
 
-enum { P_PRIORITY, P_MAX_ATTEMPTS, P_LEASE, P_DELAY, P_AT, P_KEY, P_KEY_TTL, P_UNIQUE, P_EVERY, P_CRON };
+enum {
+	P_PRIORITY, P_MAX_ATTEMPTS, P_LEASE, P_DELAY, P_AT, P_KEY, P_KEY_TTL, P_UNIQUE, P_EVERY,
+	P_CRON, P_TZ, P_CATCH_UP, P_OVERLAP, P_BACKOFF, P_NO_JITTER, P_MAX_EXPIRIES,
+};
+
+#define MAX_EVERY_MS 315360000000LL /* 10 years */
+#define MAX_BACKOFF_MS 86400000LL   /* 1 day */
 
 static void print_push(const struct cli *cli, const char *queue, const cueq_push_result *r)
 {
 	struct jw w;
 
 	if (!cli->json) {
-		printf("%s\n", r->execution_id);
+		printf("%s\n", r->recurring ? r->cue_id : r->execution_id);
 		if (r->duplicate)
 			fprintf(stderr, "cueq: duplicate: answered from the earlier push with this "
 					"key\n");
 		return;
 	}
 	jw_begin(&w, stdout);
-	jw_str(&w, "execution_id", r->execution_id);
-	jw_str(&w, "cue_id", r->cue_id);
+	jw_str(&w, "execution_id", r->execution_id[0] != '\0' ? r->execution_id : NULL);
+	jw_str(&w, "cue_id", r->cue_id[0] != '\0' ? r->cue_id : NULL);
 	jw_str(&w, "queue", queue);
 	jw_str(&w, "state", cli_state_str(r->state));
 	jw_time(&w, "run_at", r->run_at_ms);
+	jw_bool(&w, "recurring", r->recurring);
 	jw_bool(&w, "duplicate", r->duplicate);
 	jw_str(&w, "durability", r->synced ? "synced" : "written");
 	jw_end(&w);
+}
+
+/* A backoff duration: 0 asks for none (CUEQ_ZERO_MS), else up to a day. */
+static bool backoff_ms(const char *s, size_t n, int64_t *ms)
+{
+	char buf[64];
+
+	if (n == 0 || n >= sizeof(buf))
+		return false;
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	if (strcmp(buf, "0") == 0) {
+		*ms = CUEQ_ZERO_MS;
+		return true;
+	}
+	if (cueq_parse_duration(buf, ms) != CUEQ_OK || *ms < 0 || *ms > MAX_BACKOFF_MS)
+		return false;
+	if (*ms == 0)
+		*ms = CUEQ_ZERO_MS;
+	return true;
+}
+
+/* --backoff BASE,FACTOR,CAP: "1s,2,1h". */
+static int backoff_opt(const struct cli *cli, const struct cli_opt *o, cueq_push_opts *po)
+{
+	const char *v = o->value, *c1, *c2;
+	char *end;
+	double f;
+
+	if (!o->seen)
+		return 0;
+	c1 = strchr(v, ',');
+	c2 = c1 != NULL ? strchr(c1 + 1, ',') : NULL;
+	if (c2 == NULL || strchr(c2 + 1, ',') != NULL)
+		return cli_usage_error(cli, "--backoff takes BASE,FACTOR,CAP, e.g. 1s,2,1h, not "
+				       "'%s'", v);
+	if (!backoff_ms(v, (size_t)(c1 - v), &po->backoff_ms))
+		return cli_usage_error(cli, "bad first retry delay '%.*s' in --backoff: use a "
+				       "duration from 0 to 1d, e.g. 1s", (int)(c1 - v), v);
+	if (!backoff_ms(c2 + 1, strlen(c2 + 1), &po->backoff_max_ms))
+		return cli_usage_error(cli, "bad delay cap '%s' in --backoff: use a duration from "
+				       "0 to 1d, e.g. 1h", c2 + 1);
+	errno = 0;
+	f = strtod(c1 + 1, &end);
+	if (end == c1 + 1 || end != c2 || errno != 0 || !isfinite(f) || f < 1 || f > 100)
+		return cli_usage_error(cli, "bad factor '%.*s' in --backoff: use a number from 1 "
+				       "to 100, e.g. 2", (int)(c2 - c1 - 1), c1 + 1);
+	po->backoff_factor = f;
+	return 0;
+}
+
+/* --every, --cron, --tz, --catch-up and --overlap into po. */
+static int recurring_opts(const struct cli *cli, const struct cli_opt *o, cueq_push_opts *po)
+{
+	bool recurring = o[P_EVERY].seen || o[P_CRON].seen;
+
+	if (o[P_EVERY].seen && o[P_CRON].seen)
+		return cli_usage_error(cli, "give --every or --cron, not both");
+	if (cli_duration_opt(cli, &o[P_EVERY], 1000, MAX_EVERY_MS, &po->every_ms) != 0)
+		return CLI_EXIT_ERROR;
+	if (o[P_CRON].seen) {
+		size_t n = strlen(o[P_CRON].value);
+		if (n == 0 || n > 128)
+			return cli_usage_error(cli, "--cron needs an expression of 1 to 128 bytes, "
+					       "such as '*/15 * * * *' or @daily");
+		po->cron = o[P_CRON].value;
+	}
+	if (o[P_TZ].seen) {
+		size_t n = strlen(o[P_TZ].value);
+		if (!o[P_CRON].seen)
+			return cli_usage_error(cli, "--tz is the zone --cron is read in: give --cron "
+					       "too");
+		if (n == 0 || n > 64)
+			return cli_usage_error(cli, "--tz needs a zone name of 1 to 64 bytes, such "
+					       "as Europe/Paris");
+		po->tz = o[P_TZ].value;
+	}
+	if ((o[P_CATCH_UP].seen || o[P_OVERLAP].seen) && !recurring)
+		return cli_usage_error(cli, "--catch-up and --overlap are for recurring cues: give "
+				       "--every or --cron too");
+	if (o[P_CATCH_UP].seen && (po->catch_up = cueq_catch_up_parse(o[P_CATCH_UP].value)) < 0)
+		return cli_usage_error(cli, "bad --catch-up '%s': use one, all or none",
+				       o[P_CATCH_UP].value);
+	if (o[P_OVERLAP].seen && (po->overlap = cueq_overlap_parse(o[P_OVERLAP].value)) < 0)
+		return cli_usage_error(cli, "bad --overlap '%s': use allow or skip",
+				       o[P_OVERLAP].value);
+	if (recurring && o[P_UNIQUE].seen)
+		return cli_usage_error(cli, "a recurring cue takes no --unique: use --overlap skip "
+				       "to run one fire at a time");
+	return 0;
 }
 
 /* --key, --key-ttl and --unique into po. */
@@ -125,8 +226,14 @@ int cmd_push(struct cli *cli, int argc, char **argv)
 		[P_KEY] = { .name = "key", .kind = OPT_VALUE },
 		[P_KEY_TTL] = { .name = "key-ttl", .kind = OPT_VALUE },
 		[P_UNIQUE] = { .name = "unique", .kind = OPT_VALUE },
-		[P_EVERY] = { .name = "every", .kind = OPT_VALUE, .later = true },
-		[P_CRON] = { .name = "cron", .kind = OPT_VALUE, .later = true },
+		[P_EVERY] = { .name = "every", .kind = OPT_VALUE },
+		[P_CRON] = { .name = "cron", .kind = OPT_VALUE },
+		[P_TZ] = { .name = "tz", .kind = OPT_VALUE },
+		[P_CATCH_UP] = { .name = "catch-up", .kind = OPT_VALUE },
+		[P_OVERLAP] = { .name = "overlap", .kind = OPT_VALUE },
+		[P_BACKOFF] = { .name = "backoff", .kind = OPT_VALUE },
+		[P_NO_JITTER] = { .name = "no-jitter", .kind = OPT_FLAG },
+		[P_MAX_EXPIRIES] = { .name = "max-expiries", .kind = OPT_VALUE },
 	};
 	cueq_push_opts po = { 0 };
 	cueq_push_result res = { 0 };
@@ -152,6 +259,13 @@ int cmd_push(struct cli *cli, int argc, char **argv)
 	if (cli_int_opt(cli, &o[P_MAX_ATTEMPTS], 1, 1000, &v) != 0)
 		return CLI_EXIT_ERROR;
 	po.max_attempts = (uint32_t)v;
+	v = 0;
+	if (cli_int_opt(cli, &o[P_MAX_EXPIRIES], 1, 1000, &v) != 0)
+		return CLI_EXIT_ERROR;
+	po.max_expiries = (uint32_t)v;
+	po.no_jitter = o[P_NO_JITTER].seen;
+	if (backoff_opt(cli, &o[P_BACKOFF], &po) != 0)
+		return CLI_EXIT_ERROR;
 	if (cli_duration_opt(cli, &o[P_LEASE], 100, 86400000, &po.lease_ms) != 0 ||
 	    cli_duration_opt(cli, &o[P_DELAY], 0, INT64_MAX / 2, &po.delay_ms) != 0)
 		return CLI_EXIT_ERROR;
@@ -163,7 +277,7 @@ int cmd_push(struct cli *cli, int argc, char **argv)
 					       "such as 2026-11-25T12:00:00Z, or @UNIXSECONDS",
 					       o[P_AT].value);
 	}
-	if (keys_opts(cli, o, &po) != 0)
+	if (keys_opts(cli, o, &po) != 0 || recurring_opts(cli, o, &po) != 0)
 		return CLI_EXIT_ERROR;
 	if (npos == 2 && strcmp(argv[2], "-") != 0) {
 		payload = argv[2];

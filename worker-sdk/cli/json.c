@@ -1,5 +1,5 @@
 /*
- * json.c - a tiny JSON writer: one object per line on a FILE.
+ * json.c - a tiny JSON writer: one object (or one array) per line on a FILE.
  *
  * The client only ever writes JSON, never reads it, so this is a writer
  * with a comma stack and a string escaper, not a library.  Strings must come
@@ -196,6 +196,20 @@ void jw_begin(struct jw *w, FILE *f)
 void jw_end(struct jw *w)
 {
 	pop(w, '}');
+	fputc('\n', w->f);
+}
+
+void jw_list_begin(struct jw *w, FILE *f)
+{
+	w->f = f;
+	w->depth = 0;
+	w->first[0] = true;
+	push(w, '[');
+}
+
+void jw_list_end(struct jw *w)
+{
+	pop(w, ']');
 	fputc('\n', w->f);
 }
 

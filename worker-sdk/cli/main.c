@@ -20,11 +20,20 @@ static const struct cli_command commands[] = {
 	{ "ping", cmd_ping, "ping", "exit 0 when the broker answers",
 	  "Prints the broker's version and clock.\n" },
 	{ "push", cmd_push, "push QUEUE [PAYLOAD|-] [flags]",
-	  "push a job; prints its execution ID",
+	  "push a job; prints its execution ID (a cue ID when recurring)",
 	  "The payload is PAYLOAD, or standard input with '-' or when PAYLOAD is\n"
 	  "left out and standard input is not a terminal (at most 1 MiB).\n"
 	  "  --priority N      higher runs first, -1000..1000 (default 0)\n"
-	  "  --max-attempts N  deliveries before it is dead, 1..1000 (default 5)\n"
+	  "  --max-attempts N  handler failures (nacks) before it is dead, 1..1000\n"
+	  "                    (default 5)\n"
+	  "  --max-expiries N  leases that may run out (a worker died or hung) before\n"
+	  "                    it is dead, 1..1000 (default 5)\n"
+	  "  --backoff BASE,FACTOR,CAP\n"
+	  "                    retry delay after a nack: BASE, times FACTOR after each\n"
+	  "                    further failure, at most CAP (default 1s,2,1h; BASE and\n"
+	  "                    CAP 0..1d, FACTOR 1..100)\n"
+	  "  --no-jitter       retry after exactly that delay (default: a random delay\n"
+	  "                    from 0 to it, so failing jobs do not retry in lockstep)\n"
 	  "  --lease D         lease length of each claim (default 30s)\n"
 	  "  --delay D         run no sooner than D from now\n"
 	  "  --at TIME         run at TIME: 2026-11-25T12:00:00Z or @UNIXSECONDS\n"
@@ -37,9 +46,23 @@ static const struct cli_command commands[] = {
 	  "  --unique K        unique key (1-256 bytes, per queue): refused while an\n"
 	  "                    unfinished execution holds K (exit status 4; the error\n"
 	  "                    names that execution)\n"
-	  "  --every, --cron: not supported yet by this version\n"
-	  "--json prints execution_id, cue_id, queue, state, run_at, duplicate and\n"
-	  "durability.\n" },
+	  "A recurring cue makes no execution now but one per fire, each with this\n"
+	  "payload and these options; the push prints the cue's ID (see `cueq cues`,\n"
+	  "`cueq get CUE_ID`; `cueq cancel CUE_ID` stops it):\n"
+	  "  --every D         fire every D (1s..10 years): first at --at or after\n"
+	  "                    --delay when given, else D from now\n"
+	  "  --cron EXPR       fire on a 5-field cron schedule, 'MIN HOUR DOM MON DOW'\n"
+	  "                    ('*/15 * * * *', '0 9 * * mon-fri') or @hourly, @daily,\n"
+	  "                    @weekly, @monthly, @yearly\n"
+	  "  --tz ZONE         the zone --cron is read in, e.g. Europe/Paris (default UTC)\n"
+	  "  --catch-up one|all|none\n"
+	  "                    fires missed while the broker was down: the latest one\n"
+	  "                    (default), each, or none\n"
+	  "  --overlap allow|skip\n"
+	  "                    a fire while the previous one is unfinished: run it too\n"
+	  "                    (default) or skip it\n"
+	  "--json prints execution_id, cue_id, queue, state, run_at, recurring,\n"
+	  "duplicate and durability (execution_id is null for a recurring cue).\n" },
 	{ "claim", cmd_claim, "claim QUEUE [--lease D] [--wait D]",
 	  "claim one execution: ID, lease token, attempt, payload",
 	  "  --lease D   lease length (default: the job's own)\n"
@@ -70,11 +93,55 @@ static const struct cli_command commands[] = {
 	  "One line per step, in name order: NAME VALUE.  A value that is not one\n"
 	  "line of text is shown as base64:DATA.  --json prints one object per\n"
 	  "step: execution_id, name, value (or value_base64 when not UTF-8), at.\n" },
-	{ "get", cmd_get, "get ID", "show an execution with its steps and history", "" },
+	{ "get", cmd_get, "get ID", "show an execution with its steps and history, or a cue",
+	  "For an execution: its fields, payload, steps and history (why it is dead\n"
+	  "or cancelled under reason).  For a recurring cue: its schedule, state,\n"
+	  "options, the next fire times and its last executions.  Exit status 5 when\n"
+	  "there is no such ID.\n" },
 	{ "list", cmd_list, "list QUEUE [--state S] [--limit N]", "list executions of a queue",
 	  "  --state S   scheduled, ready, leased, succeeded, dead or cancelled\n"
 	  "  --limit N   at most N executions (default 100)\n" },
-	{ "stats", cmd_stats, "stats [QUEUE]", "counts per state of each queue", "" },
+	{ "stats", cmd_stats, "stats [QUEUE]", "counts per state of each queue",
+	  "Per queue: whether it is paused, the executions in each state, its active\n"
+	  "recurring cues, and since the queue was created: deliveries (claims),\n"
+	  "expiries (leases that ran out), failures (nacks) and releases (leases\n"
+	  "ended by a worker's disconnect).\n" },
+	{ "dead", cmd_dead, "dead QUEUE [--limit N]", "list dead executions and why they died",
+	  "One line per dead execution, oldest first: its ID, attempt, failures,\n"
+	  "expiries, the reason it died and its last error.  `cueq retry ID` runs\n"
+	  "one again, `cueq purge QUEUE --state dead` deletes them.  --json prints\n"
+	  "one array of objects: execution_id, queue, state, attempt, max_attempts,\n"
+	  "failures, expiries, max_expiries, reason, error, created_at, finished_at.\n"
+	  "  --limit N   at most N executions (default 100)\n" },
+	{ "retry", cmd_retry, "retry ID | retry --queue Q --all",
+	  "run dead executions again, same ID and steps",
+	  "A dead execution is ready again with the same execution ID and step\n"
+	  "ledger; attempt, failures and expiries start again from 0.  Exit status 4\n"
+	  "when ID is not dead, 5 when there is none.  Prints how many were retried.\n"
+	  "  --queue Q   with --all: every dead execution of queue Q\n"
+	  "  --all       every dead one (needs --queue)\n" },
+	{ "cancel", cmd_cancel, "cancel ID", "cancel an execution, or stop a recurring cue",
+	  "An execution that is scheduled, ready or leased ends cancelled at once:\n"
+	  "its lease token is refused from then on, and `cueq work` stops a command\n"
+	  "running it.  A recurring cue fires no more (what it made is kept).\n"
+	  "Prints the kind (execution or cue) and the state.  Exit status 4 when the\n"
+	  "execution already succeeded or is dead, 5 when there is no such ID.\n" },
+	{ "purge", cmd_purge, "purge QUEUE --state dead|succeeded|cancelled",
+	  "delete finished executions of a queue",
+	  "Deletes the queue's executions in that state, with their payload,\n"
+	  "history, steps and keys, as the retention window would.  Prints how\n"
+	  "many.\n"
+	  "  --state S   dead, succeeded or cancelled (required)\n" },
+	{ "pause", cmd_pause, "pause QUEUE", "stop claims from a queue until resumed",
+	  "A paused queue still takes pushes and its recurring cues keep firing,\n"
+	  "but claims get nothing (a claim with --wait waits) until `cueq resume`.\n"
+	  "It stays paused across broker restarts.\n" },
+	{ "resume", cmd_resume, "resume QUEUE", "let claims take from a paused queue again", "" },
+	{ "cues", cmd_cues, "cues QUEUE", "list the recurring cues of a queue",
+	  "One line per cue, oldest first: its ID, state (active or cancelled),\n"
+	  "schedule, next fire and how many executions it made.  --json prints one\n"
+	  "object per cue: cue_id, queue, state, every_ms or cron and tz, catch_up,\n"
+	  "overlap, next_fires, fires, skipped, created_at and its job options.\n" },
 	{ "work", cmd_work, "work QUEUE [flags] -- CMD ARGS...",
 	  "run CMD for each execution of QUEUE",
 	  "Each execution runs CMD with the payload on standard input and\n"

@@ -1,5 +1,5 @@
 /*
- * output.c - how executions, times and durations are shown.
+ * output.c - how executions, recurring cues, times and durations are shown.
  *
  * Text output is for people: aligned "name  value" lines, times in RFC 3339
  * UTC with milliseconds (the same form as in JSON, so both can be pasted
@@ -131,7 +131,9 @@ static void json_fields(struct jw *w, const cueq_execution *e)
 	jw_uint(w, "max_attempts", e->max_attempts);
 	jw_int(w, "priority", e->priority);
 	jw_uint(w, "expiries", e->expiries);
+	jw_uint(w, "max_expiries", e->max_expiries);
 	jw_uint(w, "failures", e->failures);
+	jw_str(w, "reason", e->reason);
 	jw_int(w, "lease_ms", e->lease_ms);
 	jw_str(w, "lease_token", e->lease_token[0] != '\0' ? e->lease_token : NULL);
 	jw_time(w, "lease_deadline", e->lease_deadline_ms);
@@ -141,6 +143,11 @@ static void json_fields(struct jw *w, const cueq_execution *e)
 	jw_time(w, "created_at", e->created_at_ms);
 	jw_time(w, "run_at", e->run_at_ms);
 	jw_time(w, "finished_at", e->finished_at_ms);
+}
+
+void cli_execution_json(struct jw *w, const cueq_execution *e)
+{
+	json_fields(w, e);
 }
 
 void cli_print_execution_brief_json(const cueq_execution *e)
@@ -202,8 +209,10 @@ static void print_text(const cueq_execution *e)
 	line("cue_id", e->cue_id);
 	line("queue", e->queue);
 	line("state", cli_state_str(e->state));
-	printf("%-15s %u of %u (expiries %u, failures %u)\n", "attempt", e->attempt,
-	       e->max_attempts, e->expiries, e->failures);
+	printf("%-15s %u (failures %u of %u, expiries %u of %u)\n", "attempt", e->attempt,
+	       e->failures, e->max_attempts, e->expiries, e->max_expiries);
+	if (e->reason != NULL)
+		line("reason", e->reason);
 	printf("%-15s %d\n", "priority", e->priority);
 	line("lease", cli_duration_str(e->lease_ms, buf, sizeof(buf)));
 	time_line("created_at", e->created_at_ms);
@@ -252,4 +261,126 @@ void cli_print_execution(const struct cli *cli, const cueq_execution *e)
 		print_json(e);
 	else
 		print_text(e);
+}
+
+/* ---- recurring cues ----------------------------------------------------- */
+
+const char *cli_cue_schedule(const cueq_cue *c, char *buf, size_t size)
+{
+	char d[32];
+
+	if (c->cron != NULL)
+		snprintf(buf, size, "cron '%s'%s%s", c->cron, c->tz != NULL ? " " : "",
+			 c->tz != NULL ? c->tz : "");
+	else
+		snprintf(buf, size, "every %s", cli_duration_str(c->every_ms, d, sizeof(d)));
+	return buf;
+}
+
+static const char *cue_state_str(int state)
+{
+	const char *s = cueq_cue_state_name(state);
+
+	return s != NULL ? s : "unknown";
+}
+
+/* The fields that get and cues share. */
+static void cue_json_fields(struct jw *w, const cueq_cue *c)
+{
+	jw_str(w, "cue_id", c->cue_id);
+	jw_str(w, "queue", c->queue);
+	jw_str(w, "state", cue_state_str(c->state));
+	if (c->cron != NULL)
+		jw_null(w, "every_ms");
+	else
+		jw_int(w, "every_ms", c->every_ms);
+	jw_str(w, "cron", c->cron);
+	jw_str(w, "tz", c->tz);
+	jw_str(w, "catch_up", cueq_catch_up_name(c->catch_up));
+	jw_str(w, "overlap", cueq_overlap_name(c->overlap));
+	jw_int(w, "priority", c->priority);
+	jw_uint(w, "max_attempts", c->max_attempts);
+	jw_uint(w, "max_expiries", c->max_expiries);
+	jw_int(w, "lease_ms", c->lease_ms);
+	jw_time(w, "created_at", c->created_at_ms);
+	jw_uint(w, "fires", c->fires);
+	jw_uint(w, "skipped", c->skipped);
+	jw_array_begin(w, "next_fires");
+	for (size_t i = 0; i < c->n_next_fires; i++)
+		jw_time(w, NULL, c->next_fires_ms[i]);
+	jw_array_end(w);
+}
+
+void cli_print_cue_brief_json(const cueq_cue *c)
+{
+	struct jw w;
+
+	jw_begin(&w, stdout);
+	cue_json_fields(&w, c);
+	jw_end(&w);
+}
+
+static void print_cue_json(const cueq_cue *c)
+{
+	struct jw w;
+
+	jw_begin(&w, stdout);
+	cue_json_fields(&w, c);
+	jw_payload(&w, c->payload, c->payload_len);
+	jw_array_begin(&w, "executions");
+	for (size_t i = 0; i < c->executions_len; i++) {
+		const cueq_cue_fire *f = &c->executions[i];
+		jw_object_begin(&w, NULL);
+		jw_str(&w, "execution_id", f->execution_id);
+		jw_time(&w, "fire_at", f->fire_at_ms);
+		jw_str(&w, "state", f->state >= 0 ? cli_state_str(f->state) : "gone");
+		jw_object_end(&w);
+	}
+	jw_array_end(&w);
+	jw_end(&w);
+}
+
+static void print_cue_text(const cueq_cue *c)
+{
+	char buf[256];
+
+	line("cue_id", c->cue_id);
+	line("queue", c->queue);
+	line("state", cue_state_str(c->state));
+	line("schedule", cli_cue_schedule(c, buf, sizeof(buf)));
+	line("catch_up", cueq_catch_up_name(c->catch_up) ? cueq_catch_up_name(c->catch_up) : "?");
+	line("overlap", cueq_overlap_name(c->overlap) ? cueq_overlap_name(c->overlap) : "?");
+	printf("%-15s %llu (skipped %llu)\n", "fires", (unsigned long long)c->fires,
+	       (unsigned long long)c->skipped);
+	printf("%-15s %d\n", "priority", c->priority);
+	printf("%-15s %u failures, %u expiries\n", "max", c->max_attempts, c->max_expiries);
+	line("lease", cli_duration_str(c->lease_ms, buf, sizeof(buf)));
+	time_line("created_at", c->created_at_ms);
+	if (c->payload_len == 0) {
+		line("payload", "(empty)");
+	} else if (cli_utf8_valid(c->payload, c->payload_len)) {
+		printf("%-15s %zu bytes of text\n", "payload", c->payload_len);
+		cli_print_payload_raw(c->payload, c->payload_len);
+	} else {
+		printf("%-15s %zu bytes, not text; in base64:\n", "payload", c->payload_len);
+		cli_base64(stdout, c->payload, c->payload_len);
+		fputc('\n', stdout);
+	}
+	printf("next fires\n");
+	for (size_t i = 0; i < c->n_next_fires; i++)
+		printf("  %s\n", cli_time_str(c->next_fires_ms[i], buf, sizeof(buf)));
+	printf("last executions\n");
+	for (size_t i = 0; i < c->executions_len; i++) {
+		const cueq_cue_fire *f = &c->executions[i];
+		printf("  %s  %-16s  %s\n", cli_time_str(f->fire_at_ms, buf, sizeof(buf)),
+		       f->execution_id, f->state >= 0 ? cli_state_str(f->state) : "gone");
+	}
+}
+
+void cli_print_cue(const struct cli *cli, const cueq_cue *c)
+{
+	if (cli->json)
+		print_cue_json(c);
+	else
+		print_cue_text(c);
 }

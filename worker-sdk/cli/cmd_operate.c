@@ -1,0 +1,329 @@
+/*
+ * cmd_operate.c - the operator's commands: `cueq dead`, `retry`, `cancel`,
+ * `purge`, `pause`, `resume` and `cues`.
+ *
+ * Each is one SDK call (retry --all and purge loop inside the SDK until the
+ * broker has nothing left, so one command covers a queue of any size) and
+ * one line of output saying what happened, or one JSON object.  dead is a
+ * list of the dead with why they died; its --json is one array, so a
+ * script reads every dead execution of the queue in one parse.  What is
+ * refused exits as the contract says: 4 when the state does not allow it
+ * (retry of what is not dead, cancel of what already finished), 5 when
+ * there is no such ID.
+ */
+#include "cli.h"
+
+#include <string.h>
+
+/* Exactly one QUEUE, or a usage error. */
+static int one_queue(struct cli *cli, int npos)
+{
+	if (npos != 1)
+		return cli_usage_error(cli, "%s needs exactly one QUEUE", cli->cmd->name);
+	return 0;
+}
+
+/* Writes at most max bytes of s on one line: control characters become
+ * spaces. */
+static void one_line_text(const char *s, size_t max)
+{
+	size_t n = cli_utf8_cut(s, strlen(s), max);
+
+	for (size_t i = 0; i < n; i++)
+		fputc((unsigned char)s[i] < 0x20 || s[i] == 0x7f ? ' ' : s[i], stdout);
+	if (n < strlen(s))
+		fputs("...", stdout);
+}
+
+static void dead_row(const cueq_execution *e)
+{
+	char at[40], fails[32], exps[32];
+
+	snprintf(fails, sizeof(fails), "%u/%u", e->failures, e->max_attempts);
+	snprintf(exps, sizeof(exps), "%u/%u", e->expiries, e->max_expiries);
+	printf("%-16s  %7u  %8s  %8s  %-24s  ", e->execution_id, e->attempt, fails, exps,
+	       cli_time_str(e->finished_at_ms, at, sizeof(at)));
+	one_line_text(e->reason != NULL ? e->reason : "-", 200);
+	if (e->error != NULL && e->error[0] != '\0') {
+		fputs("; last error: ", stdout);
+		one_line_text(e->error, 200);
+	}
+	fputc('\n', stdout);
+}
+
+enum { D_LIMIT };
+
+int cmd_dead(struct cli *cli, int argc, char **argv)
+{
+	struct cli_opt o[] = {
+		[D_LIMIT] = { .name = "limit", .kind = OPT_VALUE },
+	};
+	char after[CUEQ_ID_SIZE] = "";
+	int64_t limit = 100;
+	size_t shown = 0;
+	struct jw w;
+	int npos, dd, rc = 0;
+
+	rc = cli_parse(cli, argc, argv, o, sizeof(o) / sizeof(o[0]), &npos, &dd);
+	if (rc != 0)
+		return rc == CLI_PARSE_HELP ? CLI_EXIT_OK : rc;
+	if (one_queue(cli, npos) != 0 || cli_int_opt(cli, &o[D_LIMIT], 1, 1000000, &limit) != 0)
+		return CLI_EXIT_ERROR;
+	rc = cli_connect(cli);
+	if (rc != 0)
+		return rc;
+	if (cli->json)
+		jw_list_begin(&w, stdout);
+	else
+		printf("%-16s  %7s  %8s  %8s  %-24s  %s\n", "EXECUTION_ID", "ATTEMPT", "FAILURES",
+		       "EXPIRIES", "DIED_AT", "REASON; LAST ERROR");
+	while (shown < (size_t)limit) {
+		size_t want = (size_t)limit - shown, n = 0;
+		cueq_execution *list = NULL;
+		int err;
+
+		if (want > CUEQ_MAX_BATCH)
+			want = CUEQ_MAX_BATCH;
+		err = cueq_list(cli->client, argv[1], CUEQ_DEAD, want, after[0] ? after : NULL,
+				&list, &n);
+		if (err != CUEQ_OK) {
+			rc = cli_fail(cli, err, "list of the dead of queue '%s' failed", argv[1]);
+			break;
+		}
+		for (size_t i = 0; i < n; i++) {
+			if (cli->json) {
+				jw_object_begin(&w, NULL);
+				cli_execution_json(&w, &list[i]);
+				jw_object_end(&w);
+			} else {
+				dead_row(&list[i]);
+			}
+		}
+		if (n > 0)
+			memcpy(after, list[n - 1].execution_id, CUEQ_ID_SIZE);
+		cueq_list_free(list, n);
+		shown += n;
+		if (n < want)
+			break;
+	}
+	if (cli->json)
+		jw_list_end(&w); /* a valid array even when a page failed */
+	return rc;
+}
+
+enum { R_QUEUE, R_ALL };
+
+int cmd_retry(struct cli *cli, int argc, char **argv)
+{
+	struct cli_opt o[] = {
+		[R_QUEUE] = { .name = "queue", .kind = OPT_VALUE },
+		[R_ALL] = { .name = "all", .kind = OPT_FLAG },
+	};
+	uint64_t n = 0;
+	int npos, dd, rc, err;
+
+	rc = cli_parse(cli, argc, argv, o, sizeof(o) / sizeof(o[0]), &npos, &dd);
+	if (rc != 0)
+		return rc == CLI_PARSE_HELP ? CLI_EXIT_OK : rc;
+	if (o[R_ALL].seen || o[R_QUEUE].seen) {
+		if (npos != 0)
+			return cli_usage_error(cli, "give an execution ID or --queue Q --all, not "
+					       "both");
+		if (!o[R_ALL].seen)
+			return cli_usage_error(cli, "--queue retries the whole queue's dead only "
+					       "with --all: give --all too");
+		if (!o[R_QUEUE].seen)
+			return cli_usage_error(cli, "--all needs --queue QUEUE");
+	} else if (npos != 1) {
+		return cli_usage_error(cli, "retry needs one execution ID, or --queue Q --all");
+	}
+	rc = cli_connect(cli);
+	if (rc != 0)
+		return rc;
+	if (o[R_ALL].seen) {
+		err = cueq_retry_all(cli->client, o[R_QUEUE].value, &n);
+		if (err != CUEQ_OK) {
+			if (n > 0)
+				fprintf(stderr, "cueq: %llu retried before the failure\n",
+					(unsigned long long)n);
+			return cli_fail(cli, err, "retry of the dead of queue '%s' failed",
+					o[R_QUEUE].value);
+		}
+	} else {
+		err = cueq_retry(cli->client, argv[1]);
+		if (err == CUEQ_ERR_CONFLICT)
+			return cli_fail_hint(cli, err, "only a dead execution can be retried; see "
+					     "its state with `cueq get ID`",
+					     "retry of %s refused", argv[1]);
+		if (err != CUEQ_OK)
+			return cli_fail(cli, err, "retry of %s failed", argv[1]);
+		n = 1;
+	}
+	if (cli->json) {
+		struct jw w;
+		jw_begin(&w, stdout);
+		jw_str(&w, "execution_id", o[R_ALL].seen ? NULL : argv[1]);
+		jw_str(&w, "queue", o[R_ALL].seen ? o[R_QUEUE].value : NULL);
+		jw_uint(&w, "retried", n);
+		jw_end(&w);
+	} else if (o[R_ALL].seen) {
+		printf("%llu retried in queue %s\n", (unsigned long long)n, o[R_QUEUE].value);
+	} else {
+		printf("1 retried: %s is ready again\n", argv[1]);
+	}
+	return CLI_EXIT_OK;
+}
+
+int cmd_cancel(struct cli *cli, int argc, char **argv)
+{
+	int npos, dd, rc, err, kind = CUEQ_KIND_EXECUTION, state = CUEQ_CANCELLED;
+	const char *kind_name;
+
+	rc = cli_parse(cli, argc, argv, NULL, 0, &npos, &dd);
+	if (rc != 0)
+		return rc == CLI_PARSE_HELP ? CLI_EXIT_OK : rc;
+	if (npos != 1)
+		return cli_usage_error(cli, "cancel needs exactly one execution or cue ID");
+	rc = cli_connect(cli);
+	if (rc != 0)
+		return rc;
+	err = cueq_cancel(cli->client, argv[1], &kind, &state);
+	if (err == CUEQ_ERR_CONFLICT)
+		return cli_fail_hint(cli, err, "an execution that succeeded or is dead stays so; "
+				     "see it with `cueq get ID`",
+				     "cancel of %s refused", argv[1]);
+	if (err != CUEQ_OK)
+		return cli_fail(cli, err, "cancel of %s failed", argv[1]);
+	kind_name = kind == CUEQ_KIND_CUE ? "cue" : "execution";
+	if (cli->json) {
+		struct jw w;
+		jw_begin(&w, stdout);
+		jw_str(&w, "execution_id", kind == CUEQ_KIND_CUE ? NULL : argv[1]);
+		jw_str(&w, "cue_id", kind == CUEQ_KIND_CUE ? argv[1] : NULL);
+		jw_str(&w, "kind", kind_name);
+		jw_str(&w, "state", cli_state_str(state));
+		jw_end(&w);
+	} else {
+		printf("%s %s %s\n", kind_name, argv[1], cli_state_str(state));
+	}
+	return CLI_EXIT_OK;
+}
+
+enum { U_STATE };
+
+int cmd_purge(struct cli *cli, int argc, char **argv)
+{
+	struct cli_opt o[] = {
+		[U_STATE] = { .name = "state", .kind = OPT_VALUE },
+	};
+	uint64_t n = 0;
+	int npos, dd, rc, err, state;
+
+	rc = cli_parse(cli, argc, argv, o, sizeof(o) / sizeof(o[0]), &npos, &dd);
+	if (rc != 0)
+		return rc == CLI_PARSE_HELP ? CLI_EXIT_OK : rc;
+	if (one_queue(cli, npos) != 0)
+		return CLI_EXIT_ERROR;
+	if (!o[U_STATE].seen)
+		return cli_usage_error(cli, "purge needs --state dead, succeeded or cancelled");
+	state = cueq_state_parse(o[U_STATE].value);
+	if (state != CUEQ_DEAD && state != CUEQ_SUCCEEDED && state != CUEQ_CANCELLED)
+		return cli_usage_error(cli, "purge deletes finished executions: --state is dead, "
+				       "succeeded or cancelled, not '%s'", o[U_STATE].value);
+	rc = cli_connect(cli);
+	if (rc != 0)
+		return rc;
+	err = cueq_purge(cli->client, argv[1], state, &n);
+	if (err != CUEQ_OK) {
+		if (n > 0)
+			fprintf(stderr, "cueq: %llu purged before the failure\n", (unsigned long long)n);
+		return cli_fail(cli, err, "purge of queue '%s' failed", argv[1]);
+	}
+	if (cli->json) {
+		struct jw w;
+		jw_begin(&w, stdout);
+		jw_str(&w, "queue", argv[1]);
+		jw_str(&w, "state", cli_state_str(state));
+		jw_uint(&w, "purged", n);
+		jw_end(&w);
+	} else {
+		printf("%llu %s purged from queue %s\n", (unsigned long long)n, cli_state_str(state),
+		       argv[1]);
+	}
+	return CLI_EXIT_OK;
+}
+
+static int pause_or_resume(struct cli *cli, int argc, char **argv, bool pause)
+{
+	int npos, dd, rc, err;
+
+	rc = cli_parse(cli, argc, argv, NULL, 0, &npos, &dd);
+	if (rc != 0)
+		return rc == CLI_PARSE_HELP ? CLI_EXIT_OK : rc;
+	if (one_queue(cli, npos) != 0)
+		return CLI_EXIT_ERROR;
+	rc = cli_connect(cli);
+	if (rc != 0)
+		return rc;
+	err = pause ? cueq_pause(cli->client, argv[1]) : cueq_resume(cli->client, argv[1]);
+	if (err != CUEQ_OK)
+		return cli_fail(cli, err, "%s of queue '%s' failed", cli->cmd->name, argv[1]);
+	if (cli->json) {
+		struct jw w;
+		jw_begin(&w, stdout);
+		jw_str(&w, "queue", argv[1]);
+		jw_bool(&w, "paused", pause);
+		jw_end(&w);
+	} else {
+		printf("queue %s %s\n", argv[1], pause ? "paused" : "resumed");
+	}
+	return CLI_EXIT_OK;
+}
+
+int cmd_pause(struct cli *cli, int argc, char **argv)
+{
+	return pause_or_resume(cli, argc, argv, true);
+}
+
+int cmd_resume(struct cli *cli, int argc, char **argv)
+{
+	return pause_or_resume(cli, argc, argv, false);
+}
+
+int cmd_cues(struct cli *cli, int argc, char **argv)
+{
+	cueq_cue *list = NULL;
+	size_t n = 0;
+	int npos, dd, rc, err;
+
+	rc = cli_parse(cli, argc, argv, NULL, 0, &npos, &dd);
+	if (rc != 0)
+		return rc == CLI_PARSE_HELP ? CLI_EXIT_OK : rc;
+	if (one_queue(cli, npos) != 0)
+		return CLI_EXIT_ERROR;
+	rc = cli_connect(cli);
+	if (rc != 0)
+		return rc;
+	err = cueq_cues(cli->client, argv[1], &list, &n);
+	if (err != CUEQ_OK)
+		return cli_fail(cli, err, "cues of queue '%s' failed", argv[1]);
+	if (!cli->json)
+		printf("%-16s  %-9s  %-24s  %8s  %s\n", "CUE_ID", "STATE", "NEXT_FIRE", "FIRES",
+		       "SCHEDULE");
+	for (size_t i = 0; i < n; i++) {
+		char next[40], sched[256];
+		const cueq_cue *c = &list[i];
+		const char *st = cueq_cue_state_name(c->state);
+
+		if (cli->json) {
+			cli_print_cue_brief_json(c);
+			continue;
+		}
+		printf("%-16s  %-9s  %-24s  %8llu  %s\n", c->cue_id, st != NULL ? st : "unknown",
+		       cli_time_str(c->n_next_fires > 0 ? c->next_fires_ms[0] : 0, next,
+				    sizeof(next)),
+		       (unsigned long long)c->fires, cli_cue_schedule(c, sched, sizeof(sched)));
+	}
+	cueq_cues_free(list, n);
+	return CLI_EXIT_OK;
+}
