@@ -17,7 +17,9 @@
  * repeats across calls.
  *
  * A job with every_ms or cron is a recurring cue: its result carries the
- * cue ID and recurring true instead of an execution ID.
+ * cue ID and recurring true instead of an execution ID (a broker too old to
+ * know cues ignores the fields and makes one execution; that result is
+ * turned into PROTOCOL, so nobody believes a schedule exists).
  *
  * A request succeeds or fails as a whole; each job's own answer (refused
  * with IDEMPOTENCY_MISMATCH or CONFLICT, or a duplicate) is in its result,
@@ -193,6 +195,13 @@ int cueq_push_many(cueq_client *c, const cueq_job_spec *jobs, size_t n, cueq_pus
 			rc = sdk_bad_reply("push", &e);
 			goto out;
 		}
+		if (out[i].err == CUEQ_OK && !out[i].recurring &&
+		    (jobs[i].opts.every_ms > 0 || jobs[i].opts.cron != NULL))
+			out[i].err = sdk_fail(CUEQ_ERR_PROTOCOL,
+					      "the broker made one plain execution %s of a recurring "
+					      "push: it knows no recurring cues (it is older than "
+					      "this client); upgrade cueqd",
+					      out[i].execution_id);
 		if (out[i].err != CUEQ_OK && refused == n) {
 			refused = i;
 			snprintf(why, sizeof(why), "%s", cueq_last_error());
