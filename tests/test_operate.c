@@ -175,8 +175,8 @@ static void test_recurring(void **state)
 	expect_in(&p, "last executions");
 	th_proc_free(&p);
 
-	/* One firing every second: a claim gets a fire that names its cue. */
-	PUSH(b, cue, "rf", "tick", "--every", "1s");
+	/* Firing every 2 s: a claim gets a fire that names its cue. */
+	PUSH(b, cue, "rf", "tick", "--every", "2s");
 	claim(b, "rf", id, tok, NULL);
 	CLI(&p, NULL, 0, "get", id, "--json", "--url", b->url);
 	assert_true(th_json_str(p.out, "cue_id", got, sizeof(got)));
