@@ -38,17 +38,20 @@ static void one_line_text(const char *s, size_t max)
 static void dead_row(const cueq_execution *e)
 {
 	char at[40], fails[32], exps[32];
+	bool reason = e->reason != NULL && e->reason[0] != '\0';
+	bool error = e->error != NULL && e->error[0] != '\0';
 
 	snprintf(fails, sizeof(fails), "%u/%u", e->failures, e->max_attempts);
 	snprintf(exps, sizeof(exps), "%u/%u", e->expiries, e->max_expiries);
 	printf("%-16s  %7u  %8s  %8s  %-24s  ", e->execution_id, e->attempt, fails, exps,
 	       cli_time_str(e->finished_at_ms, at, sizeof(at)));
-	one_line_text(e->reason != NULL ? e->reason : "-", 200);
-	if (e->error != NULL && e->error[0] != '\0') {
-		fputs("; last error: ", stdout);
+	if (reason)
+		one_line_text(e->reason, 200);
+	if (error) {
+		fputs(reason ? "; last error: " : "last error: ", stdout);
 		one_line_text(e->error, 200);
 	}
-	fputc('\n', stdout);
+	fputs(reason || error ? "\n" : "-\n", stdout);
 }
 
 enum { D_LIMIT };
