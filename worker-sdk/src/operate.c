@@ -6,15 +6,13 @@
  * retry of a whole queue and purge work through at most 1000 executions
  * per request and say `more` while some are left; the calls here send new
  * requests until it is false, counting as they go, so the caller sees one
- * call and one total.  A broker that kept saying `more` without doing
- * anything would loop us forever: after MAX_IDLE_ROUNDS such answers in a
- * row the call gives up with PROTOCOL.
+ * call and one total.  An answer that did nothing ends it too: the dead
+ * executions left are held back by unique keys that others hold now, and
+ * asking again would loop forever.
  */
 #include "sdk.h"
 
 #include <string.h>
-
-#define MAX_IDLE_ROUNDS 100
 
 int cueq_cancel(cueq_client *c, const char *id, int *kind, int *state)
 {
@@ -88,11 +86,12 @@ int cueq_retry(cueq_client *c, const char *execution_id)
 	return round_trip(c, &rq, "retried", &n, &more);
 }
 
-/* Sends op for queue until the broker says no more; *total counts. */
+/* Sends op for queue until the broker says no more, or did nothing (the
+ * rest of a retry all is held back by unique keys others hold: PROTOCOL.md,
+ * retry); *total counts. */
 static int until_done(cueq_client *c, const char *op, const char *queue, int state,
 		      const char *key, uint64_t *total)
 {
-	unsigned idle = 0;
 	uint64_t sum = 0;
 	int rc;
 
@@ -111,17 +110,8 @@ static int until_done(cueq_client *c, const char *op, const char *queue, int sta
 		if ((rc = round_trip(c, &rq, key, &n, &more)) != CUEQ_OK)
 			break;
 		sum += n;
-		if (!more)
+		if (!more || n == 0)
 			break;
-		idle = n == 0 ? idle + 1 : 0;
-		if (idle >= MAX_IDLE_ROUNDS) {
-			rc = sdk_fail(CUEQ_ERR_PROTOCOL,
-				      "the broker answered %s of queue '%s' with more to do but did "
-				      "nothing %d times in a row: are client and broker the same "
-				      "version?",
-				      op, queue, MAX_IDLE_ROUNDS);
-			break;
-		}
 	}
 	if (total != NULL)
 		*total = sum;
