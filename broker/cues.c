@@ -472,8 +472,30 @@ static void copy_str(char *dst, size_t size, const char *s, size_t n)
 	dst[n] = '\0';
 }
 
-/* The view of r; states of its last fires when states is set. */
-static void cue_view(struct engine *e, const struct cue_rec *r, struct eng_cue *v, bool states)
+/* The states of v's last fires: those still unfinished from memory, the
+ * others from their records, which are written aside (store.c): the turn
+ * so far is written first, once (*settled), and only when one is needed.
+ * No iterator may be open meanwhile: the write would move under it. */
+static void fire_states(struct engine *e, struct eng_cue *v, bool *settled)
+{
+	for (size_t i = 0; i < v->n_last; i++) {
+		struct job *j = jobs_find(e->jobs, v->last[i].id);
+		if (j != NULL) {
+			v->last[i].state = j->state;
+		} else if (*settled || (*settled = emb_settle(e) == 0)) {
+			struct exec_rec x;
+			msgpack_unpacked xu;
+			char *buf;
+			if (emb_read_rec(e, v->last[i].id, &x, &xu, &buf) == 1)
+				v->last[i].state = x.state;
+			emb_rec_release(&xu, buf);
+		}
+	}
+}
+
+/* The view of r with its last fires (at most last of them), their states
+ * unknown yet (fire_states). */
+static void cue_view(const struct cue_rec *r, struct eng_cue *v, uint32_t last)
 {
 	*v = (struct eng_cue){
 		.id = r->id,
@@ -506,24 +528,11 @@ static void cue_view(struct engine *e, const struct cue_rec *r, struct eng_cue *
 		}
 		cron_free(probe.cron);
 	}
-	v->n_last = r->n_last;
-	for (uint32_t i = 0; i < r->n_last; i++) {
+	v->n_last = r->n_last < last ? r->n_last : last;
+	for (uint32_t i = 0; i < v->n_last; i++) {
 		v->last[i].id = r->last_id[i];
 		v->last[i].fire_at = r->last_at[i];
 		v->last[i].state = -1;
-		if (!states)
-			continue;
-		struct job *j = jobs_find(e->jobs, r->last_id[i]);
-		if (j != NULL) {
-			v->last[i].state = j->state;
-		} else {
-			struct exec_rec x;
-			msgpack_unpacked xu;
-			char *buf;
-			if (emb_read_rec(e, r->last_id[i], &x, &xu, &buf) == 1)
-				v->last[i].state = x.state;
-			emb_rec_release(&xu, buf);
-		}
 	}
 }
 
@@ -532,8 +541,7 @@ int emb_cue_get(struct engine *e, uint64_t id, struct eng_cue *out, proto_error 
 	struct cue_rec r;
 	msgpack_unpacked up;
 	char s[PROTO_ID_LEN + 1], *buf;
-	if (emb_settle(e) != 0) /* the last fires' records are written aside */
-		return proto_fail(err, CUEQ_ERR_UNAVAILABLE, "the broker's storage failed; try again");
+	bool settled = false;
 	int rc = read_cue(e, id, &r, &up, &buf);
 	proto_id_fmt(id, s);
 	if (rc <= 0) {
@@ -542,7 +550,8 @@ int emb_cue_get(struct engine *e, uint64_t id, struct eng_cue *out, proto_error 
 					   "the broker could not read cue %s; try again", s)
 			      : proto_fail(err, CUEQ_ERR_NOT_FOUND, "no execution or cue %s", s);
 	}
-	cue_view(e, &r, out, true);
+	cue_view(&r, out, ENG_CUE_LAST);
+	fire_states(e, out, &settled);
 	out->payload = emb_oom(malloc(r.payload_len + 1));
 	memcpy(out->payload, r.payload, r.payload_len);
 	out->payload_len = r.payload_len;
@@ -554,9 +563,10 @@ int emb_cues_list(struct engine *e, const char *queue, size_t qlen, size_t max,
 		  struct eng_cue **out, size_t *n, proto_error *err)
 {
 	uint8_t lo[8] = {0};
-	struct store_iter *it = store_iter_new(e->st, CF_CUES, lo, 8, NULL, 0);
+	bool settled = false;
 	*out = NULL;
 	*n = 0;
+	struct store_iter *it = store_iter_new(e->st, CF_CUES, lo, 8, NULL, 0);
 	if (it == NULL)
 		return proto_fail(err, CUEQ_ERR_UNAVAILABLE, "the broker could not read its cues; try again");
 	struct eng_cue *v = emb_oom(calloc(max ? max : 1, sizeof(*v)));
@@ -568,7 +578,7 @@ int emb_cues_list(struct engine *e, const char *queue, size_t qlen, size_t max,
 		msgpack_unpacked_init(&up);
 		if (record_unpack_cue(val, vl, &up, &r) == 0 && r.queue_len == qlen &&
 		    memcmp(r.queue, queue, qlen) == 0)
-			cue_view(e, &r, &v[(*n)++], false);
+			cue_view(&r, &v[(*n)++], 1);
 		msgpack_unpacked_destroy(&up);
 	}
 	int rc = store_iter_status(it);
@@ -578,6 +588,8 @@ int emb_cues_list(struct engine *e, const char *queue, size_t qlen, size_t max,
 		*n = 0;
 		return proto_fail(err, CUEQ_ERR_UNAVAILABLE, "the broker could not read its cues; try again");
 	}
+	for (size_t i = 0; i < *n; i++) /* the iterator is closed now */
+		fire_states(e, &v[i], &settled);
 	*out = v;
 	return CUEQ_OK;
 }

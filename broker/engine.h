@@ -360,9 +360,10 @@ struct engine_ops {
 			size_t *n_ended);
 	/* Whether (id, token) is a live lease.  Core thread; does not block. */
 	bool (*is_live)(struct engine *e, uint64_t id, uint64_t token);
-	/* One recurring cue (with payload), or the cues of a queue (up to
-	 * max, without payloads; *out malloc'd, caller frees).  NOT_FOUND
-	 * when id is no recurring cue.  Core thread; may block. */
+	/* One recurring cue (with payload and its last ENG_CUE_LAST fires),
+	 * or the cues of a queue (up to max, without payloads, with the
+	 * newest fire only; *out malloc'd, caller frees).  NOT_FOUND when id
+	 * is no recurring cue.  Core thread; may block. */
 	int (*cue_get)(struct engine *e, uint64_t id, struct eng_cue *out, proto_error *err);
 	int (*cues)(struct engine *e, const char *queue, size_t qlen, size_t max,
 		    struct eng_cue **out, size_t *n, proto_error *err);

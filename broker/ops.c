@@ -777,7 +777,7 @@ static void pack_cue(msgpack_packer *pk, const struct eng_cue *q, bool detail)
 	size_t nn = 0;
 	while (nn < ENG_CUE_NEXT && q->next[nn] != 0)
 		nn++;
-	msgpack_pack_map(pk, 14 + (q->every_ms == 0) + 2 * detail);
+	msgpack_pack_map(pk, 15 + (q->every_ms == 0) + detail);
 	proto_kv_id(pk, "cue_id", q->id);
 	proto_kv_cstr(pk, "queue", q->queue);
 	proto_kv_cstr(pk, "state", q->cancelled ? "cancelled" : "active");
@@ -800,9 +800,8 @@ static void pack_cue(msgpack_packer *pk, const struct eng_cue *q, bool detail)
 	msgpack_pack_array(pk, nn);
 	for (size_t i = 0; i < nn; i++)
 		msgpack_pack_int64(pk, q->next[i]);
-	if (!detail)
-		return;
-	proto_kv_bin(pk, "payload", q->payload ? q->payload : "", q->payload_len);
+	if (detail)
+		proto_kv_bin(pk, "payload", q->payload ? q->payload : "", q->payload_len);
 	proto_key(pk, "executions");
 	msgpack_pack_array(pk, q->n_last);
 	for (size_t i = 0; i < q->n_last; i++) {

@@ -311,8 +311,8 @@ int cmd_cues(struct cli *cli, int argc, char **argv)
 	if (err != CUEQ_OK)
 		return cli_fail(cli, err, "cues of queue '%s' failed", argv[1]);
 	if (!cli->json)
-		printf("%-16s  %-9s  %-24s  %8s  %s\n", "CUE_ID", "STATE", "NEXT_FIRE", "FIRES",
-		       "SCHEDULE");
+		printf("%-16s  %-9s  %-24s  %8s  %-27s  %s\n", "CUE_ID", "STATE", "NEXT_FIRE", "FIRES",
+		       "LAST_EXECUTION", "SCHEDULE");
 	for (size_t i = 0; i < n; i++) {
 		char next[40], sched[256];
 		const cueq_cue *c = &list[i];
@@ -322,10 +322,15 @@ int cmd_cues(struct cli *cli, int argc, char **argv)
 			cli_print_cue_brief_json(c);
 			continue;
 		}
-		printf("%-16s  %-9s  %-24s  %8llu  %s\n", c->cue_id, st != NULL ? st : "unknown",
+		char last[40] = "-";
+		if (c->executions_len > 0)
+			snprintf(last, sizeof(last), "%s %s", c->executions[0].execution_id,
+				 c->executions[0].state >= 0 ? cli_state_str(c->executions[0].state)
+							     : "gone");
+		printf("%-16s  %-9s  %-24s  %8llu  %-27s  %s\n", c->cue_id, st != NULL ? st : "unknown",
 		       cli_time_str(c->n_next_fires > 0 ? c->next_fires_ms[0] : 0, next,
 				    sizeof(next)),
-		       (unsigned long long)c->fires, cli_cue_schedule(c, sched, sizeof(sched)));
+		       (unsigned long long)c->fires, last, cli_cue_schedule(c, sched, sizeof(sched)));
 	}
 	cueq_cues_free(list, n);
 	return CLI_EXIT_OK;

@@ -311,12 +311,27 @@ static void cue_json_fields(struct jw *w, const cueq_cue *c)
 	jw_array_end(w);
 }
 
+static void cue_json_executions(struct jw *w, const cueq_cue *c)
+{
+	jw_array_begin(w, "executions");
+	for (size_t i = 0; i < c->executions_len; i++) {
+		const cueq_cue_fire *f = &c->executions[i];
+		jw_object_begin(w, NULL);
+		jw_str(w, "execution_id", f->execution_id);
+		jw_time(w, "fire_at", f->fire_at_ms);
+		jw_str(w, "state", f->state >= 0 ? cli_state_str(f->state) : "gone");
+		jw_object_end(w);
+	}
+	jw_array_end(w);
+}
+
 void cli_print_cue_brief_json(const cueq_cue *c)
 {
 	struct jw w;
 
 	jw_begin(&w, stdout);
 	cue_json_fields(&w, c);
+	cue_json_executions(&w, c); /* the newest only, as cues gives it */
 	jw_end(&w);
 }
 
@@ -327,16 +342,7 @@ static void print_cue_json(const cueq_cue *c)
 	jw_begin(&w, stdout);
 	cue_json_fields(&w, c);
 	jw_payload(&w, c->payload, c->payload_len);
-	jw_array_begin(&w, "executions");
-	for (size_t i = 0; i < c->executions_len; i++) {
-		const cueq_cue_fire *f = &c->executions[i];
-		jw_object_begin(&w, NULL);
-		jw_str(&w, "execution_id", f->execution_id);
-		jw_time(&w, "fire_at", f->fire_at_ms);
-		jw_str(&w, "state", f->state >= 0 ? cli_state_str(f->state) : "gone");
-		jw_object_end(&w);
-	}
-	jw_array_end(&w);
+	cue_json_executions(&w, c);
 	jw_end(&w);
 }
 

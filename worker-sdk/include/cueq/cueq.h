@@ -381,7 +381,8 @@ typedef struct cueq_cue {
 	size_t n_next_fires;			/* 0 once cancelled */
 	void *payload; /* NULL in cueq_cues results; NUL-terminated */
 	size_t payload_len;
-	cueq_cue_fire *executions; /* last fires, newest first; only from a get */
+	/* last fires, newest first: ten from a get, the newest from cueq_cues */
+	cueq_cue_fire *executions;
 	size_t executions_len;
 } cueq_cue;
 
