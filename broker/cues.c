@@ -10,8 +10,8 @@
  * fire time), so even a fire repeated from older state could only make the
  * same execution again, never a second one.
  *
- * Missed fires: a slot is missed when a later slot is due too, or when it
- * is more than CATCH_UP_GRACE_MS late (the broker was down, the loop
+ * Missed fires: a slot is missed when the slot after it is due too, or when
+ * it is more than CATCH_UP_GRACE_MS late (the broker was down, the loop
  * stalled, the clock stepped forward).  catch_up all fires every slot (at
  * most FIRES_PER_TURN a turn), one fires the latest missed slot only, none
  * fires no missed slot.  A clock stepped back fires nothing early: the next
@@ -27,7 +27,10 @@
 
 #define CATCH_UP_GRACE_MS 10000
 #define FIRES_PER_TURN 1000
-#define SLOTS_PER_TURN 100000 /* missed slots walked over per turn */
+/* missed slots walked over per turn: a cron slot costs a few zone
+ * lookups, so a long outage is caught up over several short turns */
+#define SLOTS_PER_TURN 5000
+#define READ_RETRY_MS 1000 /* after a cue's record could not be read */
 #define FIRE_ID_BIT (1ull << 63)
 
 /* ---- the heap of next fires ---- */
@@ -118,7 +121,9 @@ void emb_cues_free(struct engine *e)
 
 int64_t emb_cues_next(const struct engine *e)
 {
-	return e->cues.n ? e->cues.heap[0]->next_fire : INT64_MAX;
+	int64_t next = e->cues.n ? e->cues.heap[0]->next_fire : INT64_MAX;
+	/* a read failed: try again later, not in a loop */
+	return next < e->cues_retry_at ? e->cues_retry_at : next;
 }
 
 /* ---- schedules ---- */
@@ -429,10 +434,15 @@ static int fire_cue(struct engine *e, struct cue *c, int64_t now, int *fires, in
 int64_t emb_cues_fire(struct engine *e, int64_t now)
 {
 	int fires = FIRES_PER_TURN, slots = SLOTS_PER_TURN;
+	if (now < e->cues_retry_at)
+		return emb_cues_next(e);
+	e->cues_retry_at = 0;
 	while (e->cues.n > 0 && e->cues.heap[0]->next_fire <= now && fires > 0 && slots > 0) {
 		struct cue *c = e->cues.heap[0];
-		if (fire_cue(e, c, now, &fires, &slots) != 0)
+		if (fire_cue(e, c, now, &fires, &slots) != 0) {
+			e->cues_retry_at = now + READ_RETRY_MS;
 			break;
+		}
 		if (c == e->cues.heap[0] && c->next_fire <= now && (fires <= 0 || slots <= 0))
 			break;
 	}

@@ -146,7 +146,7 @@ void emb_rec_from_job(struct engine *e, const struct job *j, struct exec_rec *re
 		.failures = j->failures,
 		.hist_seq = j->hist_seq,
 		.state = j->state,
-		.flags = j->flags,
+		.flags = j->flags & (uint8_t)~JOB_F_UNSYNCED,
 		.created_at = j->created_at,
 		.run_at = j->run_at,
 		.deadline = j->state == CUEQ_LEASED ? j->deadline : 0,

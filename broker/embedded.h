@@ -65,6 +65,7 @@ struct engine {
 	void *clock_arg;
 	uint64_t rng; /* backoff jitter (xorshift64*) */
 	struct cues cues;
+	int64_t cues_retry_at; /* a cue's record could not be read: not before */
 	struct jobs *jobs;
 	struct heap timers; /* SCHEDULED by run_at, LEASED by deadline */
 	struct queue **queues;

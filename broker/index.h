@@ -41,8 +41,12 @@ struct job {
 	uint16_t expiries, failures;
 	int16_t priority;
 	uint8_t state; /* cueq_state */
-	uint8_t flags; /* REC_F_* of record.h */
+	uint8_t flags; /* REC_F_* of record.h, and JOB_F_* */
 };
+
+/* Made ready again by a write that may not be synced (an operator's retry
+ * of an execution whose ID is old): memory only, never stored. */
+#define JOB_F_UNSYNCED 0x80
 
 /* ---- pool and ID table ---- */
 struct jobs;

@@ -42,7 +42,8 @@ static void claimed_of(struct engine *e, const struct job *j, struct eng_claimed
 	/* created by a synced write, and this lease its first delivery: a
 	 * job ready again after a nack is ready by a write that may not be
 	 * synced yet, so its answer waits as before */
-	c->durable = j->id <= atomic_load(&e->synced_id) && j->attempt <= 1;
+	c->durable = j->id <= atomic_load(&e->synced_id) && j->attempt <= 1 &&
+		     !(j->flags & JOB_F_UNSYNCED);
 	c->id = j->id;
 	c->cue_id = j->cue_id;
 	c->token = j->token;

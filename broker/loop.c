@@ -71,14 +71,20 @@ static void *xoom(void *p)
  * answer is not remembered: the retry must be able to work; nor is one the
  * engine gives again by itself (OP_REPLAYS), which keeps the loop's memory
  * for the requests that need it. */
-/* Records under r's connection the leases a claim's memo gives. */
+/* Records under r's connection the leases a claim's memo gives; when the
+ * connection closed already (its request was handled after the close was),
+ * the answer cannot reach it: they end now. */
 static void hold(struct loop *l, const struct request *r, const void *memo, size_t len)
 {
 	uint64_t ids[CUEQ_MAX_CLAIM], tokens[CUEQ_MAX_CLAIM];
-	size_t n;
-	if (l->holders != NULL && memo != NULL &&
-	    (n = ops_memo_leases(memo, len, ids, tokens)) > 0)
+	size_t n, ended;
+	if (l->holders == NULL || memo == NULL || r->pipe == 0 || /* 0: no connection known */
+	    (n = ops_memo_leases(memo, len, ids, tokens)) == 0)
+		return;
+	if (server_pipe_open(l->srv, r->pipe))
 		holders_add(l->holders, r->pipe, ids, tokens, n);
+	else
+		l->eo->release(l->e, ids, tokens, n, &ended);
 }
 
 static void answer_as(struct loop *l, struct request *r, nng_msg *m, int code,

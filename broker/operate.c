@@ -191,6 +191,9 @@ static void revive(struct engine *e, const struct exec_rec *r, const char *key, 
 	j->created_at = r->created_at;
 	j->run_at = now;
 	j->state = ST_NONE;
+	/* ready by this write, which may not be synced when it is claimed:
+	 * its first delivery again must not be answered early (lease.c) */
+	j->flags |= JOB_F_UNSYNCED;
 	emb_oom(jobs_insert(e->jobs, j) == 0 ? j : NULL);
 	if (q->count[CUEQ_DEAD] > 0)
 		q->count[CUEQ_DEAD]--;
@@ -221,12 +224,17 @@ int emb_retry(struct engine *e, uint64_t id, const char *queue, size_t qlen, siz
 		int rc = read_done(e, queue, qlen, CUEQ_DEAD, max, true, &it, &got, more, err);
 		if (rc != CUEQ_OK)
 			return rc;
-		/* one whose unique key another holds now stays dead */
-		for (size_t i = 0; i < got; i++)
+		/* one whose unique key another holds now stays dead, and so
+		 * does one whose key an earlier one of this page took back */
+		for (size_t i = 0; i < got; i++) {
+			for (size_t k = 0; k < i && !it[i].held && it[i].kl > 0; k++)
+				it[i].held = !it[k].held && it[k].kl == it[i].kl &&
+					     memcmp(it[k].key, it[i].key, it[i].kl) == 0;
 			if (!it[i].held) {
 				revive(e, &it[i].rec, it[i].key, it[i].kl, now);
 				(*n)++;
 			}
+		}
 		items_free(it, got);
 		return CUEQ_OK;
 	}

@@ -22,6 +22,9 @@
 #define MAX_BACKOFF_MS 86400000
 #define PROTO_MAX_CRON 128
 #define PROTO_MAX_TZ 64
+/* Executions one retry all or purge reads: whole records, results and
+ * errors of up to 64 KiB each, so a page stays a few MiB at most. */
+#define OPERATE_PAGE 100
 
 /* Prefixes c->err's message with "jobs[3]: ". */
 static int at_index(struct opctx *c, const char *field, uint32_t i, int rc)
@@ -373,10 +376,10 @@ done:
 /* A claim's memo: what a repeat needs to answer as the first did, at 20
  * bytes a lease instead of the reply with its payloads:
  *   qlen(1) queue n(2) n x (id(8) token(8) lease_ms(4)), little-endian;
- * the top bit of qlen (names are at most 128 bytes) marks a detached
- * claim, whose leases outlive the connection. */
+ * the top bit of n (at most CUEQ_MAX_CLAIM) marks a detached claim, whose
+ * leases outlive the connection. */
 #define MEMO_LEASE 20
-#define MEMO_DETACHED 0x80
+#define MEMO_DETACHED 0x8000
 
 static void put_le(uint8_t *p, uint64_t v, int bytes)
 {
@@ -398,9 +401,9 @@ static void make_memo(struct opctx *c, const char *queue, size_t qlen, bool deta
 	uint8_t *m = malloc(3 + qlen + n * MEMO_LEASE);
 	if (m == NULL)
 		return; /* the loop then keeps the whole reply instead */
-	m[0] = (uint8_t)qlen | (detach ? MEMO_DETACHED : 0);
+	m[0] = (uint8_t)qlen;
 	memcpy(m + 1, queue, qlen);
-	put_le(m + 1 + qlen, n, 2);
+	put_le(m + 1 + qlen, n | (detach ? MEMO_DETACHED : 0), 2);
 	for (size_t i = 0; i < n; i++) {
 		uint8_t *x = m + 3 + qlen + i * MEMO_LEASE;
 		put_le(x, got[i].id, 8);
@@ -453,9 +456,9 @@ int ops_claim(struct opctx *c, const struct claim_args *a, bool final)
 size_t ops_memo_leases(const void *memo, size_t len, uint64_t *ids, uint64_t *tokens)
 {
 	const uint8_t *m = memo;
-	size_t qlen = len > 0 ? m[0] & ~MEMO_DETACHED : 0, n;
-	if (len < 3 + qlen || (n = get_le(m + 1 + qlen, 2)) > CUEQ_MAX_CLAIM ||
-	    len != 3 + qlen + n * MEMO_LEASE || (m[0] & MEMO_DETACHED))
+	size_t qlen = len > 0 ? m[0] : 0, n;
+	if (len < 3 + qlen || (get_le(m + 1 + qlen, 2) & MEMO_DETACHED) ||
+	    (n = get_le(m + 1 + qlen, 2)) > CUEQ_MAX_CLAIM || len != 3 + qlen + n * MEMO_LEASE)
 		return 0;
 	for (size_t i = 0; i < n; i++) {
 		const uint8_t *x = m + 3 + qlen + i * MEMO_LEASE;
@@ -470,9 +473,9 @@ int ops_claim_again(struct opctx *c, const void *memo, size_t len)
 	struct eng_claimed got[CUEQ_MAX_CLAIM];
 	uint64_t ids[CUEQ_MAX_CLAIM], tokens[CUEQ_MAX_CLAIM];
 	uint32_t lease_ms[CUEQ_MAX_CLAIM];
-	size_t qlen = len > 0 ? m[0] & ~MEMO_DETACHED : 0, n, live = 0;
+	size_t qlen = len > 0 ? m[0] : 0, n, live = 0;
 
-	if (len < 3 + qlen || (n = get_le(m + 1 + qlen, 2)) > CUEQ_MAX_CLAIM ||
+	if (len < 3 + qlen || (n = get_le(m + 1 + qlen, 2) & ~MEMO_DETACHED) > CUEQ_MAX_CLAIM ||
 	    len != 3 + qlen + n * MEMO_LEASE)
 		return proto_fail(&c->err, CUEQ_ERR_INTERNAL, "the broker's memory of this claim is damaged");
 	for (size_t i = 0; i < n; i++) {
@@ -900,7 +903,7 @@ static int op_retry(struct opctx *c)
 	if ((id != 0) == (q != NULL && all))
 		return proto_fail(&c->err, CUEQ_ERR_BAD_REQUEST,
 				  "give execution_id, or queue with all: true (not both)");
-	if ((rc = c->eo->retry(c->e, id, q, qlen, CUEQ_MAX_BATCH, &n, &more, &c->err)) != CUEQ_OK)
+	if ((rc = c->eo->retry(c->e, id, q, qlen, OPERATE_PAGE, &n, &more, &c->err)) != CUEQ_OK)
 		return rc;
 	pack_count(c, "retried", n, more);
 	return CUEQ_OK;
@@ -919,7 +922,7 @@ static int op_purge(struct opctx *c)
 	if (state < CUEQ_SUCCEEDED)
 		return proto_fail(&c->err, CUEQ_ERR_BAD_REQUEST,
 				  "purge takes state dead, succeeded or cancelled (unfinished executions are cancelled first)");
-	if ((rc = c->eo->purge(c->e, q, qlen, state, CUEQ_MAX_BATCH, &n, &more, &c->err)) != CUEQ_OK)
+	if ((rc = c->eo->purge(c->e, q, qlen, state, OPERATE_PAGE, &n, &more, &c->err)) != CUEQ_OK)
 		return rc;
 	pack_count(c, "purged", n, more);
 	return CUEQ_OK;

@@ -150,6 +150,19 @@ static void pipes_add(struct server *s, uint32_t id)
 	s->n_pipes++;
 }
 
+bool server_pipe_open(struct server *s, uint32_t pipe)
+{
+	bool open = false;
+	pthread_mutex_lock(&s->mu);
+	for (size_t i = slot_of(s, pipe); s->pipes[i] != 0; i = (i + 1) & (s->pipes_cap - 1))
+		if (s->pipes[i] == pipe) {
+			open = true;
+			break;
+		}
+	pthread_mutex_unlock(&s->mu);
+	return open;
+}
+
 /* Removes id (backward-shift deletion); false when it was not there. */
 static bool pipes_remove(struct server *s, uint32_t id)
 {

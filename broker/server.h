@@ -11,6 +11,7 @@
 #define CUEQ_SERVER_H
 
 #include <nng/nng.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,6 +38,8 @@ int server_start(const char *const *urls, size_t n, int max_connections, server_
 void server_reply(struct server *s, struct request *r, nng_msg *reply);
 /* Finishes r without an answer. */
 void server_drop(struct server *s, struct request *r);
+/* Whether connection pipe is still open (any thread). */
+bool server_pipe_open(struct server *s, uint32_t pipe);
 /* Stops accepting connections and requests. */
 void server_stop(struct server *s);
 /* Closes the socket and frees everything; no request may be outstanding. */

@@ -213,6 +213,24 @@ void test_retry_dead_keeps_id_and_steps(void **state)
 	struct eng_pushed again = push(f, unique(job("q.retryuk", "a"), "nightly"));
 	assert_int_equal(again.err.code, CUEQ_ERR_CONFLICT);
 	assert_true(again.holder == u.id);
+
+	/* two dead ones that held the same key: retry all takes back one */
+	uint64_t k1 = 0, k2 = 0;
+	for (int i = 0; i < 2; i++) {
+		struct eng_push pk = unique(job("q.retrydup", "k"), "same");
+		pk.max_attempts = 1;
+		struct eng_pushed x = push_new(f, pk);
+		struct eng_claimed cx = claim_one(f, "q.retrydup", 0);
+		finish(f, x.id, cx.token, ENG_NACK, NULL, -1, true);
+		turn(f);
+		*(i ? &k2 : &k1) = x.id;
+	}
+	assert_int_equal(retry(f, 0, "q.retrydup", 10, &n, &more), CUEQ_OK);
+	assert_int_equal(n, 1);
+	turn(f);
+	assert_int_equal(count(f, "q.retrydup", CUEQ_READY), 1);
+	assert_int_equal(count(f, "q.retrydup", CUEQ_DEAD), 1);
+	assert_true(state_of(f, k1) == CUEQ_READY || state_of(f, k2) == CUEQ_READY);
 }
 
 /* Purge deletes the finished executions of one state, as retention would. */

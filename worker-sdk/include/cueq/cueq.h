@@ -426,7 +426,7 @@ CUEQ_API int cueq_cancel(cueq_client *c, const char *id, int *kind, int *state);
  * failures and expiries back to 0, a "retried" event in its history.
  * CUEQ_ERR_CONFLICT when it is not dead. */
 CUEQ_API int cueq_retry(cueq_client *c, const char *execution_id);
-/* Retries every dead execution of queue (1000 per request, as many
+/* Retries every dead execution of queue (100 per request, as many
  * requests as it takes); *retried (may be NULL) gets how many.  One whose
  * unique key another unfinished execution holds now stays dead.  On a
  * failure *retried still counts those retried before it. */
