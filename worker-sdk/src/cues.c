@@ -180,7 +180,7 @@ int sdk_read_cue(const msgpack_object *m, bool detail, cueq_cue *x, proto_error 
 	x->queue[qn] = '\0';
 	x->priority = (int32_t)prio;
 	if (!detail)
-		return CUEQ_OK;
+		return read_fires(m, x, e); /* cues gives the newest */
 	if ((rc = proto_bytes(m, "payload", false, CUEQ_MAX_PAYLOAD, &payload, &len, e)) != CUEQ_OK)
 		return rc;
 	if ((x->payload = malloc(len + 1)) == NULL)
