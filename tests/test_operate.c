@@ -184,6 +184,10 @@ static void test_recurring(void **state)
 	th_proc_free(&p);
 	CLI(&p, NULL, 0, "ack", id, "--token", tok, "--url", b->url);
 	th_proc_free(&p);
+	/* the list shows each cue's newest fire */
+	CLI(&p, NULL, 0, "cues", "rf", "--json", "--url", b->url);
+	expect_in(&p, "\"executions\":[{\"execution_id\":\"");
+	th_proc_free(&p);
 
 	/* Cancel stops it; the cue says so and keeps what it made. */
 	CLI(&p, NULL, 0, "cancel", cue, "--url", b->url);
