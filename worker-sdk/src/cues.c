@@ -76,24 +76,6 @@ static int get_enum(const msgpack_object *m, const char *key, const char *const 
 	return CUEQ_OK;
 }
 
-static int get_ms(const msgpack_object *m, const char *key, int64_t *out, proto_error *e)
-{
-	uint64_t v = 0;
-	int rc = proto_uint(m, key, false, 0, INT64_MAX, &v, e);
-	if (rc == CUEQ_OK)
-		*out = (int64_t)v;
-	return rc;
-}
-
-static int get_u32(const msgpack_object *m, const char *key, uint32_t *out, proto_error *e)
-{
-	uint64_t v = 0;
-	int rc = proto_uint(m, key, false, 0, UINT32_MAX, &v, e);
-	if (rc == CUEQ_OK)
-		*out = (uint32_t)v;
-	return rc;
-}
-
 /* next_fires: Unix ms times; the first CUEQ_NEXT_FIRES are kept. */
 static int read_next_fires(const msgpack_object *m, cueq_cue *x, proto_error *e)
 {
@@ -121,7 +103,7 @@ static int read_fire(const msgpack_object *m, cueq_cue_fire *f, proto_error *e)
 		return proto_fail(e, CUEQ_ERR_BAD_REQUEST, "a fire of a cue is not a map");
 	f->state = -1;
 	if ((rc = sdk_get_id(m, "execution_id", true, f->execution_id, e)) != CUEQ_OK ||
-	    (rc = get_ms(m, "fire_at", &f->fire_at_ms, e)) != CUEQ_OK ||
+	    (rc = sdk_get_ms(m, "fire_at", &f->fire_at_ms, e)) != CUEQ_OK ||
 	    (rc = proto_str(m, "state", false, 16, &s, &n, e)) != CUEQ_OK)
 		return rc;
 	if (s == NULL || (n == 4 && memcmp(s, "gone", 4) == 0))
@@ -159,7 +141,7 @@ int sdk_read_cue(const msgpack_object *m, bool detail, cueq_cue *x, proto_error 
 	    (rc = proto_str(m, "queue", true, PROTO_MAX_QUEUE, &q, &qn, e)) != CUEQ_OK ||
 	    (rc = get_enum(m, "state", cue_states, COUNT(cue_states), CUEQ_CUE_ACTIVE, &x->state,
 			   e)) != CUEQ_OK ||
-	    (rc = get_ms(m, "every_ms", &x->every_ms, e)) != CUEQ_OK ||
+	    (rc = sdk_get_ms(m, "every_ms", &x->every_ms, e)) != CUEQ_OK ||
 	    (rc = sdk_get_text(m, "cron", SDK_MAX_CRON, &x->cron, e)) != CUEQ_OK ||
 	    (rc = sdk_get_text(m, "tz", SDK_MAX_TZ, &x->tz, e)) != CUEQ_OK ||
 	    (rc = get_enum(m, "catch_up", catch_ups, COUNT(catch_ups), CUEQ_CATCH_UP_ONE,
@@ -168,10 +150,10 @@ int sdk_read_cue(const msgpack_object *m, bool detail, cueq_cue *x, proto_error 
 			   e)) != CUEQ_OK ||
 	    (rc = proto_int(m, "priority", false, -PROTO_MAX_PRIORITY, PROTO_MAX_PRIORITY, &prio, e)) !=
 		    CUEQ_OK ||
-	    (rc = get_u32(m, "max_attempts", &x->max_attempts, e)) != CUEQ_OK ||
-	    (rc = get_u32(m, "max_expiries", &x->max_expiries, e)) != CUEQ_OK ||
-	    (rc = get_ms(m, "lease_ms", &x->lease_ms, e)) != CUEQ_OK ||
-	    (rc = get_ms(m, "created_at", &x->created_at_ms, e)) != CUEQ_OK ||
+	    (rc = sdk_get_u32(m, "max_attempts", &x->max_attempts, e)) != CUEQ_OK ||
+	    (rc = sdk_get_u32(m, "max_expiries", &x->max_expiries, e)) != CUEQ_OK ||
+	    (rc = sdk_get_ms(m, "lease_ms", &x->lease_ms, e)) != CUEQ_OK ||
+	    (rc = sdk_get_ms(m, "created_at", &x->created_at_ms, e)) != CUEQ_OK ||
 	    (rc = proto_uint(m, "fires", false, 0, UINT64_MAX, &x->fires, e)) != CUEQ_OK ||
 	    (rc = proto_uint(m, "skipped", false, 0, UINT64_MAX, &x->skipped, e)) != CUEQ_OK ||
 	    (rc = read_next_fires(m, x, e)) != CUEQ_OK)

@@ -32,7 +32,7 @@ static void execution_clear(cueq_execution *x)
 	memset(x, 0, sizeof(*x));
 }
 
-static int get_u32(const msgpack_object *m, const char *key, uint32_t *out, proto_error *e)
+int sdk_get_u32(const msgpack_object *m, const char *key, uint32_t *out, proto_error *e)
 {
 	uint64_t v = 0;
 	int rc = proto_uint(m, key, false, 0, UINT32_MAX, &v, e);
@@ -41,7 +41,7 @@ static int get_u32(const msgpack_object *m, const char *key, uint32_t *out, prot
 	return rc;
 }
 
-static int get_ms(const msgpack_object *m, const char *key, int64_t *out, proto_error *e)
+int sdk_get_ms(const msgpack_object *m, const char *key, int64_t *out, proto_error *e)
 {
 	uint64_t v = 0;
 	int rc = proto_uint(m, key, false, 0, INT64_MAX, &v, e);
@@ -56,8 +56,8 @@ static int read_event(const msgpack_object *m, cueq_event *ev, proto_error *e)
 
 	if (m->type != MSGPACK_OBJECT_MAP)
 		return proto_fail(e, CUEQ_ERR_BAD_REQUEST, "a history entry is not a map");
-	if ((rc = get_ms(m, "at", &ev->at_ms, e)) != CUEQ_OK ||
-	    (rc = get_u32(m, "attempt", &ev->attempt, e)) != CUEQ_OK ||
+	if ((rc = sdk_get_ms(m, "at", &ev->at_ms, e)) != CUEQ_OK ||
+	    (rc = sdk_get_u32(m, "attempt", &ev->attempt, e)) != CUEQ_OK ||
 	    (rc = sdk_get_text(m, "event", 64, &ev->event, e)) != CUEQ_OK ||
 	    (rc = sdk_get_text(m, "lease_token", 64, &ev->lease_token, e)) != CUEQ_OK ||
 	    (rc = sdk_get_text(m, "detail", CUEQ_MAX_TEXT, &ev->detail, e)) != CUEQ_OK)
@@ -102,16 +102,16 @@ static int read_execution(const msgpack_object *m, bool detail, cueq_execution *
 	    (rc = sdk_get_state(m, "state", true, &x->state, e)) != CUEQ_OK ||
 	    (rc = proto_int(m, "priority", false, -PROTO_MAX_PRIORITY, PROTO_MAX_PRIORITY, &prio, e)) !=
 		    CUEQ_OK ||
-	    (rc = get_u32(m, "attempt", &x->attempt, e)) != CUEQ_OK ||
-	    (rc = get_u32(m, "max_attempts", &x->max_attempts, e)) != CUEQ_OK ||
-	    (rc = get_u32(m, "expiries", &x->expiries, e)) != CUEQ_OK ||
-	    (rc = get_u32(m, "max_expiries", &x->max_expiries, e)) != CUEQ_OK ||
-	    (rc = get_u32(m, "failures", &x->failures, e)) != CUEQ_OK ||
-	    (rc = get_ms(m, "lease_ms", &x->lease_ms, e)) != CUEQ_OK ||
-	    (rc = get_ms(m, "created_at", &x->created_at_ms, e)) != CUEQ_OK ||
-	    (rc = get_ms(m, "run_at", &x->run_at_ms, e)) != CUEQ_OK ||
-	    (rc = get_ms(m, "lease_deadline", &x->lease_deadline_ms, e)) != CUEQ_OK ||
-	    (rc = get_ms(m, "finished_at", &x->finished_at_ms, e)) != CUEQ_OK ||
+	    (rc = sdk_get_u32(m, "attempt", &x->attempt, e)) != CUEQ_OK ||
+	    (rc = sdk_get_u32(m, "max_attempts", &x->max_attempts, e)) != CUEQ_OK ||
+	    (rc = sdk_get_u32(m, "expiries", &x->expiries, e)) != CUEQ_OK ||
+	    (rc = sdk_get_u32(m, "max_expiries", &x->max_expiries, e)) != CUEQ_OK ||
+	    (rc = sdk_get_u32(m, "failures", &x->failures, e)) != CUEQ_OK ||
+	    (rc = sdk_get_ms(m, "lease_ms", &x->lease_ms, e)) != CUEQ_OK ||
+	    (rc = sdk_get_ms(m, "created_at", &x->created_at_ms, e)) != CUEQ_OK ||
+	    (rc = sdk_get_ms(m, "run_at", &x->run_at_ms, e)) != CUEQ_OK ||
+	    (rc = sdk_get_ms(m, "lease_deadline", &x->lease_deadline_ms, e)) != CUEQ_OK ||
+	    (rc = sdk_get_ms(m, "finished_at", &x->finished_at_ms, e)) != CUEQ_OK ||
 	    (rc = sdk_get_text(m, "result", CUEQ_MAX_TEXT, &x->result, e)) != CUEQ_OK ||
 	    (rc = sdk_get_text(m, "error", CUEQ_MAX_TEXT, &x->error, e)) != CUEQ_OK ||
 	    (rc = sdk_get_text(m, "unique", CUEQ_MAX_KEY, &x->unique, e)) != CUEQ_OK ||

@@ -99,10 +99,14 @@ int sdk_get_steps(const msgpack_object *m, const char *key, cueq_step **out, siz
 
 /* ---- recurring cues (cues.c) ------------------------------------------- */
 
-/* Fills x from a cue map m (of get or cues); payload and executions only
- * when detail is set.  On failure what was read stays in x for
+/* Fills x from a cue map m (of get or cues); the payload only when detail
+ * is set (cues gives the newest of the executions, get the last ten).  On failure what was read stays in x for
  * sdk_cue_clear. */
 int sdk_read_cue(const msgpack_object *m, bool detail, cueq_cue *x, proto_error *e);
+/* Optional reply fields (inspect.c): a uint that fits, and Unix ms; absent
+ * leaves *out alone. */
+int sdk_get_u32(const msgpack_object *m, const char *key, uint32_t *out, proto_error *e);
+int sdk_get_ms(const msgpack_object *m, const char *key, int64_t *out, proto_error *e);
 /* Frees what x holds and zeroes it. */
 void sdk_cue_clear(cueq_cue *x);
 
