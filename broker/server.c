@@ -50,6 +50,7 @@ struct server {
 	struct sctx *all;
 	size_t total, listening, sending;
 	bool stopping;
+	bool growing; /* a callback is opening more contexts (outside mu) */
 	uint32_t *pipes; /* connections let in: open addressing, 0 = free */
 	size_t pipes_cap, n_pipes, max_pipes;
 	uint64_t refused;
@@ -58,7 +59,9 @@ struct server {
 
 static void ctx_cb(void *arg);
 
-/* Opens one more context and starts it listening; call with mu held. */
+/* Opens one more context and starts it listening.  Call without mu: nng
+ * takes its socket lock in nng_ctx_open, and the pipe callback holds that
+ * lock while it takes mu, so holding mu here could deadlock the two. */
 static int add_ctx(struct server *s)
 {
 	struct sctx *c = calloc(1, sizeof(*c));
@@ -76,11 +79,13 @@ static int add_ctx(struct server *s)
 		free(c);
 		return rv;
 	}
+	c->state = S_RECV;
+	pthread_mutex_lock(&s->mu);
 	c->next = s->all;
 	s->all = c;
 	s->total++;
 	s->listening++;
-	c->state = S_RECV;
+	pthread_mutex_unlock(&s->mu);
 	nng_ctx_recv(c->ctx, c->aio);
 	return 0;
 }
@@ -124,13 +129,28 @@ static void ctx_cb(void *arg)
 	pthread_mutex_lock(&s->mu);
 	c->state = S_WAIT;
 	s->listening--;
-	if (!s->stopping && s->listening < POOL_LOW)
-		for (int i = 0; i < POOL_GROW && s->total < POOL_MAX; i++)
-			if (add_ctx(s) != 0) {
-				log_warn("cannot open more REP contexts (%zu open)", s->total);
-				break;
-			}
+	int grow = 0; /* one callback at a time grows the pool */
+	if (!s->stopping && !s->growing && s->listening < POOL_LOW && s->total < POOL_MAX) {
+		s->growing = true;
+		grow = POOL_GROW;
+	}
 	pthread_mutex_unlock(&s->mu);
+	for (int i = 0; i < grow; i++) {
+		pthread_mutex_lock(&s->mu);
+		bool enough = s->stopping || s->total >= POOL_MAX;
+		pthread_mutex_unlock(&s->mu);
+		if (enough)
+			break;
+		if (add_ctx(s) != 0) {
+			log_warn("cannot open more REP contexts");
+			break;
+		}
+	}
+	if (grow) {
+		pthread_mutex_lock(&s->mu);
+		s->growing = false;
+		pthread_mutex_unlock(&s->mu);
+	}
 	s->deliver(s->arg, &c->req);
 }
 
@@ -278,11 +298,9 @@ int server_start(const char *const *urls, size_t n, int max_connections, server_
 		}
 		s->listeners[s->n_listeners++] = l;
 	}
-	pthread_mutex_lock(&s->mu);
 	for (int i = 0; i < POOL_START; i++)
 		if ((rv = add_ctx(s)) != 0)
 			break;
-	pthread_mutex_unlock(&s->mu);
 	if (rv != 0) {
 		snprintf(err, errlen, "cannot open REP contexts: %s", nng_strerror(rv));
 		goto fail;
@@ -330,12 +348,13 @@ void server_close(struct server *s)
 	if (s == NULL)
 		return;
 	server_stop(s);
-	/* let replies already handed to nng leave (up to 2 s) */
+	/* let replies already handed to nng leave (up to 2 s), and a pool
+	 * growing (stopping ends that) link its last context */
 	for (int i = 0; i < 400; i++) {
 		pthread_mutex_lock(&s->mu);
-		size_t sending = s->sending;
+		bool busy = s->sending != 0 || s->growing;
 		pthread_mutex_unlock(&s->mu);
-		if (sending == 0)
+		if (!busy)
 			break;
 		nng_msleep(5);
 	}
