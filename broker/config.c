@@ -15,6 +15,7 @@ static const char usage[] =
 	"usage: cueqd [--data DIR] [--listen URL]... [--fsync always|interval|never]\n"
 	"             [--fsync-interval D] [--retention D] [--idempotency-window D]\n"
 	"             [--max-connections N] [--release-on-disconnect on|off]\n"
+	"             [--max-parked N] [--max-parked-per-connection N]\n"
 	"\n"
 	"The cueq broker: an at-least-once job queue with worker claim/lease.\n"
 	"\n"
@@ -33,6 +34,11 @@ static const char usage[] =
 	"  --max-connections N  client connections served at once; more are closed as\n"
 	"                       they connect (default 1024, less when the descriptor\n"
 	"                       limit, raised to its hard limit at start, is lower)\n"
+	"  --max-parked N       claims waiting for work (wait_ms) at once, in all\n"
+	"                       (default 4096); one more is answered UNAVAILABLE\n"
+	"  --max-parked-per-connection N\n"
+	"                       the same for one connection (default 256), so one\n"
+	"                       client cannot hold every server context\n"
 	"  --release-on-disconnect on|off\n"
 	"                       on (default): when a worker's connection closes, the\n"
 	"                       leases it holds end at once, so its executions are\n"
@@ -73,6 +79,8 @@ int config_parse(struct config *c, int argc, char **argv)
 		.retention_ms = 7 * 86400000ll,
 		.idem_window_ms = 86400000ll,
 		.release_on_disconnect = true,
+		.max_parked = 4096,
+		.max_parked_per_conn = 256,
 	};
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = NULL, *eq = strchr(a, '=');
@@ -127,6 +135,16 @@ int config_parse(struct config *c, int argc, char **argv)
 			if (*v == '\0' || *end != '\0' || n < 1 || n > 1000000)
 				return bad("--max-connections '%s' is not a number from 1 to 1000000", v);
 			c->max_connections = (int)n;
+		} else if (strcmp(flag, "--max-parked") == 0 ||
+			   strcmp(flag, "--max-parked-per-connection") == 0) {
+			char *end;
+			long n = strtol(v, &end, 10);
+			if (*v == '\0' || *end != '\0' || n < 1 || n > 1000000)
+				return bad("%s needs a number from 1 to 1000000", flag);
+			if (strcmp(flag, "--max-parked") == 0)
+				c->max_parked = n;
+			else
+				c->max_parked_per_conn = n;
 		} else if (strcmp(flag, "--release-on-disconnect") == 0) {
 			if (strcmp(v, "on") == 0)
 				c->release_on_disconnect = true;

@@ -20,6 +20,7 @@ struct config {
 	int64_t idem_window_ms;
 	int max_connections; /* 0: the default, sized to the descriptor limit */
 	bool release_on_disconnect; /* default on */
+	long max_parked, max_parked_per_conn; /* claims waiting, in all and per connection */
 };
 
 /* Parses argv.  Returns 0 to run, 1 when it printed help or version (exit

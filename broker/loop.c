@@ -165,7 +165,12 @@ static void run_op(struct loop *l, struct request *r, const struct op *op,
 	int rc = op->fn(&c);
 	if (rc == OP_PARKED) {
 		nng_msg_free(m);
-		park_add(&l->parks, r, &c.park, e, rid, rid_len, rid_bin);
+		if (park_add(&l->parks, r, &c.park, e, rid, rid_len, rid_bin, &c.err) == 0)
+			return;
+		/* a bound is reached: answered now (not remembered: a retry works) */
+		rc = c.err.code;
+		m = error_msg(rid, rid_len, rid_bin, c.err.code, c.err.msg);
+		answer_as(l, r, m, rc, e, true, NULL, 0, false);
 		return;
 	}
 	if (rc != CUEQ_OK || w.failed) {
@@ -306,7 +311,8 @@ static void cond_init_mono(pthread_cond_t *cv)
 }
 
 int loop_new(const struct engine_ops *eo, struct engine *e, int fsync, int64_t fsync_interval_ms,
-	     bool release_on_disconnect, struct loop **out)
+	     bool release_on_disconnect, size_t max_parked, size_t max_parked_per_conn,
+	     struct loop **out)
 {
 	struct loop *l = calloc(1, sizeof(*l));
 	*out = NULL;
@@ -319,6 +325,7 @@ int loop_new(const struct engine_ops *eo, struct engine *e, int fsync, int64_t f
 	l->turn = calloc(1, sizeof(*l->turn));
 	if (release_on_disconnect)
 		l->holders = holders_new(eo, e);
+	park_limits(&l->parks, max_parked, max_parked_per_conn);
 	if (l->rids == NULL || l->turn == NULL || (release_on_disconnect && l->holders == NULL)) {
 		loop_free(l);
 		return -1;

@@ -26,9 +26,11 @@
 struct loop;
 
 /* release_on_disconnect: when a connection closes, the leases its claims
- * were given end at once (holders.h). */
+ * were given end at once (holders.h); max_parked, max_parked_per_conn:
+ * the bounds of park.h (0: none). */
 int loop_new(const struct engine_ops *eo, struct engine *e, int fsync, int64_t fsync_interval_ms,
-	     bool release_on_disconnect, struct loop **out);
+	     bool release_on_disconnect, size_t max_parked, size_t max_parked_per_conn,
+	     struct loop **out);
 /* The server to answer through; set before loop_run. */
 void loop_set_server(struct loop *l, struct server *s);
 /* server callbacks (any thread) */

@@ -139,7 +139,8 @@ int main(int argc, char **argv)
 		log_error("cannot open the data directory %s: %s", cfg.data_dir, err);
 		return 1;
 	}
-	if (loop_new(eo, e, cfg.fsync, cfg.fsync_interval_ms, cfg.release_on_disconnect, &l) != 0) {
+	if (loop_new(eo, e, cfg.fsync, cfg.fsync_interval_ms, cfg.release_on_disconnect,
+		     (size_t)cfg.max_parked, (size_t)cfg.max_parked_per_conn, &l) != 0) {
 		log_error("out of memory at start");
 		goto out;
 	}

@@ -2,10 +2,14 @@
  * park.h - claims parked until a job is ready or their wait ends (long
  * polls), as Redis's blocked.c holds clients blocked on a key.
  *
- * A parked claim holds its request (and so its server context) but no
- * thread.  Each turn the core serves those whose queue has work, whose
- * wait ended, or whose connection closed (those get an empty answer and
- * lease nothing: nobody would receive the jobs).  Core thread only.
+ * A parked claim holds its server context and what the claim needs (its
+ * arguments and request ID), not its frame, and no thread.  Each turn the
+ * core serves those whose queue has work, whose wait ended, or whose
+ * connection closed (those get an empty answer and lease nothing: nobody
+ * would receive the jobs).  Parked claims are bounded, per connection and
+ * in all (--max-parked-per-connection, --max-parked), so one client cannot
+ * take every server context: a claim past a bound is answered at once.
+ * Core thread only.
  */
 #ifndef CUEQ_PARK_H
 #define CUEQ_PARK_H
@@ -31,15 +35,27 @@ struct park {
 	struct park *next;
 };
 
+/* Parked claims of one connection (open addressing on the pipe ID). */
+struct park_count {
+	uint32_t pipe, n;
+};
+
 struct parks {
-	struct park *head;
+	struct park *head, *tail;
+	size_t n, max, max_per_conn; /* parked now; the bounds (0: none) */
+	struct park_count *counts;   /* per connection, cap_counts slots */
+	size_t cap_counts, used_counts;
 	uint32_t recent_gone[PARK_RECENT_GONE]; /* closed connections, newest last */
 	size_t n_recent_gone;
 };
 
-/* Parks r's claim a (waiting a->wait_ms from now). */
-void park_add(struct parks *ps, struct request *r, const struct claim_args *a,
-	      struct rid_entry *e, const void *rid, size_t rid_len, bool rid_bin);
+/* Sets the bounds (0: none). */
+void park_limits(struct parks *ps, size_t max, size_t max_per_conn);
+/* Parks r's claim a (waiting a->wait_ms from now) and frees its frame:
+ * 0; or -1 when a bound is reached (nothing parked; err says which, for
+ * the answer). */
+int park_add(struct parks *ps, struct request *r, const struct claim_args *a,
+	     struct rid_entry *e, const void *rid, size_t rid_len, bool rid_bin, proto_error *err);
 /* Connections that closed: their parked claims end now, and claims from
  * them still on their way to the core are recognised when they park. */
 void park_gone(struct parks *ps, const uint32_t *gone, size_t n);

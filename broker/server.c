@@ -315,7 +315,8 @@ fail:
 void server_reply(struct server *s, struct request *r, nng_msg *reply)
 {
 	struct sctx *c = r->ctx;
-	nng_msg_free(r->msg);
+	if (r->msg != NULL) /* a parked claim's frame is freed already */
+		nng_msg_free(r->msg);
 	r->msg = NULL;
 	pthread_mutex_lock(&s->mu);
 	s->sending++;
@@ -328,7 +329,8 @@ void server_reply(struct server *s, struct request *r, nng_msg *reply)
 void server_drop(struct server *s, struct request *r)
 {
 	(void)s;
-	nng_msg_free(r->msg);
+	if (r->msg != NULL)
+		nng_msg_free(r->msg);
 	r->msg = NULL;
 	listen_again(r->ctx);
 }

@@ -1,0 +1,226 @@
+/*
+ * test_flood.c - one client flooding a real cueqd with long-poll claims
+ * cannot stop the others: the claims it may park are bounded per
+ * connection and in all (the rest are answered UNAVAILABLE at once, saying
+ * which bound), its closed connection frees them, another client's ping is
+ * answered meanwhile, and a parked claim does not keep its frame.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+#define MAX_CLAIMS 64
+#define PAD_BYTES (1u << 20)
+
+/* Claims in flight on one connection, one REQ context each. */
+struct flood {
+	th_raw r;
+	size_t n;
+	nng_ctx ctx[MAX_CLAIMS];
+	nng_aio *aio[MAX_CLAIMS];
+	bool recv[MAX_CLAIMS]; /* its receive was started */
+	atomic_bool done[MAX_CLAIMS]; /* its aio completed (nng 1.5.2 has no nng_aio_busy) */
+};
+
+static void done_cb(void *arg)
+{
+	atomic_store((atomic_bool *)arg, true);
+}
+
+static char *pad;
+
+/* Sends n claims on queue waiting wait_ms (each padded with pad_bytes of
+ * an unknown key) and starts waiting for their answers. */
+static void flood_send(struct flood *f, const char *url, const char *queue, size_t n,
+		       uint64_t wait_ms, size_t pad_bytes)
+{
+	memset(f, 0, sizeof(*f));
+	assert_int_equal(th_raw_open(&f->r, url, 120000), 0);
+	assert_true(n <= MAX_CLAIMS);
+	for (size_t i = 0; i < n; i++) {
+		th_req q;
+		assert_int_equal(th_req_begin(&q, "claim", 3 + (pad_bytes > 0)), 0);
+		proto_kv_cstr(th_pk(&q), "queue", queue);
+		proto_kv_uint(th_pk(&q), "max", 1);
+		proto_kv_uint(th_pk(&q), "wait_ms", wait_ms);
+		if (pad_bytes > 0)
+			proto_kv_str(th_pk(&q), "padding", pad, pad_bytes);
+		assert_int_equal(nng_ctx_open(&f->ctx[i], f->r.s), 0);
+		assert_int_equal(nng_aio_alloc(&f->aio[i], done_cb, &f->done[i]), 0);
+		nng_aio_set_timeout(f->aio[i], 120000);
+		nng_aio_set_msg(f->aio[i], q.msg);
+		q.msg = NULL;
+		nng_ctx_send(f->ctx[i], f->aio[i]);
+		nng_aio_wait(f->aio[i]);
+		assert_int_equal(nng_aio_result(f->aio[i]), 0);
+		atomic_store(&f->done[i], false);
+		nng_ctx_recv(f->ctx[i], f->aio[i]);
+		f->recv[i] = true;
+		f->n++;
+	}
+}
+
+/* Waits up to ms, then counts the answers come (refused: with err
+ * UNAVAILABLE and a message holding want). */
+static size_t flood_answered(struct flood *f, int64_t ms, size_t *refused, const char *want)
+{
+	size_t n = 0;
+	th_sleep_ms(ms);
+	*refused = 0;
+	for (size_t i = 0; i < f->n; i++) {
+		if (!f->recv[i] || !atomic_load(&f->done[i]))
+			continue;
+		n++;
+		f->recv[i] = false;
+		if (nng_aio_result(f->aio[i]) != 0)
+			continue;
+		th_reply rep = {0};
+		msgpack_unpacked_init(&rep.up); /* th_reply_decode destroys it first */
+		nng_msg *m = nng_aio_get_msg(f->aio[i]);
+		assert_int_equal(th_reply_decode(m, &rep), 0);
+		if (!rep.ok && strcmp(rep.err, "UNAVAILABLE") == 0) {
+			if (strstr(rep.msg, want) == NULL)
+				fail_msg("a refused claim does not say the bound: %s", rep.msg);
+			(*refused)++;
+		}
+		th_reply_free(&rep);
+	}
+	return n;
+}
+
+static void flood_close(struct flood *f)
+{
+	for (size_t i = 0; i < f->n; i++) {
+		nng_aio_stop(f->aio[i]);
+		/* an answer that came and was not read is freed here */
+		if (f->recv[i] && nng_aio_result(f->aio[i]) == 0)
+			nng_msg_free(nng_aio_get_msg(f->aio[i]));
+		nng_aio_free(f->aio[i]);
+		nng_ctx_close(f->ctx[i]);
+	}
+	th_raw_close(&f->r);
+}
+
+/* A ping on its own connection: its round trip in ms (fails on no answer). */
+static int64_t ping_ms(const char *url)
+{
+	th_raw r;
+	assert_int_equal(th_raw_open(&r, url, 5000), 0);
+	int64_t t0 = th_now_ms();
+	assert_int_equal(th_raw_ping(&r), 0);
+	int64_t ms = th_now_ms() - t0;
+	th_raw_close(&r);
+	return ms;
+}
+
+static int start_bounded(void **state)
+{
+	th_broker *b = calloc(1, sizeof(*b));
+	static const char *const flags[] = {"--max-parked-per-connection", "8", "--max-parked",
+					    "12", NULL};
+	if (b == NULL || th_broker_start(b, flags) != 0)
+		return -1;
+	*state = b;
+	return 0;
+}
+
+/* One connection floods: 8 of its claims wait, the other 12 are refused at
+ * once; another connection still pings and parks, up to the bound in all;
+ * closing the flood frees its share. */
+static void test_parked_claims_are_bounded(void **state)
+{
+	th_broker *b = *state;
+	struct flood a, c;
+	size_t refused = 0;
+
+	flood_send(&a, b->url, "flood", 20, 60000, 0);
+	assert_int_equal(flood_answered(&a, 1500, &refused, "--max-parked-per-connection"), 12);
+	assert_int_equal(refused, 12);
+	int64_t ms = ping_ms(b->url);
+	fprintf(stderr, "flood: another client's ping took %lld ms beside 8 parked claims of one\n",
+		(long long)ms);
+	assert_true(ms < 2000);
+
+	/* in all: 4 more wait (12), the fifth is refused by the total bound */
+	flood_send(&c, b->url, "flood", 5, 60000, 0);
+	assert_int_equal(flood_answered(&c, 1000, &refused, "--max-parked"), 1);
+	assert_int_equal(refused, 1);
+
+	/* closing the flood ends its claims: others may wait again */
+	flood_close(&a);
+	th_sleep_ms(500);
+	struct flood d;
+	flood_send(&d, b->url, "flood", 8, 60000, 0);
+	assert_int_equal(flood_answered(&d, 1000, &refused, "--max-parked"), 0);
+
+	/* and a job pushed now goes to a waiting claim */
+	th_raw r;
+	char id[PROTO_ID_LEN + 1];
+	assert_int_equal(th_raw_open(&r, b->url, 5000), 0);
+	assert_int_equal(th_raw_push(&r, "flood", "work", 0, 0, id), 0);
+	th_raw_close(&r);
+	size_t got = flood_answered(&c, 1000, &refused, "-") + flood_answered(&d, 0, &refused, "-");
+	assert_int_equal(got, 1);
+	flood_close(&c);
+	flood_close(&d);
+}
+
+static long rss_kib(pid_t pid)
+{
+	char path[64], line[256];
+	long kib = -1;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "r");
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+			break;
+	fclose(f);
+	return kib;
+}
+
+/* 40 parked claims padded to 1 MiB each: the broker keeps what the claim
+ * needs, not the 40 MiB of frames. */
+static void test_parked_claim_keeps_no_frame(void **state)
+{
+	th_broker *b = *state;
+	struct flood a;
+	size_t refused = 0;
+
+	pad = malloc(PAD_BYTES);
+	assert_non_null(pad);
+	memset(pad, 'x', PAD_BYTES);
+	long before = rss_kib(b->pid);
+	flood_send(&a, b->url, "padded", 40, 60000, PAD_BYTES);
+	assert_int_equal(flood_answered(&a, 1000, &refused, "-"), 0);
+	long after = rss_kib(b->pid);
+	fprintf(stderr, "flood: 40 parked claims of 1 MiB frames: broker RSS %ld -> %ld KiB\n",
+		before, after);
+	if (after - before > 20 * 1024)
+		fail_msg("the broker grew by %ld KiB holding 40 parked claims: it keeps their frames",
+			 after - before);
+	flood_close(&a);
+	free(pad);
+	pad = NULL;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_parked_claims_are_bounded, start_bounded,
+						th_fixture_stop),
+		cmocka_unit_test_setup_teardown(test_parked_claim_keeps_no_frame, th_fixture_start,
+						th_fixture_stop),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
