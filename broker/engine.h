@@ -265,7 +265,9 @@ struct engine_ops {
 	int (*push)(struct engine *e, const struct eng_push *jobs, size_t n, struct eng_pushed *out,
 		    proto_error *err);
 	/* Request memory that outlives a restart, for a push sent with
-	 * retry_ttl_ms: remember stores the answer of request rid (hash: of
+	 * retry_ttl_ms: remember stores the answer of request rid (the
+	 * request ID in its client's scope, at most PROTO_MAX_SCOPED_RID
+	 * bytes, opaque here; hash: of
 	 * its bytes) in this turn's write, so the answer and the changes it
 	 * reports are one atomic write; it is forgotten after expires_at
 	 * (Unix ms).  0, or -1 when it could not be kept (no memory, too

@@ -145,9 +145,29 @@ static nng_msg *error_msg(const void *rid, size_t rid_len, bool rid_bin, int cod
 
 /* ---- requests ---- */
 
+/* The request ID in its client's scope (PROTO_MAX_SCOPED_RID bytes at
+ * most): the client ID it sent, or else its connection, then the ID.  So
+ * two clients that number their requests alike never share an answer. */
+static size_t scope_rid(const struct proto_envelope *env, uint32_t pipe, uint8_t *out)
+{
+	size_t n;
+	if (env->cid != NULL) {
+		out[0] = (uint8_t)env->cid_len;
+		memcpy(out + 1, env->cid, env->cid_len);
+		n = 1 + env->cid_len;
+	} else {
+		out[0] = 0x80 | 4; /* the connection (never a client ID's length) */
+		memcpy(out + 1, &pipe, 4);
+		n = 5;
+	}
+	memcpy(out + n, env->rid, env->rid_len);
+	return n + env->rid_len;
+}
+
 static void run_op(struct loop *l, struct request *r, const struct op *op,
 		   const msgpack_object *root, const void *rid, size_t rid_len, bool rid_bin,
-		   uint64_t hash, struct rid_entry *e)
+		   const uint8_t *scoped, size_t scoped_len, bool by_client, uint64_t hash,
+		   struct rid_entry *e)
 {
 	proto_writer w;
 	nng_msg *m = new_msg(&w);
@@ -159,6 +179,9 @@ static void run_op(struct loop *l, struct request *r, const struct op *op,
 		.rid = rid,
 		.rid_len = rid_len,
 		.rid_bin = rid_bin,
+		.scoped_rid = scoped,
+		.scoped_len = scoped_len,
+		.by_client = by_client,
 		.synced = l->fsync == FSYNC_ALWAYS,
 		.body_hash = hash,
 	};
@@ -179,7 +202,7 @@ static void run_op(struct loop *l, struct request *r, const struct op *op,
 			rc = proto_fail(&c.err, CUEQ_ERR_INTERNAL, "the broker could not build the reply");
 		m = error_msg(rid, rid_len, rid_bin, c.err.code, c.err.msg);
 	} else if (c.remember_ms > 0 && /* in the same write as the push */
-		   l->eo->remember(l->e, rid, rid_len, hash, nng_msg_body(m), nng_msg_len(m),
+		   l->eo->remember(l->e, scoped, scoped_len, hash, nng_msg_body(m), nng_msg_len(m),
 				   proto_now_ms() + c.remember_ms) != 0) {
 		c.replayable = false; /* not on disk: this memory keeps it */
 	}
@@ -245,6 +268,8 @@ static void handle(struct loop *l, struct request *r)
 	const char *rid = env.rid, *opname = env.op;
 	size_t rid_len = env.rid_len, oplen = env.op_len;
 	bool rid_bin = env.rid_bin;
+	uint8_t scoped[PROTO_MAX_SCOPED_RID];
+	size_t scoped_len = scope_rid(&env, r->pipe, scoped);
 	const struct op *op = ops_find(opname, oplen);
 	if (op != NULL && (op->flags & OP_PRODUCE) && l->produced >= PRODUCE_PER_TURN) {
 		/* this turn took its share of new work: the next one takes this
@@ -274,7 +299,7 @@ static void handle(struct loop *l, struct request *r)
 	uint64_t hash = 0;
 	if (op->flags & OP_WRITE) {
 		hash = proto_hash(PROTO_HASH_INIT, buf, len);
-		e = ridcache_find(l->rids, rid, rid_len);
+		e = ridcache_find(l->rids, scoped, scoped_len);
 		if (e != NULL && e->body_hash != hash) {
 			replies_add(l->turn, r,
 				error_msg(rid, rid_len, rid_bin, CUEQ_ERR_BAD_REQUEST,
@@ -292,9 +317,9 @@ static void handle(struct loop *l, struct request *r)
 			e->waiters = r;
 			goto out;
 		}
-		e = ridcache_add(l->rids, rid, rid_len, hash, proto_mono_ms());
+		e = ridcache_add(l->rids, scoped, scoped_len, hash, proto_mono_ms());
 	}
-	run_op(l, r, op, root, rid, rid_len, rid_bin, hash, e);
+	run_op(l, r, op, root, rid, rid_len, rid_bin, scoped, scoped_len, env.cid != NULL, hash, e);
 out:
 	msgpack_unpacked_destroy(&up);
 }

@@ -293,9 +293,15 @@ static int push_recall(struct opctx *c, bool *answered)
 	*answered = false;
 	if (rc != CUEQ_OK)
 		return rc;
+	if (!c->by_client) { /* scoped by a connection, which a restart does not keep */
+		if (ttl > 0)
+			return proto_fail(&c->err, CUEQ_ERR_BAD_REQUEST,
+					  "retry_ttl_ms needs a client ID: send 'cid' (the same on every request of this client, across reconnects)");
+		return CUEQ_OK;
+	}
 	/* looked up without retry_ttl_ms too: an ID remembered on disk is
 	 * refused for other bytes (the loop's memory no longer holds it) */
-	rc = c->eo->recall(c->e, c->rid, c->rid_len, c->body_hash, &reply, &len, &c->err);
+	rc = c->eo->recall(c->e, c->scoped_rid, c->scoped_len, c->body_hash, &reply, &len, &c->err);
 	if (rc < 0)
 		return c->err.code;
 	if (rc == 2) { /* not remembered either: the first one's retries must still work */

@@ -45,6 +45,9 @@ struct opctx {
 	bool rid_bin;
 	bool synced;	      /* writes are synced before replies (fsync always) */
 	uint64_t body_hash;   /* of the whole request (OP_WRITE ops) */
+	const uint8_t *scoped_rid; /* the request ID in its client's scope */
+	size_t scoped_len;
+	bool by_client;	      /* scoped by a client ID (not only the connection) */
 	int64_t remember_ms;  /* set by push with retry_ttl_ms: the loop has the
 			       * engine remember the answer this long */
 	bool replayable;      /* the engine answers a repeat of this request (the

@@ -80,7 +80,7 @@ struct rid_entry *ridcache_add(struct ridcache *rc, const void *rid, size_t len,
 {
 	if (rc->n >= rc->nbucket)
 		grow(rc);
-	if (len > PROTO_MAX_RID)
+	if (len > PROTO_MAX_SCOPED_RID)
 		return NULL;
 	struct rid_entry *e = calloc(1, sizeof(*e) + len);
 	if (e == NULL)

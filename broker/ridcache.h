@@ -39,7 +39,7 @@ struct rid_entry {
 	size_t reply_len, stored_len;
 	struct request *waiters; /* pending: repeats to answer with it */
 	struct rid_entry *hnext, *older, *newer;
-	uint8_t rid[]; /* len bytes (at most PROTO_MAX_RID) */
+	uint8_t rid[]; /* len bytes: the scoped ID (at most PROTO_MAX_SCOPED_RID) */
 };
 
 struct ridcache;

@@ -27,7 +27,7 @@
 #define HEAD 21 /* hash, expires_at, len, form */
 #define FORM_RAW 0
 #define FORM_LZ4 1
-#define KEYMAX (2 + PROTO_MAX_RID)
+#define KEYMAX (2 + PROTO_MAX_SCOPED_RID)
 
 static size_t rid_key(uint8_t *out, const void *rid, size_t rid_len)
 {
@@ -41,7 +41,7 @@ int emb_remember(struct engine *e, const void *rid, size_t rid_len, uint64_t has
 		 const void *reply, size_t len, int64_t expires_at)
 {
 	uint8_t k[KEYMAX], x[8 + KEYMAX];
-	if (rid_len == 0 || rid_len > PROTO_MAX_RID || len > PROTO_TRANSPORT_MAX)
+	if (rid_len == 0 || rid_len > PROTO_MAX_SCOPED_RID || len > PROTO_TRANSPORT_MAX)
 		return -1; /* no answer is bigger than a frame */
 	size_t kl = rid_key(k, rid, rid_len);
 	int bound = LZ4_compressBound((int)len);
@@ -84,7 +84,7 @@ int emb_recall(struct engine *e, const void *rid, size_t rid_len, uint64_t hash,
 	int rc;
 
 	*reply = NULL, *len = 0;
-	if (rid_len == 0 || rid_len > PROTO_MAX_RID)
+	if (rid_len == 0 || rid_len > PROTO_MAX_SCOPED_RID)
 		return 0;
 	rc = store_get(e->st, CF_IDEM, k, rid_key(k, rid, rid_len), &v, &vl);
 	if (rc < 0) {

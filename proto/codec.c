@@ -457,6 +457,13 @@ int proto_envelope(const msgpack_object *root, struct proto_envelope *env, proto
 		return err->code;
 	}
 	env->rid_bin = proto_get(root, "rid")->type == MSGPACK_OBJECT_BIN;
+	if (proto_bytes(root, "cid", false, PROTO_MAX_RID, &env->cid, &env->cid_len, err) != CUEQ_OK ||
+	    (env->cid != NULL && env->cid_len == 0)) {
+		if (err->code == CUEQ_OK)
+			proto_fail(err, CUEQ_ERR_BAD_REQUEST, "field 'cid' must not be empty");
+		err->code = CUEQ_ERR_BAD_REQUEST;
+		return err->code;
+	}
 	if (proto_uint(root, "v", true, 0, UINT32_MAX, &v, err) != CUEQ_OK || v != PROTO_VERSION) {
 		if (err->code == CUEQ_OK)
 			proto_fail(err, CUEQ_ERR_BAD_REQUEST,

@@ -122,12 +122,14 @@ void proto_reply_error(msgpack_packer *pk, const void *rid, size_t rid_len, bool
 }
 
 void proto_request_begin(msgpack_packer *pk, const char *op, const void *rid, size_t rid_len,
-			 const char *auth, size_t n_fields)
+			 const void *cid, size_t cid_len, const char *auth, size_t n_fields)
 {
-	msgpack_pack_map(pk, 3 + (auth ? 1 : 0) + n_fields);
+	msgpack_pack_map(pk, 3 + (cid ? 1 : 0) + (auth ? 1 : 0) + n_fields);
 	proto_kv_uint(pk, "v", PROTO_VERSION);
 	proto_kv_cstr(pk, "op", op);
 	pack_rid(pk, rid, rid_len, true);
+	if (cid)
+		proto_kv_bin(pk, "cid", cid, cid_len);
 	if (auth)
 		proto_kv_cstr(pk, "auth", auth);
 }

@@ -27,6 +27,9 @@
 /* Values in one frame: bounds what msgpack-c allocates (24 bytes each). */
 #define PROTO_MAX_OBJECTS (256u << 10)
 #define PROTO_MAX_RID 64
+/* A request ID in its client's scope: scope length(1), the client ID (or
+ * the connection), the request ID. */
+#define PROTO_MAX_SCOPED_RID (1 + PROTO_MAX_RID + PROTO_MAX_RID)
 #define PROTO_MAX_QUEUE 128
 #define PROTO_MAX_WORKER 128
 #define PROTO_MAX_WAIT_MS 300000
@@ -126,6 +129,8 @@ struct proto_envelope {
 	const char *rid; /* points into the decoded request */
 	size_t rid_len;
 	bool rid_bin;
+	const char *cid; /* the client's ID (1-PROTO_MAX_RID bytes), NULL: none */
+	size_t cid_len;
 	const char *op;
 	size_t op_len;
 };
@@ -134,10 +139,10 @@ struct proto_envelope {
  * request ID itself was valid (so the error reply can carry it), else NULL. */
 int proto_envelope(const msgpack_object *root, struct proto_envelope *env, proto_error *err);
 
-/* Start of a request map with n_fields op fields after v, op, rid (and auth
- * when not NULL). */
+/* Start of a request map with n_fields op fields after v, op, rid (and the
+ * client ID cid, as bin, and auth when not NULL). */
 void proto_request_begin(msgpack_packer *pk, const char *op, const void *rid, size_t rid_len,
-			 const char *auth, size_t n_fields);
+			 const void *cid, size_t cid_len, const char *auth, size_t n_fields);
 
 /* Parses a duration "250ms", "30s", "5m", "2h", "1d" (numbers with units,
  * also summed: "1h30m"; a bare "0" is zero) into milliseconds.  Returns

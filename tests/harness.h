@@ -152,6 +152,9 @@ int th_req_begin(th_req *q, const char *op, size_t n_fields);
 /* The same under a request ID of the caller's (at most 39 bytes): to build
  * another request with an ID already used. */
 int th_req_begin_rid(th_req *q, const char *op, size_t n_fields, const char *rid);
+/* The same with the client ID cid (NULL: none, so the connection scopes
+ * the request ID); the others send one per test process. */
+int th_req_begin_cid(th_req *q, const char *op, size_t n_fields, const char *rid, const char *cid);
 msgpack_packer *th_pk(th_req *q);
 /* Sends the request (and frees it); like th_raw_call. */
 int th_req_call(th_raw *r, th_req *q, th_reply *rep);

@@ -120,7 +120,7 @@ void th_reply_free(th_reply *rep)
 	rep->root = NULL;
 }
 
-int th_req_begin_rid(th_req *q, const char *op, size_t n_fields, const char *rid)
+int th_req_begin_cid(th_req *q, const char *op, size_t n_fields, const char *rid, const char *cid)
 {
 	int rv;
 
@@ -129,8 +129,18 @@ int th_req_begin_rid(th_req *q, const char *op, size_t n_fields, const char *rid
 		return rv;
 	snprintf(q->rid, sizeof(q->rid), "%s", rid);
 	proto_writer_init(&q->w, q->msg);
-	proto_request_begin(&q->w.pk, op, q->rid, strlen(q->rid), NULL, n_fields);
+	proto_request_begin(&q->w.pk, op, q->rid, strlen(q->rid), cid, cid ? strlen(cid) : 0, NULL,
+			    n_fields);
 	return 0;
+}
+
+int th_req_begin_rid(th_req *q, const char *op, size_t n_fields, const char *rid)
+{
+	/* one client ID per test process: its request IDs are its own */
+	static char cid[32];
+	if (cid[0] == '\0')
+		snprintf(cid, sizeof(cid), "test-%ld", (long)getpid());
+	return th_req_begin_cid(q, op, n_fields, rid, cid);
 }
 
 int th_req_begin(th_req *q, const char *op, size_t n_fields)

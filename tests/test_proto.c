@@ -419,7 +419,7 @@ static void test_pack_helpers(void **state)
 	/* A request: v, op, rid (bin), auth, then one field. */
 	assert_int_equal(nng_msg_alloc(&m, 0), 0);
 	proto_writer_init(&w, m);
-	proto_request_begin(&w.pk, "claim", "abc", 3, "tok", 1);
+	proto_request_begin(&w.pk, "claim", "abc", 3, NULL, 0, "tok", 1);
 	proto_kv_id(&w.pk, "execution_id", 0xabcull);
 	assert_int_equal(w.failed, 0);
 	assert_int_equal(proto_decode(nng_msg_body(m), nng_msg_len(m), &up, &e), CUEQ_OK);

@@ -407,10 +407,80 @@ static void test_remembered_push_and_reused_id(void **state)
 	th_raw_close(&r);
 }
 
+/* A claim "rid 1" of one client ID on connection r: the execution it got
+ * ("" for none). */
+static void claim_as(th_raw *r, const char *cid, char id[PROTO_ID_LEN + 1])
+{
+	th_req q;
+	th_reply rep;
+	assert_int_equal(th_req_begin_cid(&q, "claim", 3, "1", cid), 0);
+	proto_kv_bool(th_pk(&q), "detach", true);
+	proto_kv_cstr(th_pk(&q), "queue", "scoped");
+	proto_kv_uint(th_pk(&q), "max", 1);
+	assert_int_equal(th_req_call(r, &q, &rep), 0);
+	assert_true(rep.ok);
+	id[0] = '\0';
+	if (th_count(rep.root, "jobs") == 1)
+		assert_true(th_str(th_item(rep.root, "jobs", 0), "execution_id", id, PROTO_ID_LEN + 1));
+	th_reply_free(&rep);
+}
+
+/* Request IDs are the client's own: two clients (by client ID, or by
+ * connection when they send none) that both number a claim "1" get two
+ * executions, never each other's answer; one client sending it again from
+ * a new connection gets its first answer. */
+static void test_request_ids_are_per_client(void **state)
+{
+	th_broker *b = *state;
+	th_raw r1, r2, r3;
+	char ids[4][PROTO_ID_LEN + 1], a[PROTO_ID_LEN + 1], c[PROTO_ID_LEN + 1], d[PROTO_ID_LEN + 1];
+	char again[PROTO_ID_LEN + 1], e[PROTO_ID_LEN + 1];
+
+	assert_int_equal(th_raw_open(&r1, b->url, 5000), 0);
+	assert_int_equal(th_raw_open(&r2, b->url, 5000), 0);
+	assert_int_equal(th_raw_open(&r3, b->url, 5000), 0);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(th_raw_push(&r1, "scoped", "job", 0, 0, ids[i]), 0);
+	claim_as(&r1, "client-a", a);
+	claim_as(&r2, "client-b", c);
+	assert_true(a[0] != '\0' && c[0] != '\0');
+	assert_string_not_equal(a, c);
+	/* no client ID: each connection is its own client */
+	claim_as(&r1, NULL, d);
+	claim_as(&r2, NULL, e);
+	assert_true(d[0] != '\0' && e[0] != '\0');
+	assert_string_not_equal(d, e);
+	assert_string_not_equal(d, a);
+	assert_string_not_equal(d, c);
+	/* the same client ID from another connection: its own first answer */
+	claim_as(&r3, "client-a", again);
+	assert_string_equal(again, a);
+
+	/* a push remembered on disk needs a client ID */
+	th_req q;
+	th_reply rep;
+	assert_int_equal(th_req_begin_cid(&q, "push", 2, "p1", NULL), 0);
+	proto_kv_uint(th_pk(&q), "retry_ttl_ms", 60000);
+	proto_key(th_pk(&q), "jobs");
+	msgpack_pack_array(th_pk(&q), 1);
+	msgpack_pack_map(th_pk(&q), 1);
+	proto_kv_cstr(th_pk(&q), "queue", "scoped");
+	assert_int_equal(th_req_call(&r1, &q, &rep), 0);
+	assert_false(rep.ok);
+	assert_string_equal(rep.err, "BAD_REQUEST");
+	assert_non_null(strstr(rep.msg, "cid"));
+	th_reply_free(&rep);
+	th_raw_close(&r1);
+	th_raw_close(&r2);
+	th_raw_close(&r3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_push_replay, th_fixture_start, th_fixture_stop),
+		cmocka_unit_test_setup_teardown(test_request_ids_are_per_client, th_fixture_start,
+						th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_ack_and_nack_replay, th_fixture_start, th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_claim_replay, th_fixture_start, th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_nack_replay_after_reclaim, th_fixture_start,

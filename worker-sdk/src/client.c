@@ -291,7 +291,8 @@ int sdk_request_begin(cueq_client *c, struct sdk_request *rq, const char *op, si
 		return sdk_fail(CUEQ_ERR_NOMEM, "out of memory building a %s request", op);
 	sdk_random(rq->rid, sizeof(rq->rid));
 	proto_writer_init(&rq->w, rq->msg);
-	proto_request_begin(&rq->w.pk, op, rq->rid, sizeof(rq->rid), c->auth, n_fields);
+	proto_request_begin(&rq->w.pk, op, rq->rid, sizeof(rq->rid), c->cid, sizeof(c->cid), c->auth,
+			    n_fields);
 	return CUEQ_OK;
 }
 
@@ -400,6 +401,7 @@ int cueq_connect(const char *url, const cueq_client_opts *opts, cueq_client **ou
 	c->request_timeout_ms = or_default(o.request_timeout_ms, 10000);
 	c->retry_deadline_ms = or_default(o.retry_deadline_ms, 30000);
 	c->detach_claims = o.detach_claims;
+	sdk_random(c->cid, sizeof(c->cid)); /* the broker scopes our request IDs by it */
 	if ((c->url = dup_str(url)) == NULL || (o.auth != NULL && (c->auth = dup_str(o.auth)) == NULL)) {
 		rc = sdk_fail(CUEQ_ERR_NOMEM, "out of memory creating a client");
 		goto fail;

@@ -152,6 +152,7 @@ struct cueq_client {
 	int64_t connect_timeout_ms, request_timeout_ms, retry_deadline_ms;
 	char worker_name[PROTO_MAX_WORKER + 1]; /* host:pid, recorded by claims */
 	bool detach_claims;			/* cueq_client_opts */
+	uint8_t cid[16];			/* client ID: random, per client */
 
 	pthread_mutex_t mu; /* guards what follows */
 	pthread_cond_t cv;
