@@ -353,7 +353,7 @@ static int op_push(struct opctx *c)
 			msgpack_pack_map(c->pk, 3 + holder);
 			proto_kv_bool(c->pk, "ok", false);
 			proto_kv_cstr(c->pk, "err", proto_err_name(out[i].err.code));
-			proto_kv_cstr(c->pk, "msg", out[i].err.msg);
+			proto_kv_text(c->pk, "msg", out[i].err.msg);
 			if (holder)
 				proto_kv_id(c->pk, "holder", out[i].holder);
 			continue;
@@ -549,7 +549,7 @@ static void pack_item_error(msgpack_packer *pk, const proto_error *err, int stat
 	msgpack_pack_map(pk, 3 + with);
 	proto_kv_bool(pk, "ok", false);
 	proto_kv_cstr(pk, "err", proto_err_name(err->code) ? proto_err_name(err->code) : "INTERNAL");
-	proto_kv_cstr(pk, "msg", err->msg);
+	proto_kv_text(pk, "msg", err->msg);
 	if (with)
 		proto_kv_cstr(pk, "state", proto_state_name(state));
 }

@@ -207,6 +207,30 @@ static int field(const msgpack_object *map, const char *key, bool required,
 	return CUEQ_OK;
 }
 
+size_t proto_utf8_prefix(const void *p, size_t n)
+{
+	const unsigned char *s = p;
+	size_t i = 0;
+	while (i < n) {
+		unsigned c = s[i];
+		size_t len = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+		if (len == 0 || i + len > n || (len == 2 && c < 0xc2))
+			return i;
+		uint32_t cp = len == 1 ? c : len == 2 ? c & 0x1f : len == 3 ? c & 0x0f : c & 0x07;
+		for (size_t k = 1; k < len; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return i;
+			cp = cp << 6 | (s[i + k] & 0x3f);
+		}
+		/* overlong forms, surrogates, beyond Unicode */
+		if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+		    (cp >= 0xd800 && cp <= 0xdfff))
+			return i;
+		i += len;
+	}
+	return i;
+}
+
 static int text(const msgpack_object *map, const char *key, bool required, size_t max,
 		bool allow_bin, const char **s, size_t *n, proto_error *e)
 {
@@ -215,6 +239,9 @@ static int text(const msgpack_object *map, const char *key, bool required, size_
 	if (rc != CUEQ_OK || v == NULL)
 		return rc;
 	if (v->type == MSGPACK_OBJECT_STR) {
+		if (proto_utf8_prefix(v->via.str.ptr, v->via.str.size) != v->via.str.size)
+			return proto_fail(e, CUEQ_ERR_BAD_REQUEST,
+					  "field '%s' is a string that is not valid UTF-8: send bytes as bin", key);
 		*s = v->via.str.ptr, *n = v->via.str.size;
 	} else if (allow_bin && v->type == MSGPACK_OBJECT_BIN) {
 		*s = v->via.bin.ptr, *n = v->via.bin.size;

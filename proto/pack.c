@@ -118,7 +118,32 @@ void proto_reply_error(msgpack_packer *pk, const void *rid, size_t rid_len, bool
 		pack_rid(pk, rid, rid_len, rid_bin);
 	proto_kv_bool(pk, "ok", false);
 	proto_kv_cstr(pk, "err", name ? name : "INTERNAL");
-	proto_kv_cstr(pk, "msg", msg);
+	proto_kv_text(pk, "msg", msg);
+}
+
+void proto_kv_text(msgpack_packer *pk, const char *key, const char *s)
+{
+	size_t n = strlen(s), ok = proto_utf8_prefix(s, n);
+	if (ok == n) {
+		proto_kv_str(pk, key, s, n);
+		return;
+	}
+	char buf[1024];
+	size_t out = 0;
+	for (size_t i = 0; i < n && out < sizeof(buf);) {
+		size_t good = proto_utf8_prefix(s + i, n - i);
+		size_t take = good < sizeof(buf) - out ? good : 0;
+		if (good > 0 && take == 0)
+			break; /* no room left for what is valid */
+		memcpy(buf + out, s + i, take);
+		out += take;
+		i += good;
+		if (i < n && out < sizeof(buf)) {
+			buf[out++] = '?';
+			i++;
+		}
+	}
+	proto_kv_str(pk, key, buf, out);
 }
 
 void proto_request_begin(msgpack_packer *pk, const char *op, const void *rid, size_t rid_len,

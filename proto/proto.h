@@ -83,6 +83,11 @@ int proto_bool(const msgpack_object *map, const char *key, bool required, bool *
 int proto_array(const msgpack_object *map, const char *key, bool required, size_t min,
 		size_t max, const msgpack_object_array **out, proto_error *e);
 
+/* How many bytes from the start of p are valid UTF-8 (n when all are).
+ * The codec refuses a str field that is not (bytes go as bin), and packs
+ * every text of its own through proto_kv_text. */
+size_t proto_utf8_prefix(const void *p, size_t n);
+
 /* Wire name of a cueq_state ("ready"), or NULL; and back (-1: unknown). */
 const char *proto_state_name(int state);
 int proto_state_parse(const char *s, size_t n);
@@ -110,6 +115,10 @@ void proto_writer_init(proto_writer *w, nng_msg *msg);
 void proto_key(msgpack_packer *pk, const char *key); /* a str from a C string */
 void proto_kv_str(msgpack_packer *pk, const char *key, const char *s, size_t n);
 void proto_kv_cstr(msgpack_packer *pk, const char *key, const char *s);
+/* A sentence of the broker's (which may quote a client's bytes, or be cut
+ * short mid-character): each byte that would not be valid UTF-8 is sent
+ * as '?'. */
+void proto_kv_text(msgpack_packer *pk, const char *key, const char *s);
 void proto_kv_bin(msgpack_packer *pk, const char *key, const void *b, size_t n);
 void proto_kv_uint(msgpack_packer *pk, const char *key, uint64_t v);
 void proto_kv_int(msgpack_packer *pk, const char *key, int64_t v);

@@ -130,12 +130,45 @@ static void one_field(ctx *x, const char *op, const char *what, const char *key,
 	hostile_expect_req(x, what, &q, 0, code, NULL);
 }
 
+/* Strings that are not UTF-8 are refused (bytes go as bin), and what the
+ * broker says about them is UTF-8 again (hostile_expect checks every
+ * reply's strings). */
+static void bad_text(ctx *x)
+{
+	static const char *const bad[] = {"\xc3", "ok\xff", "\xed\xa0\x80", "\xc0\xaf",
+					  "\xf4\x90\x80\x80", "cut \xe2\x82"};
+	th_req q;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char what[64];
+		msgpack_packer *pk = job(&q, 1);
+		proto_kv_cstr(pk, "key", bad[i]);
+		snprintf(what, sizeof(what), "push: key not UTF-8 (%zu)", i);
+		hostile_expect_req(x, what, &q, 0, "BAD_REQUEST", NULL);
+
+		hostile_begin(&q, "ack", 1);
+		proto_key(th_pk(&q), "items");
+		msgpack_pack_array(th_pk(&q), 1);
+		msgpack_pack_map(th_pk(&q), 3);
+		proto_kv_cstr(th_pk(&q), "execution_id", x->pre_id);
+		proto_kv_cstr(th_pk(&q), "lease_token", x->pre_tok);
+		proto_kv_cstr(th_pk(&q), "result", bad[i]);
+		snprintf(what, sizeof(what), "ack: result not UTF-8 (%zu)", i);
+		hostile_expect_req(x, what, &q, 0, "BAD_REQUEST", NULL);
+
+		hostile_begin(&q, "claim", 1);
+		proto_kv_cstr(th_pk(&q), "queue", bad[i]);
+		snprintf(what, sizeof(what), "claim: queue not UTF-8 (%zu)", i);
+		hostile_expect_req(x, what, &q, 0, "BAD_REQUEST", NULL);
+	}
+}
+
 void hostile_operate(ctx *x)
 {
 	th_req q;
 
 	bad_schedules(x);
 	bad_policies(x);
+	bad_text(x);
 
 	one_field(x, "cancel", "cancel: id missing", NULL, NULL, "BAD_REQUEST");
 	one_field(x, "cancel", "cancel: id 'xyz'", "id", "xyz", "BAD_REQUEST");

@@ -52,6 +52,28 @@ static bool rid_matches(const msgpack_object *root, const char *rid)
 
 /* Sends one hostile frame and checks the answer: error code c1 (or c2 when
  * not NULL), a message, the rid echoed when rid is not NULL. */
+/* Every str in o (keys too) is valid UTF-8: the broker's replies quote
+ * clients' bytes, and must still be text. */
+static bool all_utf8(const msgpack_object *o)
+{
+	switch (o->type) {
+	case MSGPACK_OBJECT_STR:
+		return proto_utf8_prefix(o->via.str.ptr, o->via.str.size) == o->via.str.size;
+	case MSGPACK_OBJECT_ARRAY:
+		for (uint32_t i = 0; i < o->via.array.size; i++)
+			if (!all_utf8(&o->via.array.ptr[i]))
+				return false;
+		return true;
+	case MSGPACK_OBJECT_MAP:
+		for (uint32_t i = 0; i < o->via.map.size; i++)
+			if (!all_utf8(&o->via.map.ptr[i].key) || !all_utf8(&o->via.map.ptr[i].val))
+				return false;
+		return true;
+	default:
+		return true;
+	}
+}
+
 void hostile_expect(ctx *x, const char *what, const void *buf, size_t len, const char *rid,
 		    int flags, const char *c1, const char *c2)
 {
@@ -95,6 +117,8 @@ void hostile_expect(ctx *x, const char *what, const void *buf, size_t len, const
 	}
 	if (rid != NULL && !(flags & F_NO_RID) && !rid_matches(rep.root, rid))
 		hostile_failed(x, "%s: the reply does not carry the request's rid", what);
+	if (rep.root != NULL && !all_utf8(rep.root))
+		hostile_failed(x, "%s: the reply holds a string that is not valid UTF-8", what);
 	th_reply_free(&rep);
 }
 
