@@ -146,7 +146,7 @@ void emb_rec_from_job(struct engine *e, const struct job *j, struct exec_rec *re
 		.failures = j->failures,
 		.hist_seq = j->hist_seq,
 		.state = j->state,
-		.flags = j->flags & (uint8_t)~JOB_F_UNSYNCED,
+		.flags = j->flags & (uint8_t)~JOB_F_MEMORY,
 		.created_at = j->created_at,
 		.run_at = j->run_at,
 		.deadline = j->state == CUEQ_LEASED ? j->deadline : 0,
@@ -173,6 +173,13 @@ void emb_history(struct engine *e, struct job *j, int event, uint32_t attempt, u
 		 const char *detail, size_t detail_len, int64_t now)
 {
 	uint8_t k[12];
+	/* a run of extensions of one lease is one event, the newest: a worker
+	 * that extends all day does not grow the history */
+	bool again = event == EV_EXTENDED && (j->flags & JOB_F_EXTENDED) && j->hist_seq > 0;
+	if (event == EV_EXTENDED)
+		j->flags |= JOB_F_EXTENDED;
+	else
+		j->flags &= (uint8_t)~JOB_F_EXTENDED;
 	struct hist_rec h = {
 		.at = now,
 		.event = (uint8_t)event,
@@ -182,10 +189,15 @@ void emb_history(struct engine *e, struct job *j, int event, uint32_t attempt, u
 		.detail_len = detail_len,
 	};
 	emb_key(k, j->id);
-	store_be32(k + 8, j->hist_seq++);
+	uint32_t seq = again ? j->hist_seq - 1 : j->hist_seq++;
+	store_be32(k + 8, seq);
 	msgpack_sbuffer_clear(&e->sbuf);
 	record_pack_event(&e->pk, &h);
 	store_put(e->st, CF_HIST, k, sizeof(k), e->sbuf.data, e->sbuf.size);
+	if (!again && seq >= HIST_KEEP) { /* the newest HIST_KEEP are kept */
+		store_be32(k + 8, seq - HIST_KEEP);
+		store_del(e->st, CF_HIST, k, sizeof(k));
+	}
 }
 
 int emb_read_rec(struct engine *e, uint64_t id, struct exec_rec *rec, msgpack_unpacked *up,

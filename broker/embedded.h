@@ -109,6 +109,9 @@ static inline int64_t emb_now(struct engine *e)
 #define BACKOFF_MAX_MS 3600000u
 #define BACKOFF_FACTOR 2000u /* x 1000 */
 #define MAX_EXPIRIES 5u
+/* History events kept per execution: the newest (inspect.c says how many
+ * older ones were dropped). */
+#define HIST_KEEP 1000u
 
 /* Sets j's retry policy; zeros (records of older brokers) are the
  * defaults. */

@@ -195,6 +195,7 @@ struct eng_view {
 	size_t payload_len;
 	struct eng_event *hist; /* get only */
 	size_t n_hist;
+	uint32_t hist_dropped; /* older events no longer kept (get only) */
 	struct eng_step *steps; /* get only */
 	size_t n_steps;
 	const char *unique; /* get only; NULL: none */

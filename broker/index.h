@@ -47,6 +47,10 @@ struct job {
 /* Made ready again by a write that may not be synced (an operator's retry
  * of an execution whose ID is old): memory only, never stored. */
 #define JOB_F_UNSYNCED 0x80
+/* Its newest history event is an extension under the live lease: the next
+ * one replaces it (memory only). */
+#define JOB_F_EXTENDED 0x40
+#define JOB_F_MEMORY (JOB_F_UNSYNCED | JOB_F_EXTENDED)
 
 /* ---- pool and ID table ---- */
 struct jobs;

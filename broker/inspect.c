@@ -91,7 +91,8 @@ static int event_kind(int event)
 }
 
 /* Reads after emb_settle (the record is written aside: store.c). */
-static int read_view(struct engine *e, uint64_t id, struct eng_view *v, proto_error *err)
+static int read_view(struct engine *e, uint64_t id, struct eng_view *v, uint32_t *hist_seq,
+		     proto_error *err)
 {
 	struct exec_rec rec;
 	msgpack_unpacked up;
@@ -108,6 +109,10 @@ static int read_view(struct engine *e, uint64_t id, struct eng_view *v, proto_er
 				  "no execution %s (never pushed, or deleted after the retention window)", s);
 	}
 	view_of(e, &rec, v);
+	if (hist_seq != NULL) {
+		struct job *j = jobs_find(e->jobs, id);
+		*hist_seq = j != NULL ? j->hist_seq : rec.hist_seq;
+	}
 	emb_rec_release(&up, buf);
 	return CUEQ_OK;
 }
@@ -119,7 +124,8 @@ int emb_get(struct engine *e, uint64_t id, struct eng_view *out, proto_error *er
 	size_t plen, cap = 0;
 	if (emb_settle(e) != 0) /* the record and history must hold this turn's changes */
 		return proto_fail(err, CUEQ_ERR_UNAVAILABLE, "the broker's storage failed; try again");
-	int rc = read_view(e, id, out, err);
+	uint32_t hist_seq = 0;
+	int rc = read_view(e, id, out, &hist_seq, err);
 
 	if (rc != CUEQ_OK)
 		return rc;
@@ -160,6 +166,7 @@ int emb_get(struct engine *e, uint64_t id, struct eng_view *out, proto_error *er
 		msgpack_unpacked_destroy(&up);
 	}
 	store_iter_free(it);
+	out->hist_dropped = hist_seq > HIST_KEEP ? hist_seq - HIST_KEEP : 0;
 	char uq[PROTO_MAX_QUEUE + 2 + CUEQ_MAX_KEY];
 	size_t ul = 0;
 	if (emb_unique_of(e, id, uq, sizeof(uq), &ul) != 0) {
@@ -245,7 +252,7 @@ int emb_list(struct engine *e, const char *queue, size_t qlen, int state, uint64
 				continue;
 		}
 		struct eng_view v;
-		if (read_view(e, id, &v, NULL) != CUEQ_OK)
+		if (read_view(e, id, &v, NULL, NULL) != CUEQ_OK)
 			continue;
 		if (cf == CF_EXEC && (v.exec.queue_len != qlen || memcmp(v.exec.queue, queue, qlen) != 0)) {
 			emb_view_free(e, &v);

@@ -727,7 +727,7 @@ static void pack_exec(msgpack_packer *pk, const struct eng_view *v, bool detail)
 	bool leased = r->state == CUEQ_LEASED && r->token != 0;
 	size_t n = 13 + 2 * leased + (r->finished_at != 0) + (r->result != NULL) +
 		   (r->error != NULL) + (r->reason != NULL) + 3 * detail +
-		   (detail && v->unique != NULL);
+		   (detail && v->unique != NULL) + (detail && v->hist_dropped > 0);
 
 	msgpack_pack_map(pk, n);
 	proto_kv_id(pk, "execution_id", r->id);
@@ -762,6 +762,8 @@ static void pack_exec(msgpack_packer *pk, const struct eng_view *v, bool detail)
 		proto_kv_str(pk, "unique", v->unique, v->unique_len);
 	proto_key(pk, "steps");
 	pack_steps(pk, v);
+	if (v->hist_dropped > 0)
+		proto_kv_uint(pk, "history_dropped", v->hist_dropped);
 	proto_key(pk, "history");
 	msgpack_pack_array(pk, v->n_hist);
 	for (size_t i = 0; i < v->n_hist; i++) {

@@ -94,6 +94,7 @@ void test_catch_up_policies(void **state);
 void test_overlap_skip(void **state);
 void test_backoff_policy(void **state);
 void test_expiries_apart_from_failures(void **state);
+void test_history_is_bounded(void **state);
 /* engine_operate.c: the operator */
 void test_cancel_fences_a_lease(void **state);
 void test_cancel_a_cue(void **state);

@@ -324,3 +324,41 @@ void test_expiries_apart_from_failures(void **state)
 	assert_non_null(strstr(v.exec.reason, "lease expired 3 times"));
 	f->eo->view_free(f->e, &v);
 }
+
+/* History is bounded: a run of extensions is one event (the newest), and
+ * past 1000 events the oldest go, get saying how many. */
+void test_history_is_bounded(void **state)
+{
+	struct fx *f = *state;
+	f->now = T0;
+	struct eng_pushed a = push_new(f, job("q.hist", "h"));
+	turn(f);
+	struct eng_claimed c = claim_one(f, "q.hist", 0);
+	for (int i = 0; i < 5; i++) {
+		f->now += 1000;
+		assert_int_equal(extend(f, a.id, c.token, 60000).err.code, CUEQ_OK);
+	}
+	turn(f);
+	struct eng_view v;
+	assert_int_equal(get(f, a.id, &v), CUEQ_OK);
+	assert_int_equal(v.n_hist, 2); /* claimed, extended */
+	assert_int_equal(v.hist[1].kind, ENG_EV_EXTENDED);
+	assert_true(v.hist[1].at == T0 + 5000); /* the newest */
+	assert_int_equal(v.hist_dropped, 0);
+	f->eo->view_free(f->e, &v);
+
+	for (int i = 0; i < 1100; i++)
+		assert_int_equal(step_set(f, a.id, c.token, "s", "v"), CUEQ_OK);
+	turn(f);
+	assert_int_equal(get(f, a.id, &v), CUEQ_OK);
+	assert_int_equal(v.n_hist, 1000);
+	assert_int_equal(v.hist_dropped, 102); /* claimed, extended, 1100 steps: 1102 */
+	assert_int_equal(v.hist[0].kind, ENG_EV_STEP);
+	assert_int_equal(v.hist[999].kind, ENG_EV_STEP);
+	f->eo->view_free(f->e, &v);
+	reopen(f, false);
+	assert_int_equal(get(f, a.id, &v), CUEQ_OK);
+	assert_int_equal(v.n_hist, 1000);
+	assert_int_equal(v.hist_dropped, 102);
+	f->eo->view_free(f->e, &v);
+}

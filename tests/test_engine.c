@@ -889,6 +889,7 @@ static const struct CMUnitTest scenarios[] = {
 	cmocka_unit_test_setup_teardown(test_overlap_skip, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_backoff_policy, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_expiries_apart_from_failures, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_history_is_bounded, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_cancel_fences_a_lease, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_cancel_a_cue, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_retry_dead_keeps_id_and_steps, setup, teardown),
