@@ -121,7 +121,7 @@ void emb_set_state(struct engine *e, struct job *j, int state)
 	j->state = (uint8_t)state;
 	q->count[state]++;
 	if (state >= CUEQ_SUCCEEDED)
-		q->counts_dirty = true;
+		emb_counts_dirty(e, q);
 	if (state == CUEQ_READY)
 		emb_oom(heap_push(&q->ready, j) == 0 ? j : NULL);
 	else if (state == CUEQ_SCHEDULED || state == CUEQ_LEASED)
@@ -457,6 +457,7 @@ static void emb_close(struct engine *e)
 		free(e->queues[i]);
 	}
 	free(e->queues);
+	free(e->dirty);
 	free(e->qslot);
 	heap_fini(&e->timers);
 	jobs_free(e->jobs);
@@ -469,14 +470,25 @@ static uint64_t emb_boot_id(struct engine *e)
 	return e->epoch;
 }
 
-/* Adds the finished counts that changed this turn to the batch. */
+void emb_counts_dirty(struct engine *e, struct queue *q)
+{
+	if (q->counts_dirty)
+		return;
+	q->counts_dirty = true;
+	if (e->n_dirty == e->cap_dirty) {
+		e->cap_dirty = e->cap_dirty ? 2 * e->cap_dirty : 64;
+		e->dirty = emb_oom(realloc(e->dirty, e->cap_dirty * sizeof(*e->dirty)));
+	}
+	e->dirty[e->n_dirty++] = q->idx;
+}
+
+/* Adds the counters that changed this turn to the batch: of the queues
+ * marked, so a turn costs the same among a million queues as among ten. */
 static void put_counts(struct engine *e)
 {
-	for (uint32_t i = 0; i < e->nq; i++) {
-		struct queue *q = e->queues[i];
+	for (uint32_t i = 0; i < e->n_dirty; i++) {
+		struct queue *q = e->queues[e->dirty[i]];
 		uint8_t k[2 + PROTO_MAX_QUEUE], v[COUNTS_LEN];
-		if (!q->counts_dirty)
-			continue;
 		q->counts_dirty = false;
 		memcpy(k, META_COUNTS, 2);
 		memcpy(k + 2, q->name, q->len);
@@ -489,6 +501,7 @@ static void put_counts(struct engine *e)
 		v[56] = q->paused;
 		store_put(e->st, CF_META, k, 2 + (size_t)q->len, v, sizeof(v));
 	}
+	e->n_dirty = 0;
 }
 
 /* After a commit that wrote: every ID handed out so far is written. */

@@ -70,6 +70,8 @@ struct engine {
 	struct heap timers; /* SCHEDULED by run_at, LEASED by deadline */
 	struct queue **queues;
 	uint32_t nq, capq;
+	uint32_t *dirty; /* queues whose counters changed this turn */
+	uint32_t n_dirty, cap_dirty;
 	uint32_t *qslot; /* name hash -> queue index + 1 */
 	uint32_t qslot_cap;
 	uint32_t epoch;
@@ -160,8 +162,9 @@ int emb_settle(struct engine *e);
 
 /* Moves a job between states, keeping heaps and counts right. */
 void emb_set_state(struct engine *e, struct job *j, int state);
-/* Marks q's stored counters (finished counts, totals, paused) changed. */
-static inline void emb_counts_dirty(struct queue *q) { q->counts_dirty = true; }
+/* Marks q's stored counters (finished counts, totals, paused) changed:
+ * the commit writes those of the queues marked, not of every queue. */
+void emb_counts_dirty(struct engine *e, struct queue *q);
 
 /* ridstore.c: answers remembered by request ID (engine.h remember, recall) */
 int emb_remember(struct engine *e, const void *rid, size_t rid_len, uint64_t hash,
@@ -263,8 +266,8 @@ int emb_get(struct engine *e, uint64_t id, struct eng_view *out, proto_error *er
 int emb_list(struct engine *e, const char *queue, size_t qlen, int state, uint64_t after,
 	     size_t limit, struct eng_view *out, size_t *n, uint64_t *next, proto_error *err);
 void emb_view_free(struct engine *e, struct eng_view *v);
-int emb_stats(struct engine *e, const char *queue, size_t qlen, struct eng_stats **out, size_t *n,
-	      proto_error *err);
+int emb_stats(struct engine *e, const char *queue, size_t qlen, const char *after, size_t alen,
+	      size_t limit, struct eng_stats **out, size_t *n, bool *more, proto_error *err);
 
 /* retention.c: deletes what finished before now - retention; returns
  * the time of the next sweep. */

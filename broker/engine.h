@@ -329,10 +329,14 @@ struct engine_ops {
 	/* Releases what get, list or steps put in v.  Core thread; does not
 	 * block. */
 	void (*view_free)(struct engine *e, struct eng_view *v);
-	/* Counts per queue (queue NULL: all); *out malloc'd, caller frees.
-	 * Core thread; may block on storage reads. */
-	int (*stats)(struct engine *e, const char *queue, size_t qlen, struct eng_stats **out,
-		     size_t *n, proto_error *err);
+	/* Counts per queue: of queue, or (queue NULL) of up to limit queues
+	 * after the queue named after (NULL: from the first), in an order
+	 * that stays put; *more when others follow.  *out malloc'd, caller
+	 * frees.  NOT_FOUND when after names no queue.  Core thread; may
+	 * block on storage reads. */
+	int (*stats)(struct engine *e, const char *queue, size_t qlen, const char *after,
+		     size_t alen, size_t limit, struct eng_stats **out, size_t *n, bool *more,
+		     proto_error *err);
 
 	/* Time passes: due executions become ready, leases whose deadline is
 	 * <= now end, finished executions past retention and expired

@@ -276,16 +276,33 @@ int emb_list(struct engine *e, const char *queue, size_t qlen, int state, uint64
 	return CUEQ_OK;
 }
 
-int emb_stats(struct engine *e, const char *queue, size_t qlen, struct eng_stats **out, size_t *n,
-	      proto_error *err)
+int emb_stats(struct engine *e, const char *queue, size_t qlen, const char *after, size_t alen,
+	      size_t limit, struct eng_stats **out, size_t *n, bool *more, proto_error *err)
 {
-	(void)err;
-	*out = emb_oom(calloc(e->nq ? e->nq : 1, sizeof(**out)));
+	uint32_t from = 0, to = e->nq;
+	*out = NULL;
 	*n = 0;
-	for (uint32_t i = 0; i < e->nq; i++) {
+	*more = false;
+	if (queue != NULL) { /* one queue */
+		struct queue *q = emb_queue(e, queue, qlen, false);
+		if (q == NULL)
+			return *out = emb_oom(calloc(1, sizeof(**out))), CUEQ_OK;
+		from = q->idx, to = q->idx + 1, limit = 1;
+	} else if (after != NULL) { /* the queue table's order: creation */
+		struct queue *q = emb_queue(e, after, alen, false);
+		if (q == NULL)
+			return proto_fail(err, CUEQ_ERR_NOT_FOUND,
+					  "no queue '%.*s' to go on after; start from the first page",
+					  (int)(alen > 64 ? 64 : alen), after);
+		from = q->idx + 1;
+	}
+	*out = emb_oom(calloc(limit ? limit : 1, sizeof(**out)));
+	for (uint32_t i = from; i < to; i++) {
 		const struct queue *q = e->queues[i];
-		if (queue && (q->len != qlen || memcmp(q->name, queue, qlen) != 0))
-			continue;
+		if (*n == limit) {
+			*more = true;
+			break;
+		}
 		struct eng_stats *s = &(*out)[(*n)++];
 		memcpy(s->queue, q->name, q->len);
 		s->queue[q->len] = '\0';

@@ -87,7 +87,7 @@ int emb_claim(struct engine *e, const char *queue, size_t qlen, size_t max, uint
 				  (unsigned long long)j->id);
 		j->attempt++;
 		q->deliveries++;
-		emb_counts_dirty(q);
+		emb_counts_dirty(e, q);
 		j->token = emb_next_id(e);
 		c->lease_ms = lease_ms ? lease_ms : j->lease_ms;
 		j->deadline = now + c->lease_ms;
@@ -229,7 +229,7 @@ static void apply_nack(struct engine *e, struct job *j, struct eng_outcome *o, i
 	struct queue *q = emb_queue_at(e, j->queue);
 	j->failures++;
 	q->failures++;
-	emb_counts_dirty(q);
+	emb_counts_dirty(e, q);
 	set_error(j, o->text, o->text_len);
 	emb_history(e, j, EV_NACKED, j->attempt, o->token, o->text, o->text ? o->text_len : 0, now);
 	if (o->terminal || j->failures >= j->max_attempts) {
@@ -428,7 +428,7 @@ void emb_lease_ended(struct engine *e, struct job *j, bool released, int64_t now
 	j->expiries++;
 	q->expiries++;
 	q->releases += released;
-	emb_counts_dirty(q);
+	emb_counts_dirty(e, q);
 	j->token = 0;
 	static const char gone[] = "the worker's connection closed";
 	emb_history(e, j, released ? EV_RELEASED : EV_EXPIRED, j->attempt, token,

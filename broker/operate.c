@@ -197,7 +197,7 @@ static void revive(struct engine *e, const struct exec_rec *r, const char *key, 
 	emb_oom(jobs_insert(e->jobs, j) == 0 ? j : NULL);
 	if (q->count[CUEQ_DEAD] > 0)
 		q->count[CUEQ_DEAD]--;
-	emb_counts_dirty(q);
+	emb_counts_dirty(e, q);
 	emb_set_state(e, j, CUEQ_READY);
 	emb_unique_take(e, j, key, kl);
 	emb_history(e, j, EV_RETRIED, 0, 0, NULL, 0, now);
@@ -311,7 +311,7 @@ int emb_pause(struct engine *e, const char *queue, size_t qlen, bool paused, pro
 	(void)err;
 	if (q->paused != paused) {
 		q->paused = paused;
-		emb_counts_dirty(q);
+		emb_counts_dirty(e, q);
 		e->durable = true;
 	}
 	return CUEQ_OK;

@@ -999,13 +999,18 @@ static int op_stats(struct opctx *c)
 {
 	static const char *const names[] = {"scheduled", "ready", "leased", "succeeded", "dead",
 					    "cancelled"};
-	const char *q = NULL;
-	size_t qlen = 0, n = 0;
+	const char *q = NULL, *after = NULL;
+	size_t qlen = 0, alen = 0, n = 0;
+	uint64_t limit = CUEQ_MAX_BATCH;
+	bool more = false;
 	struct eng_stats *s = NULL;
 	int rc = queue_field(c, c->req, false, &q, &qlen);
-	if (rc != CUEQ_OK || (rc = c->eo->stats(c->e, q, qlen, &s, &n, &c->err)) != CUEQ_OK)
+	if (rc != CUEQ_OK || (rc = name_field(c, c->req, "after", false, &after, &alen)) != CUEQ_OK ||
+	    (rc = proto_uint(c->req, "limit", false, 1, CUEQ_MAX_BATCH, &limit, &c->err)) != CUEQ_OK ||
+	    (rc = c->eo->stats(c->e, q, qlen, after, alen, (size_t)limit, &s, &n, &more, &c->err)) !=
+		    CUEQ_OK)
 		return rc;
-	proto_reply_begin(c->pk, c->rid, c->rid_len, c->rid_bin, 1);
+	proto_reply_begin(c->pk, c->rid, c->rid_len, c->rid_bin, 2);
 	proto_key(c->pk, "queues");
 	msgpack_pack_array(c->pk, n);
 	for (size_t i = 0; i < n; i++) {
@@ -1020,6 +1025,10 @@ static int op_stats(struct opctx *c)
 		proto_kv_uint(c->pk, "failures", s[i].failures);
 		proto_kv_uint(c->pk, "releases", s[i].releases);
 	}
+	if (more) /* the name to pass as after for the next page */
+		proto_kv_cstr(c->pk, "next", s[n - 1].queue);
+	else
+		proto_key(c->pk, "next"), msgpack_pack_nil(c->pk);
 	free(s);
 	return CUEQ_OK;
 }

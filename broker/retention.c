@@ -73,7 +73,7 @@ void emb_forget(struct engine *e, uint64_t id, const char *queue, size_t qlen, i
 	struct queue *q = emb_queue(e, queue, qlen, false);
 	if (q != NULL && state >= CUEQ_SUCCEEDED && state <= CUEQ_CANCELLED && q->count[state] > 0) {
 		q->count[state]--;
-		q->counts_dirty = true;
+		emb_counts_dirty(e, q);
 	}
 }
 

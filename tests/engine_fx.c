@@ -294,7 +294,10 @@ uint64_t count(struct fx *f, const char *queue, int state)
 	struct eng_stats *s = NULL;
 	size_t n = SIZE_MAX;
 	proto_error err = {0};
-	assert_int_equal(f->eo->stats(f->e, queue, strlen(queue), &s, &n, &err), CUEQ_OK);
+	bool more = true;
+	assert_int_equal(f->eo->stats(f->e, queue, strlen(queue), NULL, 0, 1, &s, &n, &more, &err),
+			 CUEQ_OK);
+	assert_false(more);
 	assert_true(n <= 1);
 	uint64_t c = 0;
 	if (n == 1) {

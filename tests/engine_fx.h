@@ -102,5 +102,6 @@ void test_retry_dead_keeps_id_and_steps(void **state);
 void test_purge(void **state);
 void test_pause_survives_reopen(void **state);
 void test_release_ends_live_leases(void **state);
+void test_stats_in_pages(void **state);
 
 #endif /* CUEQ_ENGINE_FX_H */

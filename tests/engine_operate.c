@@ -275,7 +275,8 @@ void test_pause_survives_reopen(void **state)
 	assert_int_equal(claim(f, "q.pause", 2, 0, c), 0);
 	struct eng_stats *s = NULL;
 	size_t n = 0;
-	assert_int_equal(f->eo->stats(f->e, "q.pause", 7, &s, &n, &err), CUEQ_OK);
+	bool more = true;
+	assert_int_equal(f->eo->stats(f->e, "q.pause", 7, NULL, 0, 1, &s, &n, &more, &err), CUEQ_OK);
 	assert_int_equal(n, 1);
 	assert_true(s[0].paused);
 	assert_int_equal(s[0].count[CUEQ_READY], 1);
@@ -317,7 +318,8 @@ void test_release_ends_live_leases(void **state)
 	f->eo->view_free(f->e, &v);
 	struct eng_stats *s = NULL;
 	size_t n = 0;
-	assert_int_equal(f->eo->stats(f->e, "q.release", 9, &s, &n, &err), CUEQ_OK);
+	bool more = true;
+	assert_int_equal(f->eo->stats(f->e, "q.release", 9, NULL, 0, 1, &s, &n, &more, &err), CUEQ_OK);
 	assert_int_equal(s[0].releases, 1);
 	assert_int_equal(s[0].expiries, 1);
 	assert_int_equal(s[0].deliveries, 2);
@@ -325,4 +327,43 @@ void test_release_ends_live_leases(void **state)
 	struct eng_claimed again = claim_one(f, "q.release", 0);
 	assert_true(again.id == b.id);
 	assert_int_equal(again.attempt, 2);
+}
+
+/* stats of all queues comes in pages in an order that stays put. */
+void test_stats_in_pages(void **state)
+{
+	struct fx *f = *state;
+	proto_error err = {0};
+	char name[16], after[PROTO_MAX_QUEUE + 1] = "";
+	for (int i = 0; i < 25; i++) {
+		snprintf(name, sizeof(name), "q.page%02d", i);
+		push_new(f, job(name, "p"));
+	}
+	turn(f);
+	size_t seen = 0, pages = 0;
+	bool more = true;
+	while (more) {
+		struct eng_stats *s = NULL;
+		size_t n = 0;
+		assert_int_equal(f->eo->stats(f->e, NULL, 0, after[0] ? after : NULL, strlen(after), 10,
+					      &s, &n, &more, &err),
+				 CUEQ_OK);
+		assert_true(n <= 10);
+		for (size_t i = 0; i < n; i++) {
+			snprintf(name, sizeof(name), "q.page%02zu", seen + i);
+			assert_string_equal(s[i].queue, name);
+		}
+		seen += n;
+		pages++;
+		if (n > 0)
+			snprintf(after, sizeof(after), "%s", s[n - 1].queue);
+		free(s);
+	}
+	assert_int_equal(seen, 25);
+	assert_int_equal(pages, 3);
+	struct eng_stats *s = NULL;
+	size_t n = 0;
+	assert_int_equal(f->eo->stats(f->e, NULL, 0, "q.nosuch", 8, 10, &s, &n, &more, &err),
+			 CUEQ_ERR_NOT_FOUND);
+	free(s);
 }

@@ -307,6 +307,42 @@ static void test_retry_all_and_purge(void **state)
 	th_proc_free(&p);
 }
 
+/* stats of more queues than one reply holds (1000 a page): the CLI shows
+ * them all. */
+static void test_stats_of_many_queues(void **state)
+{
+	th_broker *b = *state;
+	th_raw r;
+	th_proc p;
+
+	assert_int_equal(th_raw_open(&r, b->url, 10000), 0);
+	for (int batch = 0; batch < 3; batch++) {
+		th_req q;
+		th_reply rep;
+		assert_int_equal(th_req_begin(&q, "push", 1), 0);
+		proto_key(th_pk(&q), "jobs");
+		msgpack_pack_array(th_pk(&q), 1000);
+		for (int i = 0; i < 1000; i++) {
+			char name[32];
+			snprintf(name, sizeof(name), "many.%d", batch * 1000 + i);
+			msgpack_pack_map(th_pk(&q), 1);
+			proto_kv_cstr(th_pk(&q), "queue", name);
+		}
+		assert_int_equal(th_req_call(&r, &q, &rep), 0);
+		assert_true(rep.ok);
+		th_reply_free(&rep);
+	}
+	th_raw_close(&r);
+	CLI(&p, NULL, 0, "stats", "--json", "--url", b->url);
+	size_t lines = 0;
+	for (const char *c = p.out; (c = strstr(c, "\"queue\":\"many.")) != NULL; c++)
+		lines++;
+	if (lines != 3000)
+		fail_msg("cueq stats showed %zu of the 3000 queues", lines);
+	expect_in(&p, "\"queue\":\"many.2999\"");
+	th_proc_free(&p);
+}
+
 static void test_pause_resume(void **state)
 {
 	th_broker *b = *state;
@@ -491,6 +527,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_retry_all_and_purge, th_fixture_start,
 						th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_pause_resume, th_fixture_start, th_fixture_stop),
+		cmocka_unit_test_setup_teardown(test_stats_of_many_queues, th_fixture_start,
+						th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_cancel_ready, th_fixture_start, th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_cancel_leased_under_work, th_fixture_start,
 						th_fixture_stop),

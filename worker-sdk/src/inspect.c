@@ -347,13 +347,67 @@ static int read_stats(const msgpack_object *m, cueq_queue_stats *s, proto_error 
 	return CUEQ_OK;
 }
 
-int cueq_stats(cueq_client *c, const char *queue, cueq_queue_stats **out, size_t *n)
+/* One page of stats: appended to *st (*n of *cap); *next gets the queue
+ * to go on after ("" at the end). */
+static int stats_page(cueq_client *c, const char *queue, const char *after, cueq_queue_stats **st,
+		      size_t *n, size_t *cap, char next[CUEQ_QUEUE_SIZE])
 {
 	struct sdk_request rq;
 	struct sdk_reply rp;
 	const msgpack_object_array *arr;
+	const char *nx = NULL;
+	size_t nxl = 0;
 	proto_error e = { 0 };
+	int rc;
+
+	next[0] = '\0';
+	if ((rc = sdk_request_begin(c, &rq, "stats", (queue != NULL) + (after[0] != '\0'))) != CUEQ_OK)
+		return rc;
+	if (queue != NULL)
+		proto_kv_cstr(sdk_pk(&rq), "queue", queue);
+	if (after[0] != '\0')
+		proto_kv_cstr(sdk_pk(&rq), "after", after);
+	if ((rc = sdk_call(c, &rq, 0, 0, &rp)) != CUEQ_OK)
+		return rc;
+	if (proto_array(rp.root, "queues", true, 0, SIZE_MAX, &arr, &e) != CUEQ_OK ||
+	    proto_str(rp.root, "next", false, PROTO_MAX_QUEUE, &nx, &nxl, &e) != CUEQ_OK) {
+		rc = reply_flaw("stats", &e);
+		goto out;
+	}
+	if (*n + arr->size > *cap) {
+		size_t want = *cap ? *cap : 16;
+		while (want < *n + arr->size)
+			want *= 2;
+		cueq_queue_stats *grown = realloc(*st, want * sizeof(**st));
+		if (grown == NULL) {
+			rc = sdk_fail(CUEQ_ERR_NOMEM, "out of memory");
+			goto out;
+		}
+		*st = grown;
+		*cap = want;
+	}
+	for (uint32_t i = 0; i < arr->size; i++) {
+		memset(&(*st)[*n], 0, sizeof(**st));
+		if (read_stats(&arr->ptr[i], &(*st)[*n], &e) != CUEQ_OK) {
+			rc = reply_flaw("stats", &e);
+			goto out;
+		}
+		(*n)++;
+	}
+	if (nx != NULL && nxl > 0) {
+		memcpy(next, nx, nxl);
+		next[nxl] = '\0';
+	}
+out:
+	sdk_reply_free(&rp);
+	return rc;
+}
+
+int cueq_stats(cueq_client *c, const char *queue, cueq_queue_stats **out, size_t *n)
+{
 	cueq_queue_stats *st = NULL;
+	size_t got = 0, cap = 0;
+	char after[CUEQ_QUEUE_SIZE] = "", next[CUEQ_QUEUE_SIZE];
 	int rc;
 
 	if (c == NULL || out == NULL || n == NULL)
@@ -362,30 +416,19 @@ int cueq_stats(cueq_client *c, const char *queue, cueq_queue_stats **out, size_t
 	*n = 0;
 	if (queue != NULL && (rc = sdk_check_queue(queue)) != CUEQ_OK)
 		return rc;
-	if ((rc = sdk_request_begin(c, &rq, "stats", queue != NULL)) != CUEQ_OK)
-		return rc;
-	if (queue != NULL)
-		proto_kv_cstr(sdk_pk(&rq), "queue", queue);
-	if ((rc = sdk_call(c, &rq, 0, 0, &rp)) != CUEQ_OK)
-		return rc;
-	if (proto_array(rp.root, "queues", true, 0, SIZE_MAX, &arr, &e) != CUEQ_OK) {
-		rc = reply_flaw("stats", &e);
-		goto out;
-	}
-	if ((st = calloc(arr->size ? arr->size : 1, sizeof(*st))) == NULL) {
-		rc = sdk_fail(CUEQ_ERR_NOMEM, "out of memory");
-		goto out;
-	}
-	for (uint32_t i = 0; i < arr->size; i++) {
-		if (read_stats(&arr->ptr[i], &st[i], &e) != CUEQ_OK) {
-			rc = reply_flaw("stats", &e);
+	/* the broker answers in pages of 1000 queues: ask until the last */
+	for (;;) {
+		if ((rc = stats_page(c, queue, after, &st, &got, &cap, next)) != CUEQ_OK) {
 			free(st);
-			goto out;
+			return rc;
 		}
+		if (next[0] == '\0' || queue != NULL)
+			break;
+		memcpy(after, next, sizeof(after));
 	}
+	if (st == NULL && (st = calloc(1, sizeof(*st))) == NULL)
+		return sdk_fail(CUEQ_ERR_NOMEM, "out of memory");
 	*out = st;
-	*n = arr->size;
-out:
-	sdk_reply_free(&rp);
-	return rc;
+	*n = got;
+	return CUEQ_OK;
 }
