@@ -464,6 +464,7 @@ int emb_cue_cancel(struct engine *e, uint64_t id)
 		put_cue(e, &r);
 		if (q->n_cues > 0)
 			q->n_cues--;
+		emb_counts_dirty(e, q); /* it may be empty now */
 		if (c != NULL) {
 			cue_remove(&e->cues, c);
 			cue_free(c);

@@ -83,26 +83,78 @@ struct queue *emb_queue(struct engine *e, const char *name, size_t len, bool cre
 	}
 	if (!create)
 		return NULL;
-	if (e->nq == e->capq) {
-		e->capq = e->capq ? e->capq * 2 : 16;
-		e->queues = emb_oom(realloc(e->queues, e->capq * sizeof(*e->queues)));
+	uint32_t idx;
+	if (e->n_free > 0) { /* the slot of a queue forgotten before */
+		idx = e->free_idx[--e->n_free];
+	} else {
+		if (e->nq == e->capq) {
+			e->capq = e->capq ? e->capq * 2 : 16;
+			e->queues = emb_oom(realloc(e->queues, e->capq * sizeof(*e->queues)));
+		}
+		idx = e->nq++;
 	}
 	struct queue *q = emb_oom(calloc(1, sizeof(*q)));
 	memcpy(q->name, name, len);
 	q->len = (uint8_t)len;
-	q->idx = e->nq;
+	q->idx = idx;
 	heap_init(&q->ready, job_ready_before);
-	e->queues[e->nq++] = q;
-	if (e->nq * 2 > e->qslot_cap) {
+	e->queues[idx] = q;
+	e->n_live++;
+	if (e->n_live * 2 > e->qslot_cap) {
 		free(e->qslot);
 		e->qslot_cap *= 2;
 		e->qslot = emb_oom(calloc(e->qslot_cap, sizeof(*e->qslot)));
 		for (uint32_t i = 0; i < e->nq; i++)
-			qslot_insert(e, i);
+			if (e->queues[i] != NULL)
+				qslot_insert(e, i);
 	} else {
-		qslot_insert(e, e->nq - 1);
+		qslot_insert(e, idx);
 	}
 	return q;
+}
+
+/* Whether q holds nothing: no execution in any state (retained finished
+ * ones included), no recurring cue, not paused. */
+static bool queue_empty(const struct queue *q)
+{
+	for (int s = 0; s < 6; s++)
+		if (q->count[s] != 0)
+			return false;
+	return q->ready.n == 0 && q->n_cues == 0 && !q->paused;
+}
+
+/* Forgets empty queue q: memory and its stored counters go, so queues that
+ * come and go cost nothing once gone (the totals start over if it comes
+ * back).  Only at the end of a turn: no request holds q then. */
+static void queue_forget(struct engine *e, struct queue *q)
+{
+	uint8_t k[2 + PROTO_MAX_QUEUE];
+	memcpy(k, META_COUNTS, 2);
+	memcpy(k + 2, q->name, q->len);
+	store_del(e->st, CF_META, k, 2 + (size_t)q->len);
+	/* out of the name table: backward-shift deletion keeps probing right */
+	uint32_t mask = e->qslot_cap - 1, i = name_hash(q->name, q->len) & mask;
+	while (e->qslot[i] != q->idx + 1)
+		i = (i + 1) & mask;
+	for (uint32_t j = (i + 1) & mask; e->qslot[j]; j = (j + 1) & mask) {
+		const struct queue *o = e->queues[e->qslot[j] - 1];
+		uint32_t home = name_hash(o->name, o->len) & mask;
+		/* o may fill the hole when its home is not within (i, j] */
+		if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
+			e->qslot[i] = e->qslot[j];
+			i = j;
+		}
+	}
+	e->qslot[i] = 0;
+	if (e->n_free == e->cap_free) {
+		e->cap_free = e->cap_free ? 2 * e->cap_free : 64;
+		e->free_idx = emb_oom(realloc(e->free_idx, e->cap_free * sizeof(*e->free_idx)));
+	}
+	e->free_idx[e->n_free++] = q->idx;
+	e->queues[q->idx] = NULL;
+	e->n_live--;
+	heap_fini(&q->ready);
+	free(q);
 }
 
 /* ---- states ---- */
@@ -438,6 +490,12 @@ static int emb_open(const struct eng_config *cfg, struct engine **out, char *err
 		snprintf(err, errlen, "cannot read the recurring cues (see the log above)");
 		goto fail;
 	}
+	/* the first commit forgets the queues that start empty (counters
+	 * stored by an older broker): only those, so a start writes nothing
+	 * else */
+	for (uint32_t i = 0; i < e->nq; i++)
+		if (queue_empty(e->queues[i]))
+			emb_counts_dirty(e, e->queues[i]);
 	e->rng = ((uint64_t)e->epoch << 32 ^ (uint64_t)proto_now_ms()) | 1;
 	*out = e;
 	return 0;
@@ -453,11 +511,14 @@ static void emb_close(struct engine *e)
 	store_close(e->st);
 	emb_cues_free(e);
 	for (uint32_t i = 0; i < e->nq; i++) {
+		if (e->queues[i] == NULL)
+			continue;
 		heap_fini(&e->queues[i]->ready);
 		free(e->queues[i]);
 	}
 	free(e->queues);
 	free(e->dirty);
+	free(e->free_idx);
 	free(e->qslot);
 	heap_fini(&e->timers);
 	jobs_free(e->jobs);
@@ -483,13 +544,21 @@ void emb_counts_dirty(struct engine *e, struct queue *q)
 }
 
 /* Adds the counters that changed this turn to the batch: of the queues
- * marked, so a turn costs the same among a million queues as among ten. */
-static void put_counts(struct engine *e)
+ * marked, so a turn costs the same among a million queues as among ten.
+ * At the end of a turn (forget), a queue marked that is empty now is
+ * forgotten instead; in the middle of one (a settle) the marks stay for
+ * the end. */
+static void put_counts(struct engine *e, bool forget)
 {
 	for (uint32_t i = 0; i < e->n_dirty; i++) {
 		struct queue *q = e->queues[e->dirty[i]];
 		uint8_t k[2 + PROTO_MAX_QUEUE], v[COUNTS_LEN];
-		q->counts_dirty = false;
+		if (forget && queue_empty(q)) {
+			queue_forget(e, q);
+			continue;
+		}
+		if (forget)
+			q->counts_dirty = false;
 		memcpy(k, META_COUNTS, 2);
 		memcpy(k + 2, q->name, q->len);
 		for (int s = 0; s < 3; s++)
@@ -501,7 +570,8 @@ static void put_counts(struct engine *e)
 		v[56] = q->paused;
 		store_put(e->st, CF_META, k, 2 + (size_t)q->len, v, sizeof(v));
 	}
-	e->n_dirty = 0;
+	if (forget)
+		e->n_dirty = 0;
 }
 
 /* After a commit that wrote: every ID handed out so far is written. */
@@ -514,7 +584,7 @@ int emb_settle(struct engine *e)
 {
 	if (!store_dirty(e->st))
 		return 0;
-	put_counts(e);
+	put_counts(e, false);
 	int rc = store_commit(e->st, true);
 	if (rc == 0)
 		committed(e);
@@ -523,7 +593,7 @@ int emb_settle(struct engine *e)
 
 static int emb_commit(struct engine *e, bool wait, bool *durable_needed)
 {
-	put_counts(e);
+	put_counts(e, true);
 	int rc = store_commit(e->st, wait);
 	if (rc == 0)
 		committed(e);

@@ -72,6 +72,9 @@ struct engine {
 	uint32_t nq, capq;
 	uint32_t *dirty; /* queues whose counters changed this turn */
 	uint32_t n_dirty, cap_dirty;
+	uint32_t n_live;    /* queues in the table (nq counts its slots) */
+	uint32_t *free_idx; /* slots of forgotten queues, NULL in queues */
+	uint32_t n_free, cap_free;
 	uint32_t *qslot; /* name hash -> queue index + 1 */
 	uint32_t qslot_cap;
 	uint32_t epoch;
@@ -135,6 +138,7 @@ void *emb_oom(void *p);
 uint64_t emb_next_id(struct engine *e);
 /* Finds a queue by name, creating it when create is set (else NULL). */
 struct queue *emb_queue(struct engine *e, const char *name, size_t len, bool create);
+/* The queue of slot i, which a job or cue holds (so it is not NULL). */
 static inline struct queue *emb_queue_at(struct engine *e, uint32_t i) { return e->queues[i]; }
 
 /* Fills rec from j (strings point into j and its queue). */

@@ -299,6 +299,8 @@ int emb_stats(struct engine *e, const char *queue, size_t qlen, const char *afte
 	*out = emb_oom(calloc(limit ? limit : 1, sizeof(**out)));
 	for (uint32_t i = from; i < to; i++) {
 		const struct queue *q = e->queues[i];
+		if (q == NULL) /* a queue forgotten */
+			continue;
 		if (*n == limit) {
 			*more = true;
 			break;

@@ -103,5 +103,6 @@ void test_purge(void **state);
 void test_pause_survives_reopen(void **state);
 void test_release_ends_live_leases(void **state);
 void test_stats_in_pages(void **state);
+void test_empty_queues_are_forgotten(void **state);
 
 #endif /* CUEQ_ENGINE_FX_H */

@@ -367,3 +367,62 @@ void test_stats_in_pages(void **state)
 			 CUEQ_ERR_NOT_FOUND);
 	free(s);
 }
+
+/* A queue that holds nothing any more is forgotten at the end of the turn
+ * (its counters too, also on disk); pushing to it again makes it anew. */
+void test_empty_queues_are_forgotten(void **state)
+{
+	struct fx *f = *state;
+	proto_error err = {0};
+	struct eng_stats *s = NULL;
+	size_t n = 0;
+	bool more = false;
+
+	f->now = 1893456000000ll;
+	struct eng_pushed a = push_new(f, job("q.gone", "g"));
+	turn(f);
+	struct eng_claimed c = claim_one(f, "q.gone", 0);
+	assert_int_equal(ack(f, a.id, c.token, NULL), CUEQ_OK);
+	turn(f);
+	assert_int_equal(count(f, "q.gone", CUEQ_SUCCEEDED), 1); /* retained: kept */
+	at_time(f, f->now + RETENTION_MS + 2000); /* the sweep deletes it */
+	turn(f);
+	assert_int_equal(f->eo->stats(f->e, "q.gone", 6, NULL, 0, 1, &s, &n, &more, &err), CUEQ_OK);
+	assert_int_equal(n, 0);
+	free(s);
+	/* paused then resumed, with nothing in it: forgotten too */
+	assert_int_equal(f->eo->pause(f->e, "q.idle", 6, true, &err), CUEQ_OK);
+	turn(f);
+	assert_int_equal(f->eo->pause(f->e, "q.idle", 6, false, &err), CUEQ_OK);
+	turn(f);
+	reopen(f, false);
+	assert_int_equal(f->eo->stats(f->e, NULL, 0, NULL, 0, 100, &s, &n, &more, &err), CUEQ_OK);
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(s[i].queue, "q.gone") == 0 || strcmp(s[i].queue, "q.idle") == 0)
+			fail_msg("queue %s is still there after it emptied and a reopen", s[i].queue);
+	free(s);
+	/* and it comes back when used */
+	struct eng_pushed b = push_new(f, job("q.gone", "again"));
+	turn(f);
+	assert_int_equal(count(f, "q.gone", CUEQ_READY), 1);
+	struct eng_claimed cb = claim_one(f, "q.gone", 0);
+	assert_true(cb.id == b.id);
+	/* many queues coming and going reuse their slots */
+	for (int i = 0; i < 200; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "q.churn%d", i);
+		struct eng_pushed x = push_new(f, job(name, "x"));
+		struct eng_claimed cx = claim_one(f, name, 0);
+		assert_true(cx.id == x.id);
+		assert_int_equal(finish(f, x.id, cx.token, ENG_NACK, NULL, -1, true).state, CUEQ_DEAD);
+		size_t purged = 0;
+		assert_int_equal(f->eo->purge(f->e, name, strlen(name), CUEQ_DEAD, 10, &purged, &more, &err),
+				 CUEQ_OK);
+		assert_int_equal(purged, 1);
+		turn(f);
+	}
+	assert_int_equal(f->eo->stats(f->e, NULL, 0, NULL, 0, 1000, &s, &n, &more, &err), CUEQ_OK);
+	assert_int_equal(n, 1); /* q.gone, with its leased job */
+	assert_string_equal(s[0].queue, "q.gone");
+	free(s);
+}

@@ -897,6 +897,7 @@ static const struct CMUnitTest scenarios[] = {
 	cmocka_unit_test_setup_teardown(test_pause_survives_reopen, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_release_ends_live_leases, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_stats_in_pages, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_empty_queues_are_forgotten, setup, teardown),
 };
 
 #define N_SCENARIOS (sizeof(scenarios) / sizeof(scenarios[0]))

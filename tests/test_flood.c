@@ -43,6 +43,8 @@ static void flood_send(struct flood *f, const char *url, const char *queue, size
 	assert_int_equal(nng_setopt_size(f->s, NNG_OPT_RECVMAXSZ, 0), 0);
 	/* room for every answer: they are read only later */
 	assert_int_equal(nng_setopt_int(f->s, NNG_OPT_RECVBUF, MAX_CLAIMS), 0);
+	/* a send the broker does not take fails the test instead of hanging it */
+	assert_int_equal(nng_setopt_ms(f->s, NNG_OPT_SENDTIMEO, 10000), 0);
 	assert_int_equal(nng_dial(f->s, url, NULL, 0), 0);
 	assert_true(n <= MAX_CLAIMS);
 	for (size_t i = 0; i < n; i++) {
@@ -55,7 +57,9 @@ static void flood_send(struct flood *f, const char *url, const char *queue, size
 			proto_kv_str(th_pk(&q), "padding", pad, pad_bytes);
 		/* raw REQ: the request ID header is ours to add (high bit set) */
 		assert_int_equal(nng_msg_header_append_u32(q.msg, 0x80000000u | (uint32_t)(i + 1)), 0);
-		assert_int_equal(nng_sendmsg(f->s, q.msg, 0), 0);
+		int rv = nng_sendmsg(f->s, q.msg, 0);
+		if (rv != 0)
+			fail_msg("claim %zu of the flood was not sent within 10 s: %s", i, nng_strerror(rv));
 		q.msg = NULL;
 		f->n++;
 	}
