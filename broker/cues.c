@@ -257,11 +257,12 @@ void emb_cue_new(struct engine *e, const struct eng_push *p, int64_t now, struct
 		.next_fire = c->next_fire,
 	};
 	put_cue(e, &r);
-	q->n_cues++;
-	if (c->next_fire == INT64_MAX)
+	if (c->next_fire == INT64_MAX) {
 		cue_free(c); /* it never fires: kept on disk for get, not in memory */
-	else
+	} else {
 		cue_insert(&e->cues, c);
+		q->n_cues++;
+	}
 	*o = (struct eng_pushed){
 		.cue_id = r.id,
 		.state = CUEQ_SCHEDULED,
@@ -298,7 +299,6 @@ int emb_cues_load(struct engine *e)
 			msgpack_unpacked_destroy(&up);
 			continue;
 		}
-		q->n_cues++;
 		struct cue *c = emb_oom(calloc(1, sizeof(*c)));
 		c->id = r.id;
 		c->queue = q->idx;
@@ -315,6 +315,7 @@ int emb_cues_load(struct engine *e)
 			cue_free(c);
 		} else {
 			cue_insert(&e->cues, c);
+			q->n_cues++;
 			n++;
 		}
 		msgpack_unpacked_destroy(&up);
@@ -422,7 +423,11 @@ static int fire_cue(struct engine *e, struct cue *c, int64_t now, int *fires, in
 	r.next_fire = slot;
 	put_cue(e, &r);
 	release_cue(&up, buf);
-	if (slot == INT64_MAX) {
+	if (slot == INT64_MAX) { /* its schedule ended */
+		struct queue *q = emb_queue_at(e, c->queue);
+		if (q->n_cues > 0)
+			q->n_cues--;
+		emb_counts_dirty(e, q);
 		cue_remove(&e->cues, c);
 		cue_free(c);
 	} else {
@@ -462,7 +467,7 @@ int emb_cue_cancel(struct engine *e, uint64_t id)
 		struct queue *q = emb_queue(e, r.queue, r.queue_len, true);
 		r.cancelled = 1;
 		put_cue(e, &r);
-		if (q->n_cues > 0)
+		if (c != NULL && q->n_cues > 0) /* it was one that fires */
 			q->n_cues--;
 		emb_counts_dirty(e, q); /* it may be empty now */
 		if (c != NULL) {

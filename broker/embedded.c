@@ -100,6 +100,7 @@ struct queue *emb_queue(struct engine *e, const char *name, size_t len, bool cre
 	heap_init(&q->ready, job_ready_before);
 	e->queues[idx] = q;
 	e->n_live++;
+	emb_counts_dirty(e, q); /* checked at the end of the turn: it may stay empty */
 	if (e->n_live * 2 > e->qslot_cap) {
 		free(e->qslot);
 		e->qslot_cap *= 2;
@@ -492,7 +493,10 @@ static int emb_open(const struct eng_config *cfg, struct engine **out, char *err
 	}
 	/* the first commit forgets the queues that start empty (counters
 	 * stored by an older broker): only those, so a start writes nothing
-	 * else */
+	 * else (the queues made while loading are not new) */
+	for (uint32_t i = 0; i < e->n_dirty; i++)
+		e->queues[e->dirty[i]]->counts_dirty = false;
+	e->n_dirty = 0;
 	for (uint32_t i = 0; i < e->nq; i++)
 		if (queue_empty(e->queues[i]))
 			emb_counts_dirty(e, e->queues[i]);

@@ -36,7 +36,7 @@ struct queue {
 	struct heap ready;   /* READY jobs: priority, then push order */
 	uint64_t count[6];   /* by cueq_state; finished ones = retained */
 	bool paused;	     /* claims get nothing (stored with the counts) */
-	uint32_t n_cues;     /* active recurring cues */
+	uint32_t n_cues;     /* recurring cues that will fire (in memory) */
 	/* totals since the queue was created (stored with the counts) */
 	uint64_t deliveries, expiries, failures, releases;
 };
@@ -270,8 +270,8 @@ int emb_get(struct engine *e, uint64_t id, struct eng_view *out, proto_error *er
 int emb_list(struct engine *e, const char *queue, size_t qlen, int state, uint64_t after,
 	     size_t limit, struct eng_view *out, size_t *n, uint64_t *next, proto_error *err);
 void emb_view_free(struct engine *e, struct eng_view *v);
-int emb_stats(struct engine *e, const char *queue, size_t qlen, const char *after, size_t alen,
-	      size_t limit, struct eng_stats **out, size_t *n, bool *more, proto_error *err);
+int emb_stats(struct engine *e, const char *queue, size_t qlen, uint64_t from, size_t limit,
+	      struct eng_stats **out, size_t *n, uint64_t *next, proto_error *err);
 
 /* retention.c: deletes what finished before now - retention; returns
  * the time of the next sweep. */

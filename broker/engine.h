@@ -207,7 +207,7 @@ struct eng_stats {
 	char queue[PROTO_MAX_QUEUE + 1];
 	uint64_t count[6]; /* by cueq_state */
 	bool paused;
-	uint64_t cues; /* active recurring cues */
+	uint64_t cues; /* recurring cues that will fire */
 	/* totals since the queue was created */
 	uint64_t deliveries, expiries, failures, releases;
 };
@@ -330,13 +330,12 @@ struct engine_ops {
 	 * block. */
 	void (*view_free)(struct engine *e, struct eng_view *v);
 	/* Counts per queue: of queue, or (queue NULL) of up to limit queues
-	 * after the queue named after (NULL: from the first), in an order
-	 * that stays put; *more when others follow.  *out malloc'd, caller
-	 * frees.  NOT_FOUND when after names no queue.  Core thread; may
-	 * block on storage reads. */
-	int (*stats)(struct engine *e, const char *queue, size_t qlen, const char *after,
-		     size_t alen, size_t limit, struct eng_stats **out, size_t *n, bool *more,
-		     proto_error *err);
+	 * from position from (0: the first); *next is the position to go on
+	 * from, 0 at the end.  Positions are the engine's, opaque to the
+	 * caller, and stay valid while queues come and go.  *out malloc'd,
+	 * caller frees.  Core thread; may block on storage reads. */
+	int (*stats)(struct engine *e, const char *queue, size_t qlen, uint64_t from, size_t limit,
+		     struct eng_stats **out, size_t *n, uint64_t *next, proto_error *err);
 
 	/* Time passes: due executions become ready, leases whose deadline is
 	 * <= now end, finished executions past retention and expired

@@ -137,6 +137,8 @@ int emb_get(struct engine *e, uint64_t id, struct eng_view *out, proto_error *er
 	}
 	store_be64(from, id);
 	store_be64(to, id + 1);
+	/* the newest HIST_KEEP (an older broker kept them all) */
+	store_be32(from + 8, hist_seq > HIST_KEEP ? hist_seq - HIST_KEEP : 0);
 	size_t budget = REPLY_TEXT_BUDGET;
 	struct store_iter *it = store_iter_new(e->st, CF_HIST, from, 12, to, 12);
 	for (; it && store_iter_valid(it) && out->n_hist < HISTORY_MAX; store_iter_next(it)) {
@@ -276,25 +278,21 @@ int emb_list(struct engine *e, const char *queue, size_t qlen, int state, uint64
 	return CUEQ_OK;
 }
 
-int emb_stats(struct engine *e, const char *queue, size_t qlen, const char *after, size_t alen,
-	      size_t limit, struct eng_stats **out, size_t *n, bool *more, proto_error *err)
+int emb_stats(struct engine *e, const char *queue, size_t qlen, uint64_t from_pos, size_t limit,
+	      struct eng_stats **out, size_t *n, uint64_t *next, proto_error *err)
 {
-	uint32_t from = 0, to = e->nq;
+	/* positions are queue table slots: a forgotten queue leaves a hole,
+	 * which a page skips */
+	uint32_t from = from_pos < e->nq ? (uint32_t)from_pos : e->nq, to = e->nq;
+	(void)err;
 	*out = NULL;
 	*n = 0;
-	*more = false;
+	*next = 0;
 	if (queue != NULL) { /* one queue */
 		struct queue *q = emb_queue(e, queue, qlen, false);
 		if (q == NULL)
 			return *out = emb_oom(calloc(1, sizeof(**out))), CUEQ_OK;
 		from = q->idx, to = q->idx + 1, limit = 1;
-	} else if (after != NULL) { /* the queue table's order: creation */
-		struct queue *q = emb_queue(e, after, alen, false);
-		if (q == NULL)
-			return proto_fail(err, CUEQ_ERR_NOT_FOUND,
-					  "no queue '%.*s' to go on after; start from the first page",
-					  (int)(alen > 64 ? 64 : alen), after);
-		from = q->idx + 1;
 	}
 	*out = emb_oom(calloc(limit ? limit : 1, sizeof(**out)));
 	for (uint32_t i = from; i < to; i++) {
@@ -302,7 +300,7 @@ int emb_stats(struct engine *e, const char *queue, size_t qlen, const char *afte
 		if (q == NULL) /* a queue forgotten */
 			continue;
 		if (*n == limit) {
-			*more = true;
+			*next = i;
 			break;
 		}
 		struct eng_stats *s = &(*out)[(*n)++];

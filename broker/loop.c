@@ -25,6 +25,9 @@
 /* Jobs pushed in one turn at most: a turn stays short under a flood of
  * pushes, so workers' claims and acks get many turns a second. */
 #define PRODUCE_PER_TURN 512
+/* Repeats of one request waiting for its answer (a parked claim resent):
+ * each holds a server context, so they are bounded too. */
+#define MAX_WAITERS 8
 
 struct loop {
 	const struct engine_ops *eo;
@@ -98,6 +101,7 @@ static void answer_as(struct loop *l, struct request *r, nng_msg *m, int code,
 	if (e != NULL) {
 		struct request *w = e->waiters;
 		e->waiters = NULL;
+		e->n_waiters = 0;
 		if (!keep || code == CUEQ_ERR_UNAVAILABLE || code == CUEQ_ERR_INTERNAL)
 			ridcache_remove(l->rids, e);
 		else if (memo != NULL)
@@ -313,6 +317,16 @@ static void handle(struct loop *l, struct request *r)
 			goto out;
 		}
 		if (e != NULL) { /* the first is still in progress */
+			if (e->n_waiters >= MAX_WAITERS) {
+				replies_add(l->turn, r,
+					error_msg(rid, rid_len, rid_bin, CUEQ_ERR_UNAVAILABLE,
+						  "this request is already waiting for its answer, sent again too often: wait for the answer before sending it again"));
+				goto out;
+			}
+			e->n_waiters++;
+			/* it gets a copy of the first one's answer: its frame can go */
+			nng_msg_free(r->msg);
+			r->msg = NULL;
 			r->next = e->waiters;
 			e->waiters = r;
 			goto out;

@@ -302,6 +302,8 @@ static int push_recall(struct opctx *c, bool *answered)
 	/* looked up without retry_ttl_ms too: an ID remembered on disk is
 	 * refused for other bytes (the loop's memory no longer holds it) */
 	rc = c->eo->recall(c->e, c->scoped_rid, c->scoped_len, c->body_hash, &reply, &len, &c->err);
+	if (rc == 0) /* remembered before IDs were scoped (an upgrade within its time) */
+		rc = c->eo->recall(c->e, c->rid, c->rid_len, c->body_hash, &reply, &len, &c->err);
 	if (rc < 0)
 		return c->err.code;
 	if (rc == 2) { /* not remembered either: the first one's retries must still work */
@@ -750,16 +752,16 @@ static void pack_exec(msgpack_packer *pk, const struct eng_view *v, bool detail)
 	if (r->finished_at != 0)
 		proto_kv_int(pk, "finished_at", r->finished_at);
 	if (r->result != NULL)
-		proto_kv_str(pk, "result", r->result, r->result_len);
+		proto_kv_text_n(pk, "result", r->result, r->result_len);
 	if (r->error != NULL)
-		proto_kv_str(pk, "error", r->error, r->error_len);
+		proto_kv_text_n(pk, "error", r->error, r->error_len);
 	if (r->reason != NULL)
-		proto_kv_str(pk, "reason", r->reason, r->reason_len);
+		proto_kv_text_n(pk, "reason", r->reason, r->reason_len);
 	if (!detail)
 		return;
 	proto_kv_bin(pk, "payload", v->payload ? v->payload : "", v->payload_len);
 	if (v->unique != NULL)
-		proto_kv_str(pk, "unique", v->unique, v->unique_len);
+		proto_kv_text_n(pk, "unique", v->unique, v->unique_len);
 	proto_key(pk, "steps");
 	pack_steps(pk, v);
 	if (v->hist_dropped > 0)
@@ -776,7 +778,7 @@ static void pack_exec(msgpack_packer *pk, const struct eng_view *v, bool detail)
 		if (h->token != 0)
 			proto_kv_id(pk, "lease_token", h->token);
 		if (h->detail != NULL)
-			proto_kv_str(pk, "detail", h->detail, h->detail_len);
+			proto_kv_text_n(pk, "detail", h->detail, h->detail_len);
 	}
 }
 
@@ -999,16 +1001,15 @@ static int op_stats(struct opctx *c)
 {
 	static const char *const names[] = {"scheduled", "ready", "leased", "succeeded", "dead",
 					    "cancelled"};
-	const char *q = NULL, *after = NULL;
-	size_t qlen = 0, alen = 0, n = 0;
-	uint64_t limit = CUEQ_MAX_BATCH;
-	bool more = false;
+	const char *q = NULL;
+	size_t qlen = 0, n = 0;
+	uint64_t limit = CUEQ_MAX_BATCH, from = 0, next = 0;
 	struct eng_stats *s = NULL;
 	int rc = queue_field(c, c->req, false, &q, &qlen);
-	if (rc != CUEQ_OK || (rc = name_field(c, c->req, "after", false, &after, &alen)) != CUEQ_OK ||
+	if (rc != CUEQ_OK ||
+	    (rc = proto_uint(c->req, "from", false, 0, UINT64_MAX, &from, &c->err)) != CUEQ_OK ||
 	    (rc = proto_uint(c->req, "limit", false, 1, CUEQ_MAX_BATCH, &limit, &c->err)) != CUEQ_OK ||
-	    (rc = c->eo->stats(c->e, q, qlen, after, alen, (size_t)limit, &s, &n, &more, &c->err)) !=
-		    CUEQ_OK)
+	    (rc = c->eo->stats(c->e, q, qlen, from, (size_t)limit, &s, &n, &next, &c->err)) != CUEQ_OK)
 		return rc;
 	proto_reply_begin(c->pk, c->rid, c->rid_len, c->rid_bin, 2);
 	proto_key(c->pk, "queues");
@@ -1025,8 +1026,8 @@ static int op_stats(struct opctx *c)
 		proto_kv_uint(c->pk, "failures", s[i].failures);
 		proto_kv_uint(c->pk, "releases", s[i].releases);
 	}
-	if (more) /* the name to pass as after for the next page */
-		proto_kv_cstr(c->pk, "next", s[n - 1].queue);
+	if (next != 0) /* where the next page starts: pass it as from */
+		proto_kv_uint(c->pk, "next", next);
 	else
 		proto_key(c->pk, "next"), msgpack_pack_nil(c->pk);
 	free(s);

@@ -42,8 +42,10 @@ static struct park_count *count_of(struct parks *ps, uint32_t pipe)
 static void counts_grow(struct parks *ps)
 {
 	struct park_count *old = ps->counts;
-	size_t n = ps->cap_counts, cap = 64;
-	while (cap < 4 * (ps->used_counts + 1))
+	size_t n = ps->cap_counts, cap = 64, live = 0;
+	for (size_t i = 0; i < n; i++)
+		live += old[i].pipe != 0 && old[i].n > 0;
+	while (cap < 4 * (live + 1))
 		cap *= 2;
 	ps->counts = need(calloc(cap, sizeof(*ps->counts)));
 	ps->cap_counts = cap;

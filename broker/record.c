@@ -75,6 +75,20 @@ void record_pack(msgpack_packer *pk, const struct exec_rec *r)
 		proto_kv_str(pk, "why", r->why, r->why_len);
 }
 
+/* A stored string, read as written: records of older brokers may hold text
+ * that is not UTF-8 (what is sent is made UTF-8 by the packer). */
+static int stored_str(const msgpack_object *m, const char *k, bool required, size_t max,
+		      const char **s, size_t *n)
+{
+	const msgpack_object *v = proto_get(m, k);
+	if (v == NULL || v->type == MSGPACK_OBJECT_NIL)
+		return required ? -1 : 0;
+	if (v->type != MSGPACK_OBJECT_STR || v->via.str.size > max)
+		return -1;
+	*s = v->via.str.ptr, *n = v->via.str.size;
+	return 0;
+}
+
 /* Reads an optional unsigned field that must fit in max. */
 static int u(const msgpack_object *m, const char *k, uint64_t max, uint64_t *out)
 {
@@ -260,7 +274,7 @@ int record_unpack_event(const char *buf, size_t len, msgpack_unpacked *up, struc
 	bad |= u(m, "ev", 255, &x), h->event = (uint8_t)x;
 	bad |= u(m, "att", UINT32_MAX, &x), h->attempt = (uint32_t)x;
 	bad |= u(m, "tk", UINT64_MAX, &h->token);
-	bad |= proto_str(m, "d", false, SIZE_MAX, &h->detail, &h->detail_len, NULL);
+	bad |= stored_str(m, "d", false, SIZE_MAX, &h->detail, &h->detail_len);
 	return bad ? -1 : 0;
 }
 
@@ -373,7 +387,7 @@ int record_unpack_cue(const char *buf, size_t len, msgpack_unpacked *up, struct 
 	m = &up->data;
 	bad = u(m, "v", UINT32_MAX, &v) != 0 || v == 0 || v > RECORD_VERSION;
 	bad |= u(m, "id", UINT64_MAX, &c->id);
-	bad |= proto_str(m, "q", true, PROTO_MAX_QUEUE, &c->queue, &c->queue_len, NULL);
+	bad |= stored_str(m, "q", true, PROTO_MAX_QUEUE, &c->queue, &c->queue_len);
 	bad |= proto_bytes(m, "pl", true, SIZE_MAX, &c->payload, &c->payload_len, NULL);
 	int64_t pr = 0;
 	bad |= proto_int(m, "pr", false, INT32_MIN, INT32_MAX, &pr, NULL);
@@ -386,8 +400,8 @@ int record_unpack_cue(const char *buf, size_t len, msgpack_unpacked *up, struct 
 	bad |= u(m, "bf", UINT32_MAX, &x), c->backoff_factor = (uint32_t)x;
 	bad |= u(m, "fl", 255, &x), c->flags = (uint8_t)x;
 	bad |= i64(m, "ev", &c->every_ms);
-	bad |= proto_str(m, "cr", false, SIZE_MAX, &c->cron, &c->cron_len, NULL);
-	bad |= proto_str(m, "tz", false, SIZE_MAX, &c->tz, &c->tz_len, NULL);
+	bad |= stored_str(m, "cr", false, SIZE_MAX, &c->cron, &c->cron_len);
+	bad |= stored_str(m, "tz", false, SIZE_MAX, &c->tz, &c->tz_len);
 	bad |= u(m, "cu", 2, &x), c->catch_up = (uint8_t)x;
 	bad |= u(m, "ov", 1, &x), c->overlap = (uint8_t)x;
 	bad |= u(m, "cx", 1, &x), c->cancelled = (uint8_t)x;

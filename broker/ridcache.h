@@ -38,6 +38,7 @@ struct rid_entry {
 	void *reply; /* done: the reply, LZ4-compressed when stored_len < reply_len */
 	size_t reply_len, stored_len;
 	struct request *waiters; /* pending: repeats to answer with it */
+	uint32_t n_waiters;
 	struct rid_entry *hnext, *older, *newer;
 	uint8_t rid[]; /* len bytes: the scoped ID (at most PROTO_MAX_SCOPED_RID) */
 };

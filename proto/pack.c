@@ -121,29 +121,37 @@ void proto_reply_error(msgpack_packer *pk, const void *rid, size_t rid_len, bool
 	proto_kv_text(pk, "msg", msg);
 }
 
-void proto_kv_text(msgpack_packer *pk, const char *key, const char *s)
+void proto_kv_text_n(msgpack_packer *pk, const char *key, const char *s, size_t n)
 {
-	size_t n = strlen(s), ok = proto_utf8_prefix(s, n);
+	size_t ok = proto_utf8_prefix(s, n);
+	proto_key(pk, key);
 	if (ok == n) {
-		proto_kv_str(pk, key, s, n);
+		msgpack_pack_str(pk, n);
+		msgpack_pack_str_body(pk, s, n);
 		return;
 	}
-	char buf[1024];
-	size_t out = 0;
-	for (size_t i = 0; i < n && out < sizeof(buf);) {
+	/* the length first: valid runs as they are, one '?' per bad byte */
+	size_t len = 0;
+	for (size_t i = 0; i < n;) {
 		size_t good = proto_utf8_prefix(s + i, n - i);
-		size_t take = good < sizeof(buf) - out ? good : 0;
-		if (good > 0 && take == 0)
-			break; /* no room left for what is valid */
-		memcpy(buf + out, s + i, take);
-		out += take;
+		len += good + (i + good < n);
+		i += good + (i + good < n);
+	}
+	msgpack_pack_str(pk, len);
+	for (size_t i = 0; i < n;) {
+		size_t good = proto_utf8_prefix(s + i, n - i);
+		msgpack_pack_str_body(pk, s + i, good);
 		i += good;
-		if (i < n && out < sizeof(buf)) {
-			buf[out++] = '?';
+		if (i < n) {
+			msgpack_pack_str_body(pk, "?", 1);
 			i++;
 		}
 	}
-	proto_kv_str(pk, key, buf, out);
+}
+
+void proto_kv_text(msgpack_packer *pk, const char *key, const char *s)
+{
+	proto_kv_text_n(pk, key, s, strlen(s));
 }
 
 void proto_request_begin(msgpack_packer *pk, const char *op, const void *rid, size_t rid_len,

@@ -119,6 +119,9 @@ void proto_kv_cstr(msgpack_packer *pk, const char *key, const char *s);
  * short mid-character): each byte that would not be valid UTF-8 is sent
  * as '?'. */
 void proto_kv_text(msgpack_packer *pk, const char *key, const char *s);
+/* The same for n bytes of stored text (written by an older broker, which
+ * did not check it): sent as is when valid, else with each bad byte '?'. */
+void proto_kv_text_n(msgpack_packer *pk, const char *key, const char *s, size_t n);
 void proto_kv_bin(msgpack_packer *pk, const char *key, const void *b, size_t n);
 void proto_kv_uint(msgpack_packer *pk, const char *key, uint64_t v);
 void proto_kv_int(msgpack_packer *pk, const char *key, int64_t v);

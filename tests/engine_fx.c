@@ -294,10 +294,10 @@ uint64_t count(struct fx *f, const char *queue, int state)
 	struct eng_stats *s = NULL;
 	size_t n = SIZE_MAX;
 	proto_error err = {0};
-	bool more = true;
-	assert_int_equal(f->eo->stats(f->e, queue, strlen(queue), NULL, 0, 1, &s, &n, &more, &err),
+	uint64_t next = 1;
+	assert_int_equal(f->eo->stats(f->e, queue, strlen(queue), 0, 1, &s, &n, &next, &err),
 			 CUEQ_OK);
-	assert_false(more);
+	assert_true(next == 0);
 	assert_true(n <= 1);
 	uint64_t c = 0;
 	if (n == 1) {

@@ -160,6 +160,45 @@ static void test_parked_claims_are_bounded(void **state)
 	flood_close(&d);
 }
 
+/* One waiting claim sent again and again (the same request ID and bytes):
+ * a few repeats wait for its answer, the rest are refused at once. */
+static void test_repeats_of_a_parked_claim_are_bounded(void **state)
+{
+	th_broker *b = *state;
+	struct flood f;
+	th_req q;
+	size_t refused = 0;
+
+	memset(&f, 0, sizeof(f));
+	assert_int_equal(nng_req0_open_raw(&f.s), 0);
+	assert_int_equal(nng_setopt_int(f.s, NNG_OPT_RECVBUF, MAX_CLAIMS), 0);
+	assert_int_equal(nng_setopt_ms(f.s, NNG_OPT_SENDTIMEO, 10000), 0);
+	assert_int_equal(nng_dial(f.s, b->url, NULL, 0), 0);
+	assert_int_equal(th_req_begin(&q, "claim", 3), 0);
+	proto_kv_cstr(th_pk(&q), "queue", "resent");
+	proto_kv_uint(th_pk(&q), "max", 1);
+	proto_kv_uint(th_pk(&q), "wait_ms", 60000);
+	for (uint32_t i = 0; i < 20; i++) {
+		nng_msg *m;
+		assert_int_equal(nng_msg_dup(&m, q.msg), 0);
+		assert_int_equal(nng_msg_header_append_u32(m, 0x80000000u | (i + 1)), 0);
+		assert_int_equal(nng_sendmsg(f.s, m, 0), 0);
+	}
+	th_req_free(&q);
+	/* the first parks, 8 repeats wait with it, 11 are refused */
+	assert_int_equal(flood_answered(&f, 1500, &refused, "sent again too often"), 11);
+	assert_int_equal(refused, 11);
+	th_raw r;
+	char id[PROTO_ID_LEN + 1];
+	assert_int_equal(th_raw_open(&r, b->url, 5000), 0);
+	assert_int_equal(th_raw_push(&r, "resent", "one", 0, 0, id), 0);
+	th_raw_close(&r);
+	/* the answer goes to the first and to each repeat that waited */
+	assert_int_equal(flood_answered(&f, 1000, &refused, "-"), 9);
+	assert_int_equal(refused, 0);
+	flood_close(&f);
+}
+
 static long rss_kib(pid_t pid)
 {
 	char path[64], line[256];
@@ -224,6 +263,8 @@ int main(void)
 						th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_parked_claim_keeps_no_frame, start_measured,
 						th_fixture_stop),
+		cmocka_unit_test_setup_teardown(test_repeats_of_a_parked_claim_are_bounded,
+						th_fixture_start, th_fixture_stop),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

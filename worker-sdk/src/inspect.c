@@ -347,30 +347,28 @@ static int read_stats(const msgpack_object *m, cueq_queue_stats *s, proto_error 
 	return CUEQ_OK;
 }
 
-/* One page of stats: appended to *st (*n of *cap); *next gets the queue
- * to go on after ("" at the end). */
-static int stats_page(cueq_client *c, const char *queue, const char *after, cueq_queue_stats **st,
-		      size_t *n, size_t *cap, char next[CUEQ_QUEUE_SIZE])
+/* One page of stats from position from: appended to *st (*n of *cap);
+ * *next gets where the next page starts (0 at the end). */
+static int stats_page(cueq_client *c, const char *queue, uint64_t from, cueq_queue_stats **st,
+		      size_t *n, size_t *cap, uint64_t *next)
 {
 	struct sdk_request rq;
 	struct sdk_reply rp;
 	const msgpack_object_array *arr;
-	const char *nx = NULL;
-	size_t nxl = 0;
 	proto_error e = { 0 };
 	int rc;
 
-	next[0] = '\0';
-	if ((rc = sdk_request_begin(c, &rq, "stats", (queue != NULL) + (after[0] != '\0'))) != CUEQ_OK)
+	*next = 0;
+	if ((rc = sdk_request_begin(c, &rq, "stats", (queue != NULL) + (from != 0))) != CUEQ_OK)
 		return rc;
 	if (queue != NULL)
 		proto_kv_cstr(sdk_pk(&rq), "queue", queue);
-	if (after[0] != '\0')
-		proto_kv_cstr(sdk_pk(&rq), "after", after);
+	if (from != 0)
+		proto_kv_uint(sdk_pk(&rq), "from", from);
 	if ((rc = sdk_call(c, &rq, 0, 0, &rp)) != CUEQ_OK)
 		return rc;
 	if (proto_array(rp.root, "queues", true, 0, SIZE_MAX, &arr, &e) != CUEQ_OK ||
-	    proto_str(rp.root, "next", false, PROTO_MAX_QUEUE, &nx, &nxl, &e) != CUEQ_OK) {
+	    proto_uint(rp.root, "next", false, 1, UINT64_MAX, next, &e) != CUEQ_OK) {
 		rc = reply_flaw("stats", &e);
 		goto out;
 	}
@@ -394,10 +392,6 @@ static int stats_page(cueq_client *c, const char *queue, const char *after, cueq
 		}
 		(*n)++;
 	}
-	if (nx != NULL && nxl > 0) {
-		memcpy(next, nx, nxl);
-		next[nxl] = '\0';
-	}
 out:
 	sdk_reply_free(&rp);
 	return rc;
@@ -407,7 +401,7 @@ int cueq_stats(cueq_client *c, const char *queue, cueq_queue_stats **out, size_t
 {
 	cueq_queue_stats *st = NULL;
 	size_t got = 0, cap = 0;
-	char after[CUEQ_QUEUE_SIZE] = "", next[CUEQ_QUEUE_SIZE];
+	uint64_t from = 0, next = 0;
 	int rc;
 
 	if (c == NULL || out == NULL || n == NULL)
@@ -418,13 +412,13 @@ int cueq_stats(cueq_client *c, const char *queue, cueq_queue_stats **out, size_t
 		return rc;
 	/* the broker answers in pages of 1000 queues: ask until the last */
 	for (;;) {
-		if ((rc = stats_page(c, queue, after, &st, &got, &cap, next)) != CUEQ_OK) {
+		if ((rc = stats_page(c, queue, from, &st, &got, &cap, &next)) != CUEQ_OK) {
 			free(st);
 			return rc;
 		}
-		if (next[0] == '\0' || queue != NULL)
+		if (next == 0 || next <= from || queue != NULL) /* the end, or a broker going back */
 			break;
-		memcpy(after, next, sizeof(after));
+		from = next;
 	}
 	if (st == NULL && (st = calloc(1, sizeof(*st))) == NULL)
 		return sdk_fail(CUEQ_ERR_NOMEM, "out of memory");
