@@ -268,7 +268,10 @@ static void test_prefetch_grows_behind_a_backlog(void **state)
 	th_broker *b = *state;
 	cueq_client *c = NULL;
 	cueq_worker *w = NULL;
-	backlog bl = { .queue = "deep" };
+	/* 2 ms of work a job: the window's cap (200 ms of the handlers'
+	 * measured rate, about 100 jobs) then does not hang on how fast a
+	 * loaded machine turns claims and acks around */
+	backlog bl = { .queue = "deep", .sleep_ms = 2 };
 	cueq_worker_opts o = { .max_jobs = N_BACKLOG };
 	cueq_worker_counts counts = { 0 };
 	cueq_queue_stats *st = NULL;
