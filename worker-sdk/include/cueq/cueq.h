@@ -341,7 +341,9 @@ typedef struct cueq_queue_stats {
 	uint64_t deliveries, expiries, failures, releases;
 } cueq_queue_stats;
 
-/* Counts per queue; queue NULL for every queue.  free() *out. */
+/* Counts per queue; queue NULL for every queue (the broker answers in pages
+ * of 1000 queues: this asks for all of them).  A queue that holds nothing
+ * is not listed.  free() *out. */
 CUEQ_API int cueq_stats(cueq_client *c, const char *queue, cueq_queue_stats **out, size_t *n);
 
 /* ---- recurring cues ---------------------------------------------------- */
