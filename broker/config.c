@@ -15,7 +15,7 @@ static const char usage[] =
 	"usage: cueqd [--data DIR] [--listen URL]... [--fsync always|interval|never]\n"
 	"             [--fsync-interval D] [--retention D] [--idempotency-window D]\n"
 	"             [--max-connections N] [--release-on-disconnect on|off]\n"
-	"             [--max-parked N] [--max-parked-per-connection N]\n"
+	"             [--max-parked N] [--max-parked-per-connection N] [--insecure]\n"
 	"\n"
 	"The cueq broker: an at-least-once job queue with worker claim/lease.\n"
 	"\n"
@@ -43,6 +43,8 @@ static const char usage[] =
 	"                       on (default): when a worker's connection closes, the\n"
 	"                       leases it holds end at once, so its executions are\n"
 	"                       delivered again in milliseconds and its tokens fenced\n"
+	"  --insecure           listen beyond loopback although clients are not\n"
+	"                       authenticated (refused without it)\n"
 	"  --help               this text\n"
 	"  --version            print the version\n"
 	"\n"
@@ -51,6 +53,18 @@ static const char usage[] =
 	"Exit status: 0 stopped cleanly; 1 could not start; 2 storage failed (a write\n"
 	"or fsync was refused: the requests it carried got no answer, everything\n"
 	"answered is on disk; fix the disk and start it again).\n";
+
+/* Whether url can be reached from this machine only: ipc://, inproc://,
+ * or tcp:// on a loopback address. */
+static bool local_url(const char *url)
+{
+	static const char *const local[] = {"ipc://", "inproc://", "tcp://127.", "tcp://localhost:",
+					    "tcp://[::1]:", "tcp4://127.", "tcp6://[::1]:"};
+	for (size_t i = 0; i < sizeof(local) / sizeof(local[0]); i++)
+		if (strncmp(url, local[i], strlen(local[i])) == 0)
+			return true;
+	return false;
+}
 
 static int bad(const char *fmt, const char *arg)
 {
@@ -94,6 +108,10 @@ int config_parse(struct config *c, int argc, char **argv)
 		if (strcmp(a, "--version") == 0) {
 			printf("cueqd 0.1.0 (protocol %d)\n", PROTO_VERSION);
 			return 1;
+		}
+		if (strcmp(a, "--insecure") == 0) { /* a switch: takes no value */
+			c->insecure = true;
+			continue;
 		}
 		if (strncmp(a, "--", 2) != 0 || fl >= sizeof(flag))
 			return bad("unexpected argument '%s'", a);
@@ -161,5 +179,12 @@ int config_parse(struct config *c, int argc, char **argv)
 	}
 	if (c->n_listen == 0)
 		c->listen[c->n_listen++] = "tcp://127.0.0.1:7700";
+	for (size_t i = 0; i < c->n_listen && !c->insecure; i++)
+		if (!local_url(c->listen[i])) {
+			fprintf(stderr,
+				"cueqd: --listen %s is reachable from other machines, and this broker has no authentication: any client there could push, claim and ack. Listen on loopback (tcp://127.0.0.1:PORT) or ipc://, or give --insecure to accept that risk\n",
+				c->listen[i]);
+			return -1;
+		}
 	return 0;
 }

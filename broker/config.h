@@ -20,6 +20,7 @@ struct config {
 	int64_t idem_window_ms;
 	int max_connections; /* 0: the default, sized to the descriptor limit */
 	bool release_on_disconnect; /* default on */
+	bool insecure; /* --insecure: listen beyond loopback without authentication */
 	long max_parked, max_parked_per_conn; /* claims waiting, in all and per connection */
 };
 

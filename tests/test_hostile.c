@@ -25,6 +25,7 @@
 #include <cmocka.h>
 
 #include "hostile.h"
+#include "proc.h"
 
 void hostile_failed(ctx *x, const char *fmt, ...)
 {
@@ -234,10 +235,51 @@ static void test_hostile_input(void **state)
 			 x.failures, x.cases);
 }
 
+/* A broker without authentication refuses to listen where other machines
+ * reach it, saying what to do, unless --insecure says the risk is known. */
+static void test_listen_beyond_loopback_needs_insecure(void **state)
+{
+	char dir[] = "/tmp/cueq-insecure-XXXXXX", data[64], url[64], local[64];
+	int port = th_free_port();
+	th_proc p;
+	(void)state;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(data, sizeof(data), "%s/data", dir);
+	snprintf(url, sizeof(url), "tcp://0.0.0.0:%d", port);
+	snprintf(local, sizeof(local), "tcp://127.0.0.1:%d", port);
+	char *const refused[] = {(char *)th_cueqd_path, "--data", data, "--listen", url, NULL};
+	assert_int_equal(th_run(&p, NULL, 10000, refused, NULL), 0);
+	assert_int_equal(p.exit_code, 1);
+	if (strstr(p.err, "--insecure") == NULL || strstr(p.err, "loopback") == NULL)
+		fail_msg("the refusal does not say what to do: %s", p.err);
+	th_proc_free(&p);
+
+	char *const allowed[] = {(char *)th_cueqd_path, "--data", data, "--listen", url,
+				 "--insecure", NULL};
+	pid_t pid = proc_spawn(allowed, NULL);
+	assert_true(pid > 0);
+	th_raw r;
+	bool up = false;
+	for (int64_t deadline = th_now_ms() + 10000; !up && th_now_ms() < deadline; th_sleep_ms(50)) {
+		if (th_raw_open(&r, local, 1000) != 0)
+			continue;
+		up = th_raw_ping(&r) == 0;
+		th_raw_close(&r);
+	}
+	int status = 0;
+	proc_stop(pid, 10000, &status);
+	assert_true(up);
+	char rm[96];
+	snprintf(rm, sizeof(rm), "rm -rf %s", dir);
+	assert_int_equal(system(rm), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_hostile_input, th_fixture_start, th_fixture_stop),
+		cmocka_unit_test(test_listen_beyond_loopback_needs_insecure),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
