@@ -20,7 +20,7 @@ die() { printf 'demo.sh: %s\n' "$*" >&2; exit 1; }
 
 # 1. Debian packages, only those dpkg does not report as installed.
 packages=(build-essential cmake pkg-config libnng-dev librocksdb-dev liblz4-dev libmsgpack-dev libcmocka-dev
-	libglib2.0-dev tzdata)
+	libglib2.0-dev tzdata libsodium-dev)
 missing=()
 for p in "${packages[@]}"; do
 	if ! dpkg -s "$p" 2>/dev/null | grep -q '^Status: install ok installed'; then

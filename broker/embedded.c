@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "keyhash.h"
 #include "log.h"
 
 #define FORMAT_VERSION 1
@@ -59,9 +60,10 @@ size_t emb_done_key(uint8_t *k, const char *queue, size_t qlen, int state, uint6
 
 /* ---- queues ---- */
 
+/* Queue names are the clients': keyed, so none can be made to collide. */
 static uint32_t name_hash(const char *s, size_t n)
 {
-	return (uint32_t)record_hash(RECORD_HASH_INIT, s, n);
+	return (uint32_t)keyhash(s, n);
 }
 
 static void qslot_insert(struct engine *e, uint32_t idx)
@@ -463,6 +465,11 @@ static int emb_open(const struct eng_config *cfg, struct engine **out, char *err
 	*out = NULL;
 	if (e == NULL) {
 		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (keyhash_init() != 0) {
+		snprintf(err, errlen, "cannot make a random hash key (no randomness from the system)");
+		free(e);
 		return -1;
 	}
 	msgpack_sbuffer_init(&e->sbuf);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "keyhash.h"
 #include "proto.h"
 
 struct ridcache {
@@ -19,7 +20,7 @@ struct ridcache {
 
 static size_t slot(const struct ridcache *rc, const void *rid, size_t len)
 {
-	return proto_hash(PROTO_HASH_INIT, rid, len) & (rc->nbucket - 1);
+	return keyhash(rid, len) & (rc->nbucket - 1);
 }
 
 struct ridcache *ridcache_new(void)
@@ -66,7 +67,7 @@ static void grow(struct ridcache *rc)
 		while (rc->bucket[i]) {
 			struct rid_entry *e = rc->bucket[i];
 			rc->bucket[i] = e->hnext;
-			size_t s = proto_hash(PROTO_HASH_INIT, e->rid, e->len) & (n - 1);
+			size_t s = keyhash(e->rid, e->len) & (n - 1);
 			e->hnext = b[s];
 			b[s] = e;
 		}
