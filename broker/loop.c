@@ -68,12 +68,6 @@ static void *xoom(void *p)
 
 /* ---- replies ---- */
 
-/* Queues reply m (answer code: CUEQ_OK or the error) for r, remembers it
- * under its request ID (when keep; as memo when the op made one: ownership
- * passes) and answers the repeats that waited for it.  A "try again"
- * answer is not remembered: the retry must be able to work; nor is one the
- * engine gives again by itself (OP_REPLAYS), which keeps the loop's memory
- * for the requests that need it. */
 /* Records under r's connection the leases a claim's memo gives; when the
  * connection closed already (its request was handled after the close was),
  * the answer cannot reach it: they end now. */
@@ -90,6 +84,12 @@ static void hold(struct loop *l, const struct request *r, const void *memo, size
 		l->eo->release(l->e, ids, tokens, n, &ended);
 }
 
+/* Queues reply m (answer code: CUEQ_OK or the error) for r, remembers it
+ * under its request ID (when keep; as memo when the op made one: ownership
+ * passes) and answers the repeats that waited for it.  A "try again"
+ * answer is not remembered: the retry must be able to work; nor is one the
+ * engine gives again by itself (OP_REPLAYS), which keeps the loop's memory
+ * for the requests that need it. */
 static void answer_as(struct loop *l, struct request *r, nng_msg *m, int code,
 		      struct rid_entry *e, bool keep, void *memo, size_t memo_len, bool early)
 {
