@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "holders.h"
 #include "log.h"
@@ -418,8 +419,40 @@ void loop_stop(struct loop *l)
 	pthread_mutex_unlock(&l->mu);
 }
 
+/* Fail-stop has a deadline: once storage failed the broker must end with
+ * status 2, whatever its threads are doing.  The orderly way out (threads
+ * joined, connections closed) normally takes milliseconds; should any step
+ * of it hang, this ends the process after FAIL_STOP_MS all the same.  It
+ * writes nothing: what was answered is on disk already. */
+#define FAIL_STOP_MS 5000
+
+static void *fail_stop_deadline(void *arg)
+{
+	(void)arg;
+	struct timespec ts = {.tv_sec = FAIL_STOP_MS / 1000, .tv_nsec = 0};
+	nanosleep(&ts, NULL);
+	log_error("the broker did not stop within %d ms of the storage failure; exiting now (status 2)",
+		  FAIL_STOP_MS);
+	_exit(2);
+	return NULL;
+}
+
+static void start_deadline(void)
+{
+	pthread_t thr;
+	if (pthread_create(&thr, NULL, fail_stop_deadline, NULL) == 0)
+		pthread_detach(thr);
+}
+
+static void arm_fail_stop(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, start_deadline);
+}
+
 static void stop_cb(void *arg)
 {
+	arm_fail_stop(); /* the syncer failed: the broker stops */
 	loop_stop(arg);
 }
 
@@ -444,6 +477,7 @@ static bool end_turn(struct loop *l, bool wait)
 	int rc = l->eo->commit(l->e, wait, &durable);
 	if (rc < 0) {
 		log_error("cannot write to storage; this turn's requests get no answer and the broker stops (restart it: what was answered is on disk)");
+		arm_fail_stop();
 		syncer_fail(l->syncer);
 		l->fatal = true;
 		replies_send(l->srv, l->turn, true);
@@ -570,6 +604,8 @@ int loop_run(struct loop *l)
 	l->syncer = NULL;
 	if (!l->fatal && l->eo->sync(l->e) != 0)
 		l->fatal = true;
+	if (l->fatal)
+		arm_fail_stop();
 	return l->fatal ? -1 : 0;
 }
 
