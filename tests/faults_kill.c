@@ -580,6 +580,32 @@ static void reply_retry_dead(kstate *k, const th_reply *rep, int side)
 	}
 }
 
+/* an operator's purge of the dead executions of the subject's queue */
+static void setup_purge(kstate *k)
+{
+	th_req q;
+	setup_retry_dead(k);
+	fx_bytes_free(&k->req);
+	assert_int_equal(th_req_begin(&q, "purge", 2), 0);
+	proto_kv_cstr(th_pk(&q), "queue", k->kd->job.queue);
+	proto_kv_cstr(th_pk(&q), "state", "dead");
+	k->req = th_req_keep(&q);
+}
+static void obs_purge(kstate *k, const fx_exec *x)
+{
+	obs(k, strcmp(x->error, "broken") == 0 ? BEFORE : NEITHER, "error '%s'", x->error);
+}
+static void reply_purge(kstate *k, const th_reply *rep, int side)
+{
+	uint64_t n = 99;
+	/* sent again once it happened, there is nothing left to purge */
+	if (!rep->ok || !th_uint(rep->root, "purged", &n) || n != (side == BEFORE ? 1u : 0u)) {
+		th_broker_dump_log(k->b);
+		fail_msg("%s: the purge answered %s %s (purged %llu), expected ok, purged %d", k->where,
+			 rep->ok ? "ok" : rep->err, rep->msg, (unsigned long long)n, side == BEFORE);
+	}
+}
+
 static const kind kinds[] = {
 	[FK_ACK] = { "ack", { "k-ack", "pa", "key-ack", "u-ack", 0, LEASE_MS }, "leased", "succeeded",
 		     false, setup_ack, obs_ack, reply_ack },
@@ -602,6 +628,8 @@ static const kind kinds[] = {
 	 * key taken again) */
 	[FK_RETRY] = { "retry", { "k-rty", "py", "key-rty", NULL, 0, LEASE_MS }, "dead", "ready",
 		       false, setup_retry_dead, obs_retry_dead, reply_retry_dead },
+	[FK_PURGE] = { "purge", { "k-pur", "pu", "key-pur", "u-pur", 0, LEASE_MS }, "dead", NULL,
+		       false, setup_purge, obs_purge, reply_purge },
 };
 
 /* ---- the loop -------------------------------------------------------------- */

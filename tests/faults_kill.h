@@ -20,6 +20,7 @@ enum fx_kind {
 	FK_RETENTION,  /* the retention sweep deleting a finished execution */
 	FK_CANCEL,     /* an operator's cancel of a leased execution */
 	FK_RETRY,      /* an operator's retry of a dead execution */
+	FK_PURGE,      /* an operator's purge of a queue's dead executions */
 };
 
 /* The highest K tried: a request that has not completed by then fails. */

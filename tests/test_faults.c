@@ -142,6 +142,13 @@ static void test_kill_retry(void **state)
 	kill_loop(*state, FK_RETRY, "retry", "sync", "exit");
 }
 
+static void test_kill_purge(void **state)
+{
+	kill_loop(*state, FK_PURGE, "purge", "write", "exit");
+	kill_loop(*state, FK_PURGE, "purge", "write", "exit-after");
+	kill_loop(*state, FK_PURGE, "purge", "sync", "exit");
+}
+
 static void test_kill_retention(void **state)
 {
 	kill_loop(*state, FK_RETENTION, "retention sweep", "write", "exit");
@@ -699,6 +706,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_kill_retention, unstarted, th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_kill_cancel, unstarted, th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_kill_retry, unstarted, th_fixture_stop),
+		cmocka_unit_test_setup_teardown(test_kill_purge, unstarted, th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_kill_remembered_push, unstarted, th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_claim_waits_for_the_push_it_gives, unstarted,
 						th_fixture_stop),
