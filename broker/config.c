@@ -15,7 +15,8 @@ static const char usage[] =
 	"usage: cueqd [--data DIR] [--listen URL]... [--fsync always|interval|never]\n"
 	"             [--fsync-interval D] [--retention D] [--idempotency-window D]\n"
 	"             [--max-connections N] [--release-on-disconnect on|off]\n"
-	"             [--max-parked N] [--max-parked-per-connection N] [--insecure]\n"
+	"             [--max-parked N] [--max-parked-per-connection N]\n"
+	"             [--auth FILE] [--insecure]\n"
 	"\n"
 	"The cueq broker: an at-least-once job queue with worker claim/lease.\n"
 	"\n"
@@ -43,8 +44,17 @@ static const char usage[] =
 	"                       on (default): when a worker's connection closes, the\n"
 	"                       leases it holds end at once, so its executions are\n"
 	"                       delivered again in milliseconds and its tokens fenced\n"
-	"  --insecure           listen beyond loopback although clients are not\n"
-	"                       authenticated (refused without it)\n"
+	"  --auth FILE          clients must send a token listed in FILE, one per line:\n"
+	"                         ROLE NAME TOKEN [QUEUE-PREFIX...]\n"
+	"                       ROLE producer (push), worker (claim, ack, nack, extend,\n"
+	"                       steps) or admin (everything, operator actions too);\n"
+	"                       all three may ping and inspect (get, list, stats, cues);\n"
+	"                       prefixes limit it to queues whose names start so;\n"
+	"                       TOKEN 16-256 characters; '#' starts a comment.  A\n"
+	"                       request without a listed token is UNAUTHORIZED (a ping\n"
+	"                       without a token is answered).  SIGHUP reads FILE again\n"
+	"  --insecure           listen beyond loopback without --auth (refused without\n"
+	"                       it: any client there could push, claim and ack)\n"
 	"  --help               this text\n"
 	"  --version            print the version\n"
 	"\n"
@@ -56,7 +66,7 @@ static const char usage[] =
 
 /* Whether url can be reached from this machine only: ipc://, inproc://,
  * or tcp:// on a loopback address. */
-static bool local_url(const char *url)
+bool config_local_url(const char *url)
 {
 	static const char *const local[] = {"ipc://", "inproc://", "tcp://127.", "tcp://localhost:",
 					    "tcp://[::1]:", "tcp4://127.", "tcp6://[::1]:"};
@@ -170,6 +180,10 @@ int config_parse(struct config *c, int argc, char **argv)
 				c->release_on_disconnect = false;
 			else
 				return bad("--release-on-disconnect '%s' is not on or off", v);
+		} else if (strcmp(flag, "--auth") == 0) {
+			if (*v == '\0')
+				return bad("%s needs a file", flag);
+			c->auth_file = v;
 		} else if (strcmp(flag, "--retention") == 0) {
 			if (duration(flag, v, 1000, &c->retention_ms) != 0)
 				return -1;
@@ -179,10 +193,10 @@ int config_parse(struct config *c, int argc, char **argv)
 	}
 	if (c->n_listen == 0)
 		c->listen[c->n_listen++] = "tcp://127.0.0.1:7700";
-	for (size_t i = 0; i < c->n_listen && !c->insecure; i++)
-		if (!local_url(c->listen[i])) {
+	for (size_t i = 0; i < c->n_listen && !c->insecure && c->auth_file == NULL; i++)
+		if (!config_local_url(c->listen[i])) {
 			fprintf(stderr,
-				"cueqd: --listen %s is reachable from other machines, and this broker has no authentication: any client there could push, claim and ack. Listen on loopback (tcp://127.0.0.1:PORT) or ipc://, or give --insecure to accept that risk\n",
+				"cueqd: --listen %s is reachable from other machines, and this broker has no authentication: any client there could push, claim and ack. Give --auth FILE with tokens, listen on loopback (tcp://127.0.0.1:PORT) or ipc://, or give --insecure to accept that risk\n",
 				c->listen[i]);
 			return -1;
 		}

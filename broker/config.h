@@ -21,11 +21,15 @@ struct config {
 	int max_connections; /* 0: the default, sized to the descriptor limit */
 	bool release_on_disconnect; /* default on */
 	bool insecure; /* --insecure: listen beyond loopback without authentication */
+	const char *auth_file; /* --auth FILE, or NULL: every client may do anything */
 	long max_parked, max_parked_per_conn; /* claims waiting, in all and per connection */
 };
 
 /* Parses argv.  Returns 0 to run, 1 when it printed help or version (exit
  * 0), -1 after printing a usage error (exit 1). */
 int config_parse(struct config *c, int argc, char **argv);
+/* Whether url can be reached from this machine only: ipc://, inproc://,
+ * or tcp:// on a loopback address. */
+bool config_local_url(const char *url);
 
 #endif /* CUEQ_CONFIG_H */

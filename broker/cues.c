@@ -552,6 +552,21 @@ static void cue_view(const struct cue_rec *r, struct eng_cue *v, uint32_t last)
 	}
 }
 
+int emb_cue_queue(struct engine *e, uint64_t id, char *out, size_t *len)
+{
+	struct cue_rec r;
+	msgpack_unpacked up;
+	char *buf;
+	int rc = read_cue(e, id, &r, &up, &buf);
+	if (rc == 1) {
+		*len = r.queue_len <= PROTO_MAX_QUEUE ? r.queue_len : PROTO_MAX_QUEUE;
+		memcpy(out, r.queue, *len);
+		out[*len] = '\0';
+	}
+	release_cue(&up, buf);
+	return rc;
+}
+
 int emb_cue_get(struct engine *e, uint64_t id, struct eng_cue *out, proto_error *err)
 {
 	struct cue_rec r;

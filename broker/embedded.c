@@ -12,10 +12,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "keyhash.h"
 #include "log.h"
 
-#define FORMAT_VERSION 1
+/* 2: the epoch record carries the lease token key (a cueqd of format 1
+ * would read it as epoch 0 and hand out IDs again, so it must refuse). */
+#define FORMAT_VERSION 2
 
 static const char META_EPOCH[] = "epoch";
 static const char META_FORMAT[] = "format";
@@ -42,6 +46,32 @@ uint64_t emb_next_id(struct engine *e)
 		abort();
 	}
 	return ((uint64_t)e->epoch << ID_EPOCH_SHIFT) | e->counter;
+}
+
+/* A lease token: a new ID (never reused, not even across crashes) through
+ * a keyed permutation of 64-bit numbers, a four-round Feistel network on
+ * SipHash under the data directory's own secret.  A permutation maps
+ * distinct IDs to distinct tokens, so tokens stay unique; the key makes
+ * them unguessable, so knowing execution IDs (or earlier tokens) does not
+ * let anyone forge the live lease of an execution. */
+uint64_t emb_next_token(struct engine *e)
+{
+	for (;;) {
+		uint64_t id = emb_next_id(e);
+		uint32_t l = (uint32_t)(id >> 32), r = (uint32_t)id;
+		for (uint8_t round = 0; round < 4; round++) {
+			uint8_t in[5] = {round, (uint8_t)(r >> 24), (uint8_t)(r >> 16), (uint8_t)(r >> 8),
+					 (uint8_t)r};
+			uint8_t h[crypto_shorthash_BYTES];
+			crypto_shorthash(h, in, sizeof(in), e->token_key);
+			uint32_t f = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
+			uint32_t t = l ^ f;
+			l = r, r = t;
+		}
+		uint64_t token = (uint64_t)l << 32 | r;
+		if (token != 0) /* 0 means "not leased" */
+			return token;
+	}
 }
 
 void emb_key(uint8_t k[8], uint64_t id)
@@ -296,8 +326,10 @@ static int load_meta(struct engine *e, char *err, size_t errlen)
 	int rc = store_get(e->st, CF_META, META_FORMAT, strlen(META_FORMAT), &v, &vl);
 	if (rc < 0)
 		goto io;
+	uint64_t format = 0;
 	if (rc == 1) {
 		uint64_t f = vl == 8 ? store_get_be64((uint8_t *)v) : UINT64_MAX;
+		format = f;
 		store_free(v);
 		if (f > FORMAT_VERSION) {
 			snprintf(err, errlen,
@@ -305,7 +337,8 @@ static int load_meta(struct engine *e, char *err, size_t errlen)
 				 (unsigned long long)f, FORMAT_VERSION);
 			return -1;
 		}
-	} else {
+	}
+	if (rc == 0 || format < FORMAT_VERSION) {
 		store_be64(b, FORMAT_VERSION);
 		if (store_put_now(e->st, CF_META, META_FORMAT, strlen(META_FORMAT), b, 8) != 0)
 			goto io;
@@ -313,9 +346,18 @@ static int load_meta(struct engine *e, char *err, size_t errlen)
 	rc = store_get(e->st, CF_META, META_EPOCH, strlen(META_EPOCH), &v, &vl);
 	if (rc < 0)
 		goto io;
-	uint64_t epoch = rc == 1 && vl == 8 ? store_get_be64((uint8_t *)v) : 0;
+	/* the epoch, then (since lease tokens are keyed) the token key */
+	uint64_t epoch = rc == 1 && vl >= 8 ? store_get_be64((uint8_t *)v) : 0;
+	bool keyed = rc == 1 && vl == 8 + sizeof(e->token_key);
+	if (keyed)
+		memcpy(e->token_key, v + 8, sizeof(e->token_key));
 	if (rc == 1)
 		store_free(v);
+	if (!keyed) { /* a new data directory, or an older one */
+		if (keyhash_init() != 0) /* starts libsodium */
+			goto io;
+		crypto_shorthash_keygen(e->token_key);
+	}
 	if (++epoch >= (1u << 24)) {
 		snprintf(err, errlen, "boot epoch exhausted after 16 million starts");
 		return -1;
@@ -325,10 +367,13 @@ static int load_meta(struct engine *e, char *err, size_t errlen)
 	 * table files as it opens); this boot's IDs come after */
 	atomic_store(&e->committed_id, (uint64_t)e->epoch << ID_EPOCH_SHIFT);
 	atomic_store(&e->synced_id, (uint64_t)e->epoch << ID_EPOCH_SHIFT);
-	store_be64(b, epoch);
+	uint8_t eb[8 + sizeof(e->token_key)];
+	store_be64(eb, epoch);
+	memcpy(eb + 8, e->token_key, sizeof(e->token_key));
 	/* synced before any ID of this boot can be handed out */
-	if (store_put_now(e->st, CF_META, META_EPOCH, strlen(META_EPOCH), b, 8) != 0)
+	if (store_put_now(e->st, CF_META, META_EPOCH, strlen(META_EPOCH), eb, sizeof(eb)) != 0)
 		goto io;
+	sodium_memzero(eb, sizeof(eb));
 	return 0;
 io:
 	snprintf(err, errlen, "cannot read or write the broker's metadata (see the log above)");
@@ -651,6 +696,7 @@ const struct engine_ops embedded_engine = {
 	.pause = emb_pause,
 	.release = emb_release,
 	.is_live = emb_is_live,
+	.queue_of = emb_queue_of,
 	.cue_get = emb_cue_get,
 	.cues = emb_cues_list,
 	.next_due = emb_next_due,

@@ -78,6 +78,7 @@ struct engine {
 	uint32_t *qslot; /* name hash -> queue index + 1 */
 	uint32_t qslot_cap;
 	uint32_t epoch;
+	uint8_t token_key[16]; /* crypto_shorthash_KEYBYTES: lease tokens (stored with the epoch) */
 	uint64_t counter; /* low 40 bits of IDs and tokens */
 	int64_t retention_ms;
 	int64_t idem_window_ms;
@@ -136,6 +137,8 @@ static inline void emb_job_backoff(struct job *j, uint32_t base, uint32_t max, u
 void *emb_oom(void *p);
 /* A new ID or lease token: boot epoch in the top bits, never reused. */
 uint64_t emb_next_id(struct engine *e);
+/* A new lease token: unique like an ID, and unguessable. */
+uint64_t emb_next_token(struct engine *e);
 /* Finds a queue by name, creating it when create is set (else NULL). */
 struct queue *emb_queue(struct engine *e, const char *name, size_t len, bool create);
 /* The queue of slot i, which a job or cue holds (so it is not NULL). */
@@ -262,11 +265,14 @@ void emb_cues_free(struct engine *e);
  * read failed. */
 int emb_cue_cancel(struct engine *e, uint64_t id);
 int emb_cue_get(struct engine *e, uint64_t id, struct eng_cue *out, proto_error *err);
+/* The queue of cue id (engine.h queue_of): 1, 0 none, -1 error. */
+int emb_cue_queue(struct engine *e, uint64_t id, char *out, size_t *len);
 int emb_cues_list(struct engine *e, const char *queue, size_t qlen, size_t max,
 		  struct eng_cue **out, size_t *n, proto_error *err);
 
 /* inspect.c */
 int emb_get(struct engine *e, uint64_t id, struct eng_view *out, proto_error *err);
+int emb_queue_of(struct engine *e, uint64_t id, char *out, size_t *len);
 int emb_list(struct engine *e, const char *queue, size_t qlen, int state, uint64_t after,
 	     size_t limit, struct eng_view *out, size_t *n, uint64_t *next, proto_error *err);
 void emb_view_free(struct engine *e, struct eng_view *v);

@@ -243,7 +243,7 @@ enum eng_kind { ENG_KIND_EXECUTION = 1, ENG_KIND_CUE = 2 };
 
 /* Bump when a member of struct engine_ops is added, removed or moved, or
  * changes what it promises; cueqd refuses a table of another version. */
-#define ENGINE_OPS_VERSION 3
+#define ENGINE_OPS_VERSION 4
 
 struct engine_ops {
 	uint32_t version; /* ENGINE_OPS_VERSION */
@@ -366,6 +366,11 @@ struct engine_ops {
 			size_t *n_ended);
 	/* Whether (id, token) is a live lease.  Core thread; does not block. */
 	bool (*is_live)(struct engine *e, uint64_t id, uint64_t token);
+	/* The queue of execution or recurring cue id, into out (PROTO_MAX_QUEUE
+	 * + 1 bytes, NUL-terminated; *len its length): 1, 0 when there is no
+	 * such one, -1 when storage could not be read.  Core thread; may
+	 * block reading the execution's record. */
+	int (*queue_of)(struct engine *e, uint64_t id, char *out, size_t *len);
 	/* One recurring cue (with payload and its last ENG_CUE_LAST fires),
 	 * or the cues of a queue (up to max, without payloads, with the
 	 * newest fire only; *out malloc'd, caller frees).  NOT_FOUND when id

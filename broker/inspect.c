@@ -117,6 +117,29 @@ static int read_view(struct engine *e, uint64_t id, struct eng_view *v, uint32_t
 	return CUEQ_OK;
 }
 
+int emb_queue_of(struct engine *e, uint64_t id, char *out, size_t *len)
+{
+	const struct job *j = jobs_find(e->jobs, id);
+	if (j != NULL) {
+		const struct queue *q = emb_queue_at(e, j->queue);
+		memcpy(out, q->name, q->len);
+		out[q->len] = '\0';
+		*len = q->len;
+		return 1;
+	}
+	struct exec_rec rec; /* store reads see this turn's writes */
+	msgpack_unpacked up;
+	char *buf;
+	int rc = emb_read_rec(e, id, &rec, &up, &buf);
+	if (rc == 1) {
+		*len = rec.queue_len <= PROTO_MAX_QUEUE ? rec.queue_len : PROTO_MAX_QUEUE;
+		memcpy(out, rec.queue, *len);
+		out[*len] = '\0';
+	}
+	emb_rec_release(&up, buf);
+	return rc != 0 ? rc : emb_cue_queue(e, id, out, len);
+}
+
 int emb_get(struct engine *e, uint64_t id, struct eng_view *out, proto_error *err)
 {
 	uint8_t k[8], from[12] = {0}, to[12] = {0};

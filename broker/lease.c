@@ -88,7 +88,7 @@ int emb_claim(struct engine *e, const char *queue, size_t qlen, size_t max, uint
 		j->attempt++;
 		q->deliveries++;
 		emb_counts_dirty(e, q);
-		j->token = emb_next_id(e);
+		j->token = emb_next_token(e);
 		c->lease_ms = lease_ms ? lease_ms : j->lease_ms;
 		j->deadline = now + c->lease_ms;
 		emb_set_state(e, j, CUEQ_LEASED);

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "holders.h"
 #include "log.h"
 #include "ops.h"
@@ -56,6 +57,8 @@ struct loop {
 	struct holders *holders; /* NULL: --release-on-disconnect off */
 	struct parks parks;
 	struct replies *turn;
+	struct auth *auth;	/* --auth: the principals; NULL: no authentication */
+	struct auth *auth_next; /* a reload, taken at the next turn (under mu) */
 };
 
 static void *xoom(void *p)
@@ -151,28 +154,65 @@ static nng_msg *error_msg(const void *rid, size_t rid_len, bool rid_bin, int cod
 /* ---- requests ---- */
 
 /* The request ID in its client's scope (PROTO_MAX_SCOPED_RID bytes at
- * most): the client ID it sent, or else its connection, then the ID.  So
- * two clients that number their requests alike never share an answer. */
-static size_t scope_rid(const struct proto_envelope *env, uint32_t pipe, uint8_t *out)
+ * most): with --auth the principal first, then the client ID it sent or
+ * else its connection, then the ID.  So two clients that number their
+ * requests alike never share an answer, nor two principals that send the
+ * same client ID.  The leading bytes tell the forms apart: a client ID's
+ * length is 1-64, a connection 0x84, a principal 0xa0. */
+static size_t scope_rid(const struct proto_envelope *env, uint32_t pipe,
+			const struct principal *who, uint8_t *out)
 {
-	size_t n;
+	size_t n = 0;
+	if (who != NULL) {
+		out[n++] = 0xa0;
+		memcpy(out + n, who->scope, sizeof(who->scope));
+		n += sizeof(who->scope);
+	}
 	if (env->cid != NULL) {
-		out[0] = (uint8_t)env->cid_len;
-		memcpy(out + 1, env->cid, env->cid_len);
-		n = 1 + env->cid_len;
+		out[n++] = (uint8_t)env->cid_len;
+		memcpy(out + n, env->cid, env->cid_len);
+		n += env->cid_len;
 	} else {
-		out[0] = 0x80 | 4; /* the connection (never a client ID's length) */
-		memcpy(out + 1, &pipe, 4);
-		n = 5;
+		out[n++] = 0x80 | 4;
+		memcpy(out + n, &pipe, 4);
+		n += 4;
 	}
 	memcpy(out + n, env->rid, env->rid_len);
 	return n + env->rid_len;
 }
 
+/* With --auth, who sent r: 0 with *who set (NULL for a ping without a
+ * token, which any client may send), or UNAUTHORIZED with a sentence. */
+static int authenticate(struct loop *l, const msgpack_object *root, const struct op *op,
+			const struct principal **who, proto_error *err)
+{
+	const char *tok = NULL;
+	size_t tl = 0;
+	char roles[64];
+	*who = NULL;
+	if (proto_str(root, "auth", false, AUTH_MAX_TOKEN, &tok, &tl, err) != CUEQ_OK)
+		return err->code;
+	if (tok == NULL) {
+		if (op != NULL && strcmp(op->name, "ping") == 0)
+			return CUEQ_OK;
+		return proto_fail(err, CUEQ_ERR_UNAUTHORIZED,
+				  "this broker needs an auth token: give --auth-token T or set CUEQ_TOKEN (the tokens are in the broker's --auth file)");
+	}
+	if ((*who = auth_find(l->auth, tok, tl)) == NULL)
+		return proto_fail(err, CUEQ_ERR_UNAUTHORIZED,
+				  "the auth token is not one this broker knows: check --auth-token or CUEQ_TOKEN against the broker's --auth file");
+	if (op != NULL && !(op->roles & (*who)->role))
+		return proto_fail(err, CUEQ_ERR_UNAUTHORIZED,
+				  "'%s' is a %s and may not %s: that needs the %s role", (*who)->name,
+				  auth_role_name((*who)->role), op->name,
+				  auth_roles_text(op->roles, roles, sizeof(roles)));
+	return CUEQ_OK;
+}
+
 static void run_op(struct loop *l, struct request *r, const struct op *op,
 		   const msgpack_object *root, const void *rid, size_t rid_len, bool rid_bin,
 		   const uint8_t *scoped, size_t scoped_len, bool by_client, uint64_t hash,
-		   struct rid_entry *e)
+		   const struct principal *who, struct rid_entry *e)
 {
 	proto_writer w;
 	nng_msg *m = new_msg(&w);
@@ -189,6 +229,7 @@ static void run_op(struct loop *l, struct request *r, const struct op *op,
 		.by_client = by_client,
 		.synced = l->fsync == FSYNC_ALWAYS,
 		.body_hash = hash,
+		.who = who,
 	};
 	int rc = op->fn(&c);
 	if (rc == OP_PARKED) {
@@ -273,9 +314,14 @@ static void handle(struct loop *l, struct request *r)
 	const char *rid = env.rid, *opname = env.op;
 	size_t rid_len = env.rid_len, oplen = env.op_len;
 	bool rid_bin = env.rid_bin;
-	uint8_t scoped[PROTO_MAX_SCOPED_RID];
-	size_t scoped_len = scope_rid(&env, r->pipe, scoped);
 	const struct op *op = ops_find(opname, oplen);
+	const struct principal *who = NULL;
+	if (l->auth != NULL && authenticate(l, root, op, &who, &err) != CUEQ_OK) {
+		replies_add(l->turn, r, error_msg(rid, rid_len, rid_bin, err.code, err.msg));
+		goto out;
+	}
+	uint8_t scoped[PROTO_MAX_SCOPED_RID];
+	size_t scoped_len = scope_rid(&env, r->pipe, who, scoped);
 	if (op != NULL && (op->flags & OP_PRODUCE) && l->produced >= PRODUCE_PER_TURN) {
 		/* this turn took its share of new work: the next one takes this
 		 * first, after the claims and acks that arrive meanwhile */
@@ -334,7 +380,8 @@ static void handle(struct loop *l, struct request *r)
 		}
 		e = ridcache_add(l->rids, scoped, scoped_len, hash, proto_mono_ms());
 	}
-	run_op(l, r, op, root, rid, rid_len, rid_bin, scoped, scoped_len, env.cid != NULL, hash, e);
+	run_op(l, r, op, root, rid, rid_len, rid_bin, scoped, scoped_len, env.cid != NULL, hash, who,
+	       e);
 out:
 	msgpack_unpacked_destroy(&up);
 }
@@ -377,6 +424,15 @@ int loop_new(const struct engine_ops *eo, struct engine *e, int fsync, int64_t f
 void loop_set_server(struct loop *l, struct server *s)
 {
 	l->srv = s;
+}
+
+void loop_set_auth(struct loop *l, struct auth *a)
+{
+	pthread_mutex_lock(&l->mu);
+	auth_free(l->auth_next);
+	l->auth_next = a;
+	pthread_cond_signal(&l->cv);
+	pthread_mutex_unlock(&l->mu);
 }
 
 void loop_deliver(void *arg, struct request *r)
@@ -571,7 +627,13 @@ int loop_run(struct loop *l)
 		l->ngone = 0;
 		l->synced = false;
 		bool stop = l->stop;
+		struct auth *reloaded = l->auth_next;
+		l->auth_next = NULL;
 		pthread_mutex_unlock(&l->mu);
+		if (reloaded) { /* this thread alone reads the table */
+			auth_free(l->auth);
+			l->auth = reloaded;
+		}
 
 		l->eo->tick(l->e, proto_now_ms()); /* expiries before requests */
 		/* claims, acks and the rest first; pushes held back last turn
@@ -618,6 +680,8 @@ void loop_free(struct loop *l)
 	holders_free(l->holders);
 	replies_free(l->srv, l->turn);
 	free(l->gone);
+	auth_free(l->auth);
+	auth_free(l->auth_next);
 	pthread_mutex_destroy(&l->mu);
 	pthread_cond_destroy(&l->cv);
 	free(l);

@@ -31,6 +31,10 @@ struct loop;
 int loop_new(const struct engine_ops *eo, struct engine *e, int fsync, int64_t fsync_interval_ms,
 	     bool release_on_disconnect, size_t max_parked, size_t max_parked_per_conn,
 	     struct loop **out);
+struct auth;
+/* The --auth principals (ownership passes; NULL: none), taken at the start
+ * of the next turn: at start, or a reload (any thread). */
+void loop_set_auth(struct loop *l, struct auth *a);
 /* The server to answer through; set before loop_run. */
 void loop_set_server(struct loop *l, struct server *s);
 /* server callbacks (any thread) */

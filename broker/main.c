@@ -19,9 +19,11 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "config.h"
 #include "engine.h"
 #include "log.h"
@@ -34,18 +36,42 @@ struct sigctx {
 	sigset_t set;
 	struct loop *loop;
 	struct server *srv;
+	const char *auth_file;
 };
+
+/* SIGHUP: the --auth file again.  A file that no longer reads leaves the
+ * principals as they were. */
+static void reload_auth(struct sigctx *s)
+{
+	char err[512];
+	if (s->auth_file == NULL) {
+		log_info("SIGHUP: nothing to reload (no --auth)");
+		return;
+	}
+	struct auth *a = auth_load(s->auth_file, err, sizeof(err));
+	if (a == NULL) {
+		log_error("SIGHUP: %s; the principals stay as they were", err);
+		return;
+	}
+	log_info("SIGHUP: %zu principals from %s", a->n, s->auth_file);
+	loop_set_auth(s->loop, a);
+}
 
 static void *signal_main(void *arg)
 {
 	struct sigctx *s = arg;
 	int sig = 0;
-	if (sigwait(&s->set, &sig) == 0) {
+	while (sigwait(&s->set, &sig) == 0) {
 		if (sig == SIGUSR1) /* main asks this thread to end */
 			return NULL;
+		if (sig == SIGHUP) {
+			reload_auth(s);
+			continue;
+		}
 		log_info("signal %d: stopping; no new requests, finishing the current batch", sig);
 		server_stop(s->srv);
 		loop_stop(s->loop);
+		return NULL;
 	}
 	return NULL;
 }
@@ -121,6 +147,7 @@ int main(int argc, char **argv)
 	sigaddset(&sc.set, SIGINT);
 	sigaddset(&sc.set, SIGTERM);
 	sigaddset(&sc.set, SIGUSR1);
+	sigaddset(&sc.set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sc.set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
@@ -128,6 +155,20 @@ int main(int argc, char **argv)
 		log_error("the %s engine implements engine interface %u, this cueqd %d; rebuild them together",
 			  eo->name, eo->version, ENGINE_OPS_VERSION);
 		return 1;
+	}
+	/* the principals first: a bad file stops cueqd before it touches the data */
+	struct auth *auth = NULL;
+	sc.auth_file = cfg.auth_file;
+	if (cfg.auth_file != NULL) {
+		if ((auth = auth_load(cfg.auth_file, err, sizeof(err))) == NULL) {
+			log_error("%s", err);
+			return 1;
+		}
+		log_info("authentication on: %zu principals from %s", auth->n, cfg.auth_file);
+		for (size_t i = 0; i < cfg.n_listen; i++)
+			if (strncmp(cfg.listen[i], "tcp", 3) == 0 && !config_local_url(cfg.listen[i]))
+				log_warn("--listen %s: tokens cross the network in clear text; use tls+tcp:// beyond this machine",
+					 cfg.listen[i]);
 	}
 	struct eng_config ec = {
 		.location = cfg.data_dir,
@@ -137,13 +178,17 @@ int main(int argc, char **argv)
 	};
 	if (eo->open(&ec, &e, err, sizeof(err)) != 0) {
 		log_error("cannot open the data directory %s: %s", cfg.data_dir, err);
+		auth_free(auth);
 		return 1;
 	}
 	if (loop_new(eo, e, cfg.fsync, cfg.fsync_interval_ms, cfg.release_on_disconnect,
 		     (size_t)cfg.max_parked, (size_t)cfg.max_parked_per_conn, &l) != 0) {
 		log_error("out of memory at start");
+		auth_free(auth);
 		goto out;
 	}
+	loop_set_auth(l, auth);
+	auth = NULL;
 	if (server_start(cfg.listen, cfg.n_listen, cfg.max_connections, loop_deliver, loop_pipe_gone,
 			 l, &srv, err, sizeof(err)) != 0) {
 		log_error("%s", err);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "cron.h"
 
 #define DEFAULT_MAX_ATTEMPTS 5
@@ -67,10 +68,53 @@ static int name_field(struct opctx *c, const msgpack_object *m, const char *fiel
 	return CUEQ_OK;
 }
 
+/* UNAUTHORIZED unless c's client may use queue q (auth.h prefixes). */
+static int queue_allowed(struct opctx *c, const char *q, size_t n)
+{
+	char shown[48], prefixes[256];
+	if (auth_queue_ok(c->who, q, n))
+		return CUEQ_OK;
+	return proto_fail(&c->err, CUEQ_ERR_UNAUTHORIZED,
+			  "'%s' may use only queues whose names start with %s, not '%s'; use a token for that queue",
+			  c->who->name, auth_prefixes_text(c->who, prefixes, sizeof(prefixes)),
+			  printable(q, n, shown));
+}
+
+/* A queue field, which c's client must be allowed to use. */
 static int queue_field(struct opctx *c, const msgpack_object *m, bool required, const char **q,
 		       size_t *n)
 {
-	return name_field(c, m, "queue", required, q, n);
+	int rc = name_field(c, m, "queue", required, q, n);
+	if (rc == CUEQ_OK && *q != NULL)
+		rc = queue_allowed(c, *q, *n);
+	return rc;
+}
+
+/* UNAUTHORIZED unless c's client may use the queue of execution or cue
+ * id; an ID that names nothing passes (the op answers NOT_FOUND). */
+static int id_allowed(struct opctx *c, uint64_t id)
+{
+	char q[PROTO_MAX_QUEUE + 1], s[PROTO_ID_LEN + 1], prefixes[256];
+	size_t n = 0;
+	if (c->who == NULL || c->who->n_prefixes == 0)
+		return CUEQ_OK;
+	int rc = c->eo->queue_of(c->e, id, q, &n);
+	proto_id_fmt(id, s);
+	if (rc < 0)
+		return proto_fail(&c->err, CUEQ_ERR_UNAVAILABLE, "the broker could not read %s; try again", s);
+	if (rc == 0 || auth_queue_ok(c->who, q, n))
+		return CUEQ_OK;
+	return proto_fail(&c->err, CUEQ_ERR_UNAUTHORIZED,
+			  "%s is not in a queue that '%s' may use (queues starting with %s); use a token for its queue",
+			  s, c->who->name,
+			  auth_prefixes_text(c->who, prefixes, sizeof(prefixes)));
+}
+
+/* A required ID field naming an execution (or cue) c's client may use. */
+static int id_field(struct opctx *c, const msgpack_object *m, const char *field, uint64_t *id)
+{
+	int rc = proto_id(m, field, true, id, &c->err);
+	return rc != CUEQ_OK ? rc : id_allowed(c, *id);
 }
 
 /* An idempotency or unique key: 1-256 bytes. */
@@ -538,9 +582,10 @@ static int ids(struct opctx *c, const msgpack_object *m, uint64_t *id, uint64_t 
 	int rc;
 	if (m->type != MSGPACK_OBJECT_MAP)
 		return proto_fail(&c->err, CUEQ_ERR_BAD_REQUEST, "must be a map");
-	if ((rc = proto_id(m, "execution_id", true, id, &c->err)) != CUEQ_OK)
+	if ((rc = proto_id(m, "execution_id", true, id, &c->err)) != CUEQ_OK ||
+	    (rc = proto_id(m, "lease_token", true, token, &c->err)) != CUEQ_OK)
 		return rc;
-	return proto_id(m, "lease_token", true, token, &c->err);
+	return id_allowed(c, *id);
 }
 
 /* An item's refusal; a STALE_LEASE one says the execution's state now
@@ -693,7 +738,7 @@ static int read_steps(struct opctx *c, bool one)
 	uint64_t id;
 	int rc;
 
-	if ((rc = proto_id(c->req, "execution_id", true, &id, &c->err)) != CUEQ_OK ||
+	if ((rc = id_field(c, c->req, "execution_id", &id)) != CUEQ_OK ||
 	    (one && (rc = name_field(c, c->req, "name", true, &name, &nlen)) != CUEQ_OK))
 		return rc;
 	rc = c->eo->steps(c->e, id, name, nlen, &v, &c->err);
@@ -723,6 +768,17 @@ static int op_steps(struct opctx *c)
 
 /* ---- get, list, stats ---- */
 
+/* A lease token as get and list show it: its last four digits only.  The
+ * full token goes to the worker that claimed it, in the claim's answer,
+ * and nowhere else: whoever can read an execution cannot finish it. */
+static void pack_token_redacted(msgpack_packer *pk, const char *key, uint64_t token)
+{
+	char s[PROTO_ID_LEN + 1];
+	proto_id_fmt(token, s);
+	memset(s, '*', PROTO_ID_LEN - 4);
+	proto_kv_str(pk, key, s, PROTO_ID_LEN);
+}
+
 static void pack_exec(msgpack_packer *pk, const struct eng_view *v, bool detail)
 {
 	const struct eng_exec *r = &v->exec;
@@ -747,7 +803,7 @@ static void pack_exec(msgpack_packer *pk, const struct eng_view *v, bool detail)
 	proto_kv_int(pk, "run_at", r->run_at);
 	if (leased) {
 		proto_kv_int(pk, "lease_deadline", r->deadline);
-		proto_kv_id(pk, "lease_token", r->token);
+		pack_token_redacted(pk, "lease_token", r->token);
 	}
 	if (r->finished_at != 0)
 		proto_kv_int(pk, "finished_at", r->finished_at);
@@ -776,7 +832,7 @@ static void pack_exec(msgpack_packer *pk, const struct eng_view *v, bool detail)
 		if (h->attempt != 0)
 			proto_kv_uint(pk, "attempt", h->attempt);
 		if (h->token != 0)
-			proto_kv_id(pk, "lease_token", h->token);
+			pack_token_redacted(pk, "lease_token", h->token);
 		if (h->detail != NULL)
 			proto_kv_text_n(pk, "detail", h->detail, h->detail_len);
 	}
@@ -830,7 +886,7 @@ static int op_get(struct opctx *c)
 {
 	struct eng_view v = {0};
 	uint64_t id;
-	int rc = proto_id(c->req, "execution_id", true, &id, &c->err);
+	int rc = id_field(c, c->req, "execution_id", &id);
 	if (rc != CUEQ_OK)
 		return rc;
 	rc = c->eo->get(c->e, id, &v, &c->err);
@@ -881,7 +937,7 @@ static int op_cancel(struct opctx *c)
 {
 	uint64_t id;
 	int kind = 0;
-	int rc = proto_id(c->req, "id", true, &id, &c->err);
+	int rc = id_field(c, c->req, "id", &id);
 	if (rc != CUEQ_OK || (rc = c->eo->cancel(c->e, id, &kind, &c->err)) != CUEQ_OK)
 		return rc;
 	proto_reply_begin(c->pk, c->rid, c->rid_len, c->rid_bin, 3);
@@ -913,6 +969,8 @@ static int op_retry(struct opctx *c)
 	if ((id != 0) == (q != NULL && all))
 		return proto_fail(&c->err, CUEQ_ERR_BAD_REQUEST,
 				  "give execution_id, or queue with all: true (not both)");
+	if (id != 0 && (rc = id_allowed(c, id)) != CUEQ_OK)
+		return rc;
 	if ((rc = c->eo->retry(c->e, id, q, qlen, OPERATE_PAGE, &n, &more, &c->err)) != CUEQ_OK)
 		return rc;
 	pack_count(c, "retried", n, more);
@@ -1011,10 +1069,15 @@ static int op_stats(struct opctx *c)
 	    (rc = proto_uint(c->req, "limit", false, 1, CUEQ_MAX_BATCH, &limit, &c->err)) != CUEQ_OK ||
 	    (rc = c->eo->stats(c->e, q, qlen, from, (size_t)limit, &s, &n, &next, &c->err)) != CUEQ_OK)
 		return rc;
+	size_t shown = 0; /* a client limited to prefixes sees its queues only */
+	for (size_t i = 0; i < n; i++)
+		shown += auth_queue_ok(c->who, s[i].queue, strlen(s[i].queue));
 	proto_reply_begin(c->pk, c->rid, c->rid_len, c->rid_bin, 2);
 	proto_key(c->pk, "queues");
-	msgpack_pack_array(c->pk, n);
+	msgpack_pack_array(c->pk, shown);
 	for (size_t i = 0; i < n; i++) {
+		if (!auth_queue_ok(c->who, s[i].queue, strlen(s[i].queue)))
+			continue;
 		msgpack_pack_map(c->pk, 13);
 		proto_kv_cstr(c->pk, "queue", s[i].queue);
 		for (int k = 0; k < 6; k++)
@@ -1035,24 +1098,24 @@ static int op_stats(struct opctx *c)
 }
 
 static const struct op op_table[] = {
-	{"ping", 0, op_ping},
-	{"push", OP_WRITE | OP_PRODUCE, op_push},
-	{"claim", OP_WRITE, op_claim},
-	{"ack", OP_WRITE | OP_REPLAYS, op_ack},
-	{"nack", OP_WRITE, op_nack},
-	{"extend", OP_WRITE, op_extend},
-	{"get", 0, op_get},
-	{"list", 0, op_list},
-	{"stats", 0, op_stats},
-	{"step_set", OP_WRITE, op_step_set},
-	{"step_get", 0, op_step_get},
-	{"steps", 0, op_steps},
-	{"cues", 0, op_cues},
-	{"cancel", OP_WRITE, op_cancel},
-	{"retry", OP_WRITE, op_retry},
-	{"purge", OP_WRITE, op_purge},
-	{"pause", OP_WRITE, op_pause},
-	{"resume", OP_WRITE, op_resume},
+	{"ping", 0, op_ping, ROLE_ANY},
+	{"push", OP_WRITE | OP_PRODUCE, op_push, ROLE_PRODUCER | ROLE_ADMIN},
+	{"claim", OP_WRITE, op_claim, ROLE_WORKER | ROLE_ADMIN},
+	{"ack", OP_WRITE | OP_REPLAYS, op_ack, ROLE_WORKER | ROLE_ADMIN},
+	{"nack", OP_WRITE, op_nack, ROLE_WORKER | ROLE_ADMIN},
+	{"extend", OP_WRITE, op_extend, ROLE_WORKER | ROLE_ADMIN},
+	{"get", 0, op_get, ROLE_ANY},
+	{"list", 0, op_list, ROLE_ANY},
+	{"stats", 0, op_stats, ROLE_ANY},
+	{"step_set", OP_WRITE, op_step_set, ROLE_WORKER | ROLE_ADMIN},
+	{"step_get", 0, op_step_get, ROLE_WORKER | ROLE_ADMIN},
+	{"steps", 0, op_steps, ROLE_WORKER | ROLE_ADMIN},
+	{"cues", 0, op_cues, ROLE_ANY},
+	{"cancel", OP_WRITE, op_cancel, ROLE_ADMIN},
+	{"retry", OP_WRITE, op_retry, ROLE_ADMIN},
+	{"purge", OP_WRITE, op_purge, ROLE_ADMIN},
+	{"pause", OP_WRITE, op_pause, ROLE_ADMIN},
+	{"resume", OP_WRITE, op_resume, ROLE_ADMIN},
 };
 
 const struct op *ops_find(const char *name, size_t len)

@@ -12,6 +12,8 @@
 
 #include "engine.h"
 
+struct principal;
+
 #define OP_WRITE 1	/* changes state: answered once per request ID */
 #define OP_PRODUCE 2	/* adds work (push): bounded per turn, so that claims and
 			 * acks are never starved by a flood of pushes */
@@ -59,6 +61,7 @@ struct opctx {
 			       * bytes; the loop keeps it for a repeat instead
 			       * of the reply: ops_claim_again) */
 	size_t memo_len;
+	const struct principal *who; /* the authenticated client; NULL without --auth */
 	proto_error err;      /* set when a handler fails */
 	struct claim_args park; /* filled when a claim parks */
 };
@@ -67,6 +70,7 @@ struct op {
 	const char *name;
 	int flags;
 	int (*fn)(struct opctx *c); /* CUEQ_OK (reply packed), OP_PARKED or an error */
+	unsigned roles;		    /* ROLE_* of auth.h that may run it (with --auth) */
 };
 
 /* The op of that name, or NULL. */

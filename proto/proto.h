@@ -27,9 +27,10 @@
 /* Values in one frame: bounds what msgpack-c allocates (24 bytes each). */
 #define PROTO_MAX_OBJECTS (256u << 10)
 #define PROTO_MAX_RID 64
-/* A request ID in its client's scope: scope length(1), the client ID (or
- * the connection), the request ID. */
-#define PROTO_MAX_SCOPED_RID (1 + PROTO_MAX_RID + PROTO_MAX_RID)
+/* A request ID in its client's scope: with authentication the principal
+ * (5), then the scope length(1), the client ID (or the connection), the
+ * request ID. */
+#define PROTO_MAX_SCOPED_RID (5 + 1 + PROTO_MAX_RID + PROTO_MAX_RID)
 #define PROTO_MAX_QUEUE 128
 #define PROTO_MAX_WORKER 128
 #define PROTO_MAX_WAIT_MS 300000

@@ -359,7 +359,7 @@ static void setup_ack(kstate *k)
 static void obs_ack(kstate *k, const fx_exec *x)
 {
 	obs(k, pick(x->result[0] == '\0', strcmp(x->result, "result-ack") == 0), "result '%s'", x->result);
-	obs(k, pick(strcmp(x->token, k->token) == 0, x->token[0] == '\0'), "lease token '%s'", x->token);
+	obs(k, pick(th_token_shown(x->token, k->token), x->token[0] == '\0'), "lease token '%s'", x->token);
 	obs(k, pick(x->ev_succeeded == 0, x->ev_succeeded == 1), "%zu succeeded events", x->ev_succeeded);
 	obs(k, x->attempt == 1 ? BOTH : NEITHER, "attempt %llu", (unsigned long long)x->attempt);
 }
@@ -381,7 +381,7 @@ static void obs_dead(kstate *k, const fx_exec *x)
 	obs(k, pick(x->error[0] == '\0', strcmp(x->error, "boom") == 0), "error '%s'", x->error);
 	obs(k, pick(x->failures == 0, x->failures == 1), "failures %llu", (unsigned long long)x->failures);
 	obs(k, pick(x->ev_nacked == 0, x->ev_nacked == 1), "%zu nacked events", x->ev_nacked);
-	obs(k, pick(strcmp(x->token, k->token) == 0, x->token[0] == '\0'), "lease token '%s'", x->token);
+	obs(k, pick(th_token_shown(x->token, k->token), x->token[0] == '\0'), "lease token '%s'", x->token);
 }
 static void reply_dead(kstate *k, const th_reply *rep, int side)
 {
@@ -403,7 +403,7 @@ static void obs_retry(kstate *k, const fx_exec *x)
 	obs(k, pick(x->error[0] == '\0', strcmp(x->error, "later") == 0), "error '%s'", x->error);
 	obs(k, pick(x->ev_nacked == 0, x->ev_nacked == 1), "%zu nacked events", x->ev_nacked);
 	obs(k, pick(x->run_at < soon, x->run_at >= soon), "run_at %llu", (unsigned long long)x->run_at);
-	obs(k, pick(strcmp(x->token, k->token) == 0, x->token[0] == '\0'), "lease token '%s'", x->token);
+	obs(k, pick(th_token_shown(x->token, k->token), x->token[0] == '\0'), "lease token '%s'", x->token);
 	if (k->reply_run_at != 0 && x->run_at != k->reply_run_at)
 		obs(k, NEITHER, "run_at %llu, the answer said %llu", (unsigned long long)x->run_at,
 		    (unsigned long long)k->reply_run_at);
@@ -431,7 +431,7 @@ static void obs_step(kstate *k, const fx_exec *x)
 						 strcmp(x->step_value, "v1") == 0),
 	    "%zu steps (first '%s' = '%s')", x->n_steps, x->step_name, x->step_value);
 	obs(k, pick(x->ev_step == 0, x->ev_step >= 1), "%zu step events", x->ev_step);
-	obs(k, strcmp(x->token, k->token) == 0 ? BOTH : NEITHER, "lease token '%s'", x->token);
+	obs(k, th_token_shown(x->token, k->token) ? BOTH : NEITHER, "lease token '%s'", x->token);
 }
 static void reply_step(kstate *k, const th_reply *rep, int side)
 {
@@ -456,7 +456,7 @@ static void obs_extend(kstate *k, const fx_exec *x)
 	obs(k, pick(x->lease_deadline == k->deadline0, x->lease_deadline >= far), "lease_deadline %llu (claimed with %llu)",
 	    (unsigned long long)x->lease_deadline, (unsigned long long)k->deadline0);
 	obs(k, pick(x->ev_extended == 0, x->ev_extended >= 1), "%zu extended events", x->ev_extended);
-	obs(k, strcmp(x->token, k->token) == 0 ? BOTH : NEITHER, "lease token '%s'", x->token);
+	obs(k, th_token_shown(x->token, k->token) ? BOTH : NEITHER, "lease token '%s'", x->token);
 	if (k->reply_deadline != 0 && x->lease_deadline != k->reply_deadline)
 		obs(k, NEITHER, "lease_deadline %llu, the answer said %llu",
 		    (unsigned long long)x->lease_deadline, (unsigned long long)k->reply_deadline);
@@ -532,7 +532,7 @@ static void setup_cancel(kstate *k)
 }
 static void obs_cancel(kstate *k, const fx_exec *x)
 {
-	obs(k, pick(strcmp(x->token, k->token) == 0, x->token[0] == '\0'), "lease token '%s'", x->token);
+	obs(k, pick(th_token_shown(x->token, k->token), x->token[0] == '\0'), "lease token '%s'", x->token);
 	obs(k, x->attempt == 1 ? BOTH : NEITHER, "attempt %llu", (unsigned long long)x->attempt);
 }
 static void reply_cancel(kstate *k, const th_reply *rep, int side)

@@ -155,6 +155,9 @@ int th_req_begin_rid(th_req *q, const char *op, size_t n_fields, const char *rid
 /* The same with the client ID cid (NULL: none, so the connection scopes
  * the request ID); the others send one per test process. */
 int th_req_begin_cid(th_req *q, const char *op, size_t n_fields, const char *rid, const char *cid);
+/* The same with the auth token auth (NULL: none). */
+int th_req_begin_auth(th_req *q, const char *op, size_t n_fields, const char *rid, const char *cid,
+		      const char *auth);
 msgpack_packer *th_pk(th_req *q);
 /* Sends the request (and frees it); like th_raw_call. */
 int th_req_call(th_raw *r, th_req *q, th_reply *rep);
@@ -176,6 +179,9 @@ bool th_bool(const msgpack_object *map, const char *key, bool *out);
 /* The i-th map of the array under key, or NULL. */
 const msgpack_object *th_item(const msgpack_object *map, const char *key, size_t i);
 size_t th_count(const msgpack_object *map, const char *key);
+/* Whether shown, a lease token as get and list show it (redacted to its
+ * last four digits), is token's. */
+bool th_token_shown(const char *shown, const char *token);
 
 /* Common operations over the raw client; return 0 on success, else -1
  * with a line printed saying what the broker answered. */

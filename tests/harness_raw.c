@@ -120,7 +120,8 @@ void th_reply_free(th_reply *rep)
 	rep->root = NULL;
 }
 
-int th_req_begin_cid(th_req *q, const char *op, size_t n_fields, const char *rid, const char *cid)
+int th_req_begin_auth(th_req *q, const char *op, size_t n_fields, const char *rid, const char *cid,
+		      const char *auth)
 {
 	int rv;
 
@@ -129,9 +130,14 @@ int th_req_begin_cid(th_req *q, const char *op, size_t n_fields, const char *rid
 		return rv;
 	snprintf(q->rid, sizeof(q->rid), "%s", rid);
 	proto_writer_init(&q->w, q->msg);
-	proto_request_begin(&q->w.pk, op, q->rid, strlen(q->rid), cid, cid ? strlen(cid) : 0, NULL,
+	proto_request_begin(&q->w.pk, op, q->rid, strlen(q->rid), cid, cid ? strlen(cid) : 0, auth,
 			    n_fields);
 	return 0;
+}
+
+int th_req_begin_cid(th_req *q, const char *op, size_t n_fields, const char *rid, const char *cid)
+{
+	return th_req_begin_auth(q, op, n_fields, rid, cid, NULL);
 }
 
 int th_req_begin_rid(th_req *q, const char *op, size_t n_fields, const char *rid)
@@ -184,6 +190,17 @@ void th_req_free(th_req *q)
 const msgpack_object *th_get(const msgpack_object *map, const char *key)
 {
 	return proto_get(map, key);
+}
+
+bool th_token_shown(const char *shown, const char *token)
+{
+	size_t n = strlen(token);
+	if (strlen(shown) != n || n < 4)
+		return false;
+	for (size_t i = 0; i + 4 < n; i++)
+		if (shown[i] != '*')
+			return false;
+	return strcmp(shown + n - 4, token + n - 4) == 0;
 }
 
 bool th_str(const msgpack_object *map, const char *key, char *out, size_t size)

@@ -333,7 +333,7 @@ static void test_sigterm_exits_cleanly(void **state)
 	e = NULL;
 	assert_int_equal(cueq_get(c, id_leased, &e), CUEQ_OK);
 	if (e->state == CUEQ_LEASED) {
-		assert_string_equal(e->lease_token, cueq_job_token(j));
+		assert_true(th_token_shown(e->lease_token, cueq_job_token(j)));
 		assert_int_equal(cueq_ack(c, id_leased, cueq_job_token(j), NULL), CUEQ_OK);
 	} else if (e->state != CUEQ_READY) {
 		fail_msg("%s was leased before SIGTERM and is %s after the restart", id_leased,

@@ -186,7 +186,7 @@ static void test_hostile_input(void **state)
 	assert_int_equal(th_raw_claim(&x.r, "pre", 0, 1000, x.pre_id, x.pre_tok, &attempt), 0);
 	take(&x, &before);
 	assert_string_equal(before.state, "leased");
-	assert_string_equal(before.token, x.pre_tok);
+	assert_true(th_token_shown(before.token, x.pre_tok));
 
 	/* Unknown keys are ignored: a ping with one is fine. */
 	hostile_begin(&q, "ping", 1);

@@ -156,7 +156,7 @@ static void test_reclaim_after_expiry(void **state)
 	e = get(c, id);
 	assert_int_equal(e->state, CUEQ_LEASED);
 	assert_int_equal(e->attempt, 2);
-	assert_string_equal(e->lease_token, tok2);
+	assert_true(th_token_shown(e->lease_token, tok2));
 	assert_int_equal(e->failures, 0);
 	assert_int_equal(e->expiries, 1);
 	assert_null(e->result);
@@ -225,7 +225,7 @@ static void test_extend_keeps_lease(void **state)
 	expect_empty(c, "ext", 0);
 	e = get(c, id);
 	assert_int_equal(e->state, CUEQ_LEASED);
-	assert_string_equal(e->lease_token, cueq_job_token(j));
+	assert_true(th_token_shown(e->lease_token, cueq_job_token(j)));
 	EXPECT_HISTORY(e, "claimed", "extended");
 	cueq_execution_free(e);
 	assert_int_equal(cueq_ack(c, id, cueq_job_token(j), NULL), CUEQ_OK);

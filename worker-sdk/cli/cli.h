@@ -35,6 +35,7 @@ struct cli_command;
 /* The state of one run of the program. */
 struct cli {
 	const char *url;		/* --url, $CUEQ_URL or the default */
+	const char *token;		/* --auth-token or $CUEQ_TOKEN; NULL: none */
 	bool json;			/* --json: machine output */
 	bool detach_claims;		/* cli_connect: claims outlive the process */
 	int64_t timeout_ms;		/* --timeout; 0: the SDK's defaults */

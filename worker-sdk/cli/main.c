@@ -166,10 +166,12 @@ static const struct cli_command commands[] = {
 
 static const char global_help[] =
 	"Global flags:\n"
-	"  --url URL    broker address (default $CUEQ_URL, else " CLI_DEFAULT_URL ")\n"
-	"  --json       machine output: one JSON object per line\n"
-	"  --timeout D  give up on the broker after D (e.g. 5s)\n"
-	"  -h, --help   help; `cueq CMD --help` for one command\n"
+	"  --url URL       broker address (default $CUEQ_URL, else " CLI_DEFAULT_URL ")\n"
+	"  --auth-token T  auth token for a broker started with --auth (default\n"
+	"                  $CUEQ_TOKEN, which keeps it out of the process list)\n"
+	"  --json          machine output: one JSON object per line\n"
+	"  --timeout D     give up on the broker after D (e.g. 5s)\n"
+	"  -h, --help      help; `cueq CMD --help` for one command\n"
 	"Durations: 250ms, 30s, 5m, 2h, 1d, or 0.  Exit status: 0 ok, 1 error,\n"
 	"3 nothing to claim, 4 conflict or stale lease, 5 not found,\n"
 	"6 broker unreachable.\n";
@@ -217,8 +219,6 @@ int cli_exit_code(int err)
 static const char *hint(int err)
 {
 	switch (err) {
-	case CUEQ_ERR_UNAUTHORIZED:
-		return "the broker wants a valid auth token";
 	case CUEQ_ERR_NOT_FOUND:
 		return "find the IDs with `cueq list QUEUE`";
 	case CUEQ_ERR_CONFLICT:
@@ -320,6 +320,7 @@ int cli_connect(struct cli *cli)
 	int err;
 
 	o.detach_claims = cli->detach_claims;
+	o.auth = cli->token;
 	if (cli->timeout_ms > 0) {
 		o.connect_timeout_ms = cli->timeout_ms;
 		o.request_timeout_ms = cli->timeout_ms;
@@ -368,6 +369,7 @@ static int parse_globals(struct cli *cli, int argc, char **argv, int *rc)
 		if (a[2 + n] == '=')
 			v = a + 3 + n;
 		if ((n != 3 || strncmp(a + 2, "url", 3) != 0) &&
+		    (n != 10 || strncmp(a + 2, "auth-token", 10) != 0) &&
 		    (n != 7 || strncmp(a + 2, "timeout", 7) != 0)) {
 			*rc = cli_usage_error(NULL, "unknown flag '%s' before the command", a);
 			return -1;
@@ -381,6 +383,8 @@ static int parse_globals(struct cli *cli, int argc, char **argv, int *rc)
 		}
 		if (a[2] == 'u') {
 			cli->url = v;
+		} else if (n == 10) {
+			cli->token = *v != '\0' ? v : NULL;
 		} else if (cli_parse_duration(NULL, "timeout", v, 1, CLI_NO_MAX, &cli->timeout_ms) != 0) {
 			*rc = CLI_EXIT_ERROR;
 			return -1;
@@ -392,10 +396,11 @@ static int parse_globals(struct cli *cli, int argc, char **argv, int *rc)
 int main(int argc, char **argv)
 {
 	struct cli cli = { 0 };
-	const char *env = getenv("CUEQ_URL");
+	const char *env = getenv("CUEQ_URL"), *token = getenv("CUEQ_TOKEN");
 	int rc = CLI_EXIT_OK, at;
 
 	cli.url = env != NULL && *env != '\0' ? env : CLI_DEFAULT_URL;
+	cli.token = token != NULL && *token != '\0' ? token : NULL;
 	at = parse_globals(&cli, argc, argv, &rc);
 	if (at < 0)
 		return rc;

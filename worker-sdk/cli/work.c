@@ -44,6 +44,7 @@ extern char **environ;
 struct work {
 	const char *queue;
 	const char *url;
+	const char *token; /* --auth-token or $CUEQ_TOKEN, NULL: none */
 	char **cmd;	 /* NULL-terminated */
 	char **env;	 /* our environment less the variables set per job */
 	size_t nenv;
@@ -54,6 +55,7 @@ static atomic_int signals_seen;
 
 static const char *const job_vars[] = {
 	"CUEQ_EXECUTION_ID=", "CUEQ_ATTEMPT=", "CUEQ_LEASE_TOKEN=", "CUEQ_QUEUE=", "CUEQ_URL=",
+	"CUEQ_TOKEN=",
 };
 #define N_JOB_VARS (sizeof(job_vars) / sizeof(job_vars[0]))
 
@@ -95,6 +97,7 @@ static char **job_env(const struct work *w, const cueq_job *job)
 	val[2] = cueq_job_token(job);
 	val[3] = cueq_job_queue(job);
 	val[4] = w->url;
+	val[5] = w->token != NULL ? w->token : ""; /* so its `cueq step` calls are let in */
 	memcpy(env, w->env, w->nenv * sizeof(char *));
 	for (size_t i = 0; i < N_JOB_VARS; i++) {
 		size_t a = strlen(job_vars[i]), b = strlen(val[i]);
@@ -378,6 +381,7 @@ int cmd_work(struct cli *cli, int argc, char **argv)
 	wo.max_jobs = (uint64_t)max_jobs;
 	wk.queue = argv[1];
 	wk.url = cli->url;
+	wk.token = cli->token;
 	wk.cmd = argv + 1 + dd;
 	wk.cmd[npos - dd] = NULL; /* argv[argc] is NULL and positionals moved down */
 	if (!runnable(wk.cmd[0]))

@@ -22,7 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define MAX_AUTH 4096
+#define MAX_AUTH 256 /* the broker's limit */
 
 static void on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
 {

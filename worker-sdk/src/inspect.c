@@ -85,6 +85,20 @@ static int read_history(const msgpack_object *m, cueq_execution *x, proto_error 
 }
 
 /* Fills x from map m; payload, steps and history only when detail is set. */
+/* The live lease's token as get and list show it: redacted, all but its
+ * last four digits '*' (the full one is only in the claim's answer). */
+static int redacted_token(const msgpack_object *m, char out[CUEQ_ID_SIZE], proto_error *e)
+{
+	const char *s = NULL;
+	size_t n = 0;
+	int rc = proto_str(m, "lease_token", false, CUEQ_ID_SIZE - 1, &s, &n, e);
+	if (rc == CUEQ_OK && s != NULL) {
+		memcpy(out, s, n);
+		out[n] = '\0';
+	}
+	return rc;
+}
+
 static int read_execution(const msgpack_object *m, bool detail, cueq_execution *x, proto_error *e)
 {
 	const char *q = NULL, *payload = NULL;
@@ -97,7 +111,7 @@ static int read_execution(const msgpack_object *m, bool detail, cueq_execution *
 		return proto_fail(e, CUEQ_ERR_BAD_REQUEST, "an execution is not a map");
 	if ((rc = sdk_get_id(m, "execution_id", true, x->execution_id, e)) != CUEQ_OK ||
 	    (rc = sdk_get_id(m, "cue_id", false, x->cue_id, e)) != CUEQ_OK ||
-	    (rc = sdk_get_id(m, "lease_token", false, x->lease_token, e)) != CUEQ_OK ||
+	    (rc = redacted_token(m, x->lease_token, e)) != CUEQ_OK ||
 	    (rc = proto_str(m, "queue", true, PROTO_MAX_QUEUE, &q, &qn, e)) != CUEQ_OK ||
 	    (rc = sdk_get_state(m, "state", true, &x->state, e)) != CUEQ_OK ||
 	    (rc = proto_int(m, "priority", false, -PROTO_MAX_PRIORITY, PROTO_MAX_PRIORITY, &prio, e)) !=

@@ -64,7 +64,8 @@ typedef struct cueq_client_opts {
 	int64_t connect_timeout_ms; /* 0: 5000. Wait for the first connection. */
 	int64_t request_timeout_ms; /* 0: 10000. One attempt, beyond any long poll. */
 	int64_t retry_deadline_ms;  /* 0: 30000. Total time a call retries. */
-	const char *auth;	    /* optional auth token; copied */
+	const char *auth;	    /* auth token (16-256 characters) for a broker
+				     * started with --auth; copied; NULL: none */
 	/* Leases this client claims outlive its connection: the broker does
 	 * not end them when it closes (its --release-on-disconnect).  For a
 	 * short-lived process that claims and leaves the job to another, as
@@ -289,7 +290,7 @@ typedef struct cueq_event {
 	int64_t at_ms;
 	char *event;	   /* claimed, extended, expired, nacked, succeeded, dead, step */
 	uint32_t attempt;  /* delivery it belongs to, 0 if none */
-	char *lease_token; /* may be NULL */
+	char *lease_token; /* redacted like cueq_execution's; may be NULL */
 	char *detail;	   /* worker name, error text...; may be NULL */
 } cueq_event;
 
@@ -304,7 +305,9 @@ typedef struct cueq_execution {
 	uint32_t expiries, failures;
 	int64_t lease_ms;
 	int64_t created_at_ms, run_at_ms, lease_deadline_ms, finished_at_ms; /* 0: none */
-	char lease_token[CUEQ_ID_SIZE]; /* live lease, "" if none */
+	char lease_token[CUEQ_ID_SIZE]; /* live lease, redacted to its last four
+					 * digits ("************1a2b"): only the
+					 * claim gives the token; "" if none */
 	void *payload;			/* NULL in list results */
 	size_t payload_len;
 	char *result, *error; /* may be NULL */
