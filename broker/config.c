@@ -16,13 +16,16 @@ static const char usage[] =
 	"             [--fsync-interval D] [--retention D] [--idempotency-window D]\n"
 	"             [--max-connections N] [--release-on-disconnect on|off]\n"
 	"             [--max-parked N] [--max-parked-per-connection N]\n"
-	"             [--auth FILE] [--insecure]\n"
+	"             [--auth FILE] [--insecure] [--tls-cert FILE --tls-key FILE]\n"
 	"\n"
 	"The cueq broker: an at-least-once job queue with worker claim/lease.\n"
 	"\n"
 	"  --data DIR           where RocksDB keeps the queues (default ./cueq-data)\n"
-	"  --listen URL         tcp://HOST:PORT or ipc:///PATH; repeat for several\n"
-	"                       (default tcp://127.0.0.1:7700)\n"
+	"  --listen URL         tcp://HOST:PORT, tls+tcp://HOST:PORT or ipc:///PATH;\n"
+	"                       repeat for several (default tcp://127.0.0.1:7700)\n"
+	"  --tls-cert FILE      the certificate (PEM, chain leaf first) of tls+tcp://\n"
+	"                       listeners; --tls-key FILE its private key (PEM,\n"
+	"                       unencrypted)\n"
 	"  --fsync POLICY       always: pushes and acks are answered after the fsync that\n"
 	"                       covers them (default; survives power loss);\n"
 	"                       interval: fsync every --fsync-interval (survives a crash\n"
@@ -69,7 +72,8 @@ static const char usage[] =
 bool config_local_url(const char *url)
 {
 	static const char *const local[] = {"ipc://", "inproc://", "tcp://127.", "tcp://localhost:",
-					    "tcp://[::1]:", "tcp4://127.", "tcp6://[::1]:"};
+					    "tcp://[::1]:", "tcp4://127.", "tcp6://[::1]:",
+					    "tls+tcp://127.", "tls+tcp://localhost:", "tls+tcp://[::1]:"};
 	for (size_t i = 0; i < sizeof(local) / sizeof(local[0]); i++)
 		if (strncmp(url, local[i], strlen(local[i])) == 0)
 			return true;
@@ -184,6 +188,13 @@ int config_parse(struct config *c, int argc, char **argv)
 			if (*v == '\0')
 				return bad("%s needs a file", flag);
 			c->auth_file = v;
+		} else if (strcmp(flag, "--tls-cert") == 0 || strcmp(flag, "--tls-key") == 0) {
+			if (*v == '\0')
+				return bad("%s needs a file", flag);
+			if (flag[6] == 'c')
+				c->tls_cert = v;
+			else
+				c->tls_key = v;
 		} else if (strcmp(flag, "--retention") == 0) {
 			if (duration(flag, v, 1000, &c->retention_ms) != 0)
 				return -1;
@@ -193,6 +204,13 @@ int config_parse(struct config *c, int argc, char **argv)
 	}
 	if (c->n_listen == 0)
 		c->listen[c->n_listen++] = "tcp://127.0.0.1:7700";
+	bool tls = false;
+	for (size_t i = 0; i < c->n_listen; i++)
+		tls |= strncmp(c->listen[i], "tls+", 4) == 0;
+	if (tls && (c->tls_cert == NULL || c->tls_key == NULL))
+		return bad("%s needs both --tls-cert FILE and --tls-key FILE", "a tls+tcp:// --listen");
+	if (!tls && (c->tls_cert != NULL || c->tls_key != NULL))
+		return bad("%s: no --listen is tls+tcp://HOST:PORT", c->tls_cert ? "--tls-cert" : "--tls-key");
 	for (size_t i = 0; i < c->n_listen && !c->insecure && c->auth_file == NULL; i++)
 		if (!config_local_url(c->listen[i])) {
 			fprintf(stderr,

@@ -22,6 +22,7 @@ struct config {
 	bool release_on_disconnect; /* default on */
 	bool insecure; /* --insecure: listen beyond loopback without authentication */
 	const char *auth_file; /* --auth FILE, or NULL: every client may do anything */
+	const char *tls_cert, *tls_key; /* --tls-cert, --tls-key: for tls+tcp:// */
 	long max_parked, max_parked_per_conn; /* claims waiting, in all and per connection */
 };
 

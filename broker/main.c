@@ -189,8 +189,9 @@ int main(int argc, char **argv)
 	}
 	loop_set_auth(l, auth);
 	auth = NULL;
-	if (server_start(cfg.listen, cfg.n_listen, cfg.max_connections, loop_deliver, loop_pipe_gone,
-			 l, &srv, err, sizeof(err)) != 0) {
+	struct server_tls tls = {.cert_file = cfg.tls_cert, .key_file = cfg.tls_key};
+	if (server_start(cfg.listen, cfg.n_listen, cfg.max_connections, &tls, loop_deliver,
+			 loop_pipe_gone, l, &srv, err, sizeof(err)) != 0) {
 		log_error("%s", err);
 		goto out;
 	}

@@ -13,12 +13,17 @@
  */
 #include "server.h"
 
+#include <errno.h>
+#include <mbedtls/pk.h>
+#include <mbedtls/x509_crt.h>
 #include <nng/protocol/reqrep0/rep.h>
+#include <nng/supplemental/tls/tls.h>
 #include <nng/supplemental/util/platform.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "log.h"
 #include "proto.h"
@@ -242,8 +247,93 @@ static void pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 	}
 }
 
-int server_start(const char *const *urls, size_t n, int max_connections, server_deliver_fn deliver,
-		 server_pipe_fn gone, void *arg, struct server **out, char *err, size_t errlen)
+/* The whole of a PEM file (1 MiB at most), NUL-terminated; NULL with a
+ * sentence in err. */
+static char *read_pem(const char *flag, const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	if (f == NULL) {
+		snprintf(err, errlen, "%s %s: cannot open it (%s)", flag, path, strerror(errno));
+		return NULL;
+	}
+	size_t cap = 1 << 20, n;
+	char *buf = malloc(cap + 1);
+	n = buf ? fread(buf, 1, cap + 1, f) : 0;
+	bool bad = buf == NULL || ferror(f) || n > cap;
+	fclose(f);
+	if (bad) {
+		snprintf(err, errlen, "%s %s: cannot read it (%s)", flag, path,
+			 buf == NULL ? "out of memory" : n > cap ? "bigger than 1 MiB" : "read error");
+		free(buf);
+		return NULL;
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
+/* Whether cert and key (PEM) are a certificate and its private key: TLS
+ * would take a mismatched pair and fail every handshake.  Warns of a
+ * certificate that has expired. */
+static bool cert_key_pair(const struct server_tls *tls, const char *cert, const char *key,
+			  char *err, size_t errlen)
+{
+	mbedtls_x509_crt crt;
+	mbedtls_pk_context pk;
+	bool ok = false;
+	mbedtls_x509_crt_init(&crt);
+	mbedtls_pk_init(&pk);
+	if (mbedtls_x509_crt_parse(&crt, (const unsigned char *)cert, strlen(cert) + 1) != 0)
+		snprintf(err, errlen, "--tls-cert %s holds no PEM certificate", tls->cert_file);
+	else if (mbedtls_pk_parse_key(&pk, (const unsigned char *)key, strlen(key) + 1, NULL, 0) != 0)
+		snprintf(err, errlen, "--tls-key %s holds no unencrypted PEM private key", tls->key_file);
+	else if (mbedtls_pk_check_pair(&crt.pk, &pk) != 0)
+		snprintf(err, errlen,
+			 "--tls-key %s is not the private key of --tls-cert %s: the key unencrypted and matching the certificate is needed",
+			 tls->key_file, tls->cert_file);
+	else
+		ok = true;
+	if (ok && mbedtls_x509_time_is_past(&crt.valid_to))
+		log_warn("--tls-cert %s has expired: clients will refuse it", tls->cert_file);
+	mbedtls_pk_free(&pk);
+	mbedtls_x509_crt_free(&crt);
+	return ok;
+}
+
+/* Gives listener l (of url, tls+tcp://) the certificate and key of tls. */
+static int listen_tls(nng_listener l, const char *url, const struct server_tls *tls, char *err,
+		      size_t errlen)
+{
+	if (tls == NULL || tls->cert_file == NULL || tls->key_file == NULL) {
+		snprintf(err, errlen, "--listen %s needs --tls-cert FILE and --tls-key FILE (PEM)", url);
+		return -1;
+	}
+	char *cert = read_pem("--tls-cert", tls->cert_file, err, errlen), *key = NULL;
+	nng_tls_config *cfg = NULL;
+	int rv = -1;
+	if (cert == NULL || (key = read_pem("--tls-key", tls->key_file, err, errlen)) == NULL ||
+	    !cert_key_pair(tls, cert, key, err, errlen))
+		goto out;
+	if ((rv = nng_tls_config_alloc(&cfg, NNG_TLS_MODE_SERVER)) != 0 ||
+	    (rv = nng_tls_config_own_cert(cfg, cert, key, NULL)) != 0 ||
+	    (rv = nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, cfg)) != 0) {
+		snprintf(err, errlen,
+			 "cannot use --tls-cert %s and --tls-key %s for %s: %s (both must be PEM, the key unencrypted and matching the certificate)",
+			 tls->cert_file, tls->key_file, url, nng_strerror(rv));
+		rv = -1;
+	}
+out:
+	if (cfg != NULL)
+		nng_tls_config_free(cfg); /* the listener holds it */
+	if (key != NULL)
+		memset(key, 0, strlen(key));
+	free(cert);
+	free(key);
+	return rv;
+}
+
+int server_start(const char *const *urls, size_t n, int max_connections,
+		 const struct server_tls *tls, server_deliver_fn deliver, server_pipe_fn gone,
+		 void *arg, struct server **out, char *err, size_t errlen)
 {
 	struct server *s = calloc(1, sizeof(*s));
 	int rv;
@@ -283,8 +373,12 @@ int server_start(const char *const *urls, size_t n, int max_connections, server_
 	for (size_t i = 0; i < n; i++) {
 		nng_listener l;
 		if ((rv = nng_listener_create(&l, s->sock, urls[i])) != 0) {
-			snprintf(err, errlen, "cannot listen on %s: %s (is the URL tcp://HOST:PORT or ipc:///PATH?)",
+			snprintf(err, errlen, "cannot listen on %s: %s (is the URL tcp://HOST:PORT, tls+tcp://HOST:PORT or ipc:///PATH?)",
 				 urls[i], nng_strerror(rv));
+			goto fail;
+		}
+		if (strncmp(urls[i], "tls+", 4) == 0 && listen_tls(l, urls[i], tls, err, errlen) != 0) {
+			nng_listener_close(l);
 			goto fail;
 		}
 		/* bigger messages close the connection; PROTO_MAX_FRAME..this

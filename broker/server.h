@@ -28,12 +28,20 @@ struct request {
 typedef void (*server_deliver_fn)(void *arg, struct request *r);
 typedef void (*server_pipe_fn)(void *arg, uint32_t pipe);
 
+/* The certificate and key (PEM files) of tls+tcp:// listeners. */
+struct server_tls {
+	const char *cert_file; /* the certificate, or its chain, leaf first */
+	const char *key_file;  /* its private key, unencrypted */
+};
+
 /* Listens on every URL, serving at most max_connections connections at
- * once (more are closed as they connect).  deliver gets each request (from
+ * once (more are closed as they connect); tls+tcp:// ones with tls (which
+ * may be NULL when there are none).  deliver gets each request (from
  * nng's threads); gone is told when a connection closes.  -1 with a
  * sentence in err. */
-int server_start(const char *const *urls, size_t n, int max_connections, server_deliver_fn deliver,
-		 server_pipe_fn gone, void *arg, struct server **out, char *err, size_t errlen);
+int server_start(const char *const *urls, size_t n, int max_connections,
+		 const struct server_tls *tls, server_deliver_fn deliver, server_pipe_fn gone,
+		 void *arg, struct server **out, char *err, size_t errlen);
 /* Sends reply (ownership passes) for r; r is finished.  Any thread. */
 void server_reply(struct server *s, struct request *r, nng_msg *reply);
 /* Finishes r without an answer. */

@@ -3,8 +3,8 @@
  *
  * getopt_long would permute argv behind our back and knows nothing of our
  * global flags, so cli_parse is a small table-driven parser: each command
- * passes its flags; --url, --auth-token, --json, --timeout and --help
- * are accepted after every command too.  Values come as "--flag value" or "--flag=value"; a
+ * passes its flags; --url, --auth-token, --tls-ca, --json, --timeout and
+ * --help are accepted after every command too.  Values come as "--flag value" or "--flag=value"; a
  * value is taken as given even when it starts with '-' (--priority -5).
  * Flags of features this version does not have yet are in the tables, so
  * they are refused by name instead of being taken for a typo (or worse,
@@ -38,6 +38,10 @@ static int global_opt(struct cli *cli, const char *name, size_t len, const char 
 		cli->token = *v != '\0' ? v : NULL;
 		return 0;
 	}
+	if (len == 6 && strncmp(name, "tls-ca", 6) == 0) {
+		cli->tls_ca = *v != '\0' ? v : NULL;
+		return 0;
+	}
 	return cli_parse_duration(cli, "timeout", v, 1, CLI_NO_MAX, &cli->timeout_ms);
 }
 
@@ -45,6 +49,7 @@ static bool is_global_value(const char *name, size_t len)
 {
 	return (len == 3 && strncmp(name, "url", 3) == 0) ||
 	       (len == 10 && strncmp(name, "auth-token", 10) == 0) ||
+	       (len == 6 && strncmp(name, "tls-ca", 6) == 0) ||
 	       (len == 7 && strncmp(name, "timeout", 7) == 0);
 }
 

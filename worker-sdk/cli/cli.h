@@ -36,6 +36,7 @@ struct cli_command;
 struct cli {
 	const char *url;		/* --url, $CUEQ_URL or the default */
 	const char *token;		/* --auth-token or $CUEQ_TOKEN; NULL: none */
+	const char *tls_ca;		/* --tls-ca or $CUEQ_TLS_CA; NULL: the system's */
 	bool json;			/* --json: machine output */
 	bool detach_claims;		/* cli_connect: claims outlive the process */
 	int64_t timeout_ms;		/* --timeout; 0: the SDK's defaults */

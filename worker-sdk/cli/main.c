@@ -169,6 +169,8 @@ static const char global_help[] =
 	"  --url URL       broker address (default $CUEQ_URL, else " CLI_DEFAULT_URL ")\n"
 	"  --auth-token T  auth token for a broker started with --auth (default\n"
 	"                  $CUEQ_TOKEN, which keeps it out of the process list)\n"
+	"  --tls-ca FILE   for tls+tcp:// URLs: the CA (PEM) that signed the broker's\n"
+	"                  certificate (default $CUEQ_TLS_CA, else the system's)\n"
 	"  --json          machine output: one JSON object per line\n"
 	"  --timeout D     give up on the broker after D (e.g. 5s)\n"
 	"  -h, --help      help; `cueq CMD --help` for one command\n"
@@ -321,6 +323,7 @@ int cli_connect(struct cli *cli)
 
 	o.detach_claims = cli->detach_claims;
 	o.auth = cli->token;
+	o.tls_ca_file = cli->tls_ca;
 	if (cli->timeout_ms > 0) {
 		o.connect_timeout_ms = cli->timeout_ms;
 		o.request_timeout_ms = cli->timeout_ms;
@@ -370,6 +373,7 @@ static int parse_globals(struct cli *cli, int argc, char **argv, int *rc)
 			v = a + 3 + n;
 		if ((n != 3 || strncmp(a + 2, "url", 3) != 0) &&
 		    (n != 10 || strncmp(a + 2, "auth-token", 10) != 0) &&
+		    (n != 6 || strncmp(a + 2, "tls-ca", 6) != 0) &&
 		    (n != 7 || strncmp(a + 2, "timeout", 7) != 0)) {
 			*rc = cli_usage_error(NULL, "unknown flag '%s' before the command", a);
 			return -1;
@@ -385,6 +389,8 @@ static int parse_globals(struct cli *cli, int argc, char **argv, int *rc)
 			cli->url = v;
 		} else if (n == 10) {
 			cli->token = *v != '\0' ? v : NULL;
+		} else if (n == 6) {
+			cli->tls_ca = *v != '\0' ? v : NULL;
 		} else if (cli_parse_duration(NULL, "timeout", v, 1, CLI_NO_MAX, &cli->timeout_ms) != 0) {
 			*rc = CLI_EXIT_ERROR;
 			return -1;
@@ -396,11 +402,13 @@ static int parse_globals(struct cli *cli, int argc, char **argv, int *rc)
 int main(int argc, char **argv)
 {
 	struct cli cli = { 0 };
-	const char *env = getenv("CUEQ_URL"), *token = getenv("CUEQ_TOKEN");
+	const char *env = getenv("CUEQ_URL"), *token = getenv("CUEQ_TOKEN"),
+		   *ca = getenv("CUEQ_TLS_CA");
 	int rc = CLI_EXIT_OK, at;
 
 	cli.url = env != NULL && *env != '\0' ? env : CLI_DEFAULT_URL;
 	cli.token = token != NULL && *token != '\0' ? token : NULL;
+	cli.tls_ca = ca != NULL && *ca != '\0' ? ca : NULL;
 	at = parse_globals(&cli, argc, argv, &rc);
 	if (at < 0)
 		return rc;

@@ -45,6 +45,7 @@ struct work {
 	const char *queue;
 	const char *url;
 	const char *token; /* --auth-token or $CUEQ_TOKEN, NULL: none */
+	const char *tls_ca; /* --tls-ca or $CUEQ_TLS_CA, NULL: none */
 	char **cmd;	 /* NULL-terminated */
 	char **env;	 /* our environment less the variables set per job */
 	size_t nenv;
@@ -55,7 +56,7 @@ static atomic_int signals_seen;
 
 static const char *const job_vars[] = {
 	"CUEQ_EXECUTION_ID=", "CUEQ_ATTEMPT=", "CUEQ_LEASE_TOKEN=", "CUEQ_QUEUE=", "CUEQ_URL=",
-	"CUEQ_TOKEN=",
+	"CUEQ_TOKEN=", "CUEQ_TLS_CA=",
 };
 #define N_JOB_VARS (sizeof(job_vars) / sizeof(job_vars[0]))
 
@@ -98,6 +99,7 @@ static char **job_env(const struct work *w, const cueq_job *job)
 	val[3] = cueq_job_queue(job);
 	val[4] = w->url;
 	val[5] = w->token != NULL ? w->token : ""; /* so its `cueq step` calls are let in */
+	val[6] = w->tls_ca != NULL ? w->tls_ca : "";
 	memcpy(env, w->env, w->nenv * sizeof(char *));
 	for (size_t i = 0; i < N_JOB_VARS; i++) {
 		size_t a = strlen(job_vars[i]), b = strlen(val[i]);
@@ -382,6 +384,7 @@ int cmd_work(struct cli *cli, int argc, char **argv)
 	wk.queue = argv[1];
 	wk.url = cli->url;
 	wk.token = cli->token;
+	wk.tls_ca = cli->tls_ca;
 	wk.cmd = argv + 1 + dd;
 	wk.cmd[npos - dd] = NULL; /* argv[argc] is NULL and positionals moved down */
 	if (!runnable(wk.cmd[0]))

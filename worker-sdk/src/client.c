@@ -17,6 +17,7 @@
 #include "sdk.h"
 
 #include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/tls/tls.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -376,6 +377,66 @@ static int64_t or_default(int64_t v, int64_t def)
 	return v == 0 ? def : v;
 }
 
+#define SYSTEM_CAS "/etc/ssl/certs/ca-certificates.crt"
+
+/* The host of a tls+tcp://HOST:PORT URL into out ("" when it has none). */
+static void url_host(const char *url, char *out, size_t size)
+{
+	const char *h = strstr(url, "://"), *end;
+	out[0] = '\0';
+	if (h == NULL)
+		return;
+	h += 3;
+	if (*h == '[') { /* [v6]:port */
+		h++;
+		end = strchr(h, ']');
+	} else {
+		end = strrchr(h, ':');
+	}
+	if (end == NULL || (size_t)(end - h) >= size)
+		return;
+	memcpy(out, h, (size_t)(end - h));
+	out[end - h] = '\0';
+}
+
+/* Dials a tls+tcp:// url: the broker's certificate must verify against
+ * the CA file and carry the server name. */
+static int dial_tls(cueq_client *c, const char *url, const cueq_client_opts *o)
+{
+	const char *ca = o->tls_ca_file != NULL ? o->tls_ca_file : SYSTEM_CAS;
+	char host[256];
+	nng_dialer d;
+	nng_tls_config *cfg = NULL;
+	int rv;
+
+	url_host(url, host, sizeof(host));
+	if (o->tls_server_name != NULL)
+		snprintf(host, sizeof(host), "%s", o->tls_server_name);
+	if ((rv = nng_dialer_create(&d, c->sock, url)) != 0)
+		return sdk_fail(CUEQ_ERR_INVALID, "cannot dial '%s' (%s): use tls+tcp://host:port", url,
+				nng_strerror(rv));
+	if ((rv = nng_tls_config_alloc(&cfg, NNG_TLS_MODE_CLIENT)) != 0 ||
+	    (rv = nng_tls_config_auth_mode(cfg, NNG_TLS_AUTH_MODE_REQUIRED)) != 0 ||
+	    (rv = nng_tls_config_server_name(cfg, host)) != 0) {
+		if (cfg != NULL)
+			nng_tls_config_free(cfg);
+		return sdk_fail(CUEQ_ERR_NOMEM, "cannot set up TLS for '%s': %s", url, nng_strerror(rv));
+	}
+	if ((rv = nng_tls_config_ca_file(cfg, ca)) != 0) {
+		nng_tls_config_free(cfg);
+		return sdk_fail(CUEQ_ERR_INVALID,
+				"cannot read the CA certificates %s (%s): give a PEM file of the CA that signed the broker's certificate",
+				ca, nng_strerror(rv));
+	}
+	rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, cfg);
+	nng_tls_config_free(cfg); /* the dialer holds it */
+	if (rv == 0)
+		rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK);
+	if (rv != 0)
+		return sdk_fail(CUEQ_ERR_INVALID, "cannot dial '%s' (%s)", url, nng_strerror(rv));
+	return CUEQ_OK;
+}
+
 int cueq_connect(const char *url, const cueq_client_opts *opts, cueq_client **out)
 {
 	cueq_client_opts o = { 0 };
@@ -430,10 +491,13 @@ int cueq_connect(const char *url, const cueq_client_opts *opts, cueq_client **ou
 	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, 50);
 	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 1000);
 	nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_POST, on_pipe, c);
-	if ((rv = nng_dial(c->sock, url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
+	bool tls = strncmp(url, "tls+", 4) == 0;
+	if (tls && (rc = dial_tls(c, url, &o)) != CUEQ_OK)
+		goto fail;
+	if (!tls && (rv = nng_dial(c->sock, url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
 		rc = sdk_fail(CUEQ_ERR_INVALID,
-			      "cannot dial '%s' (%s): use tcp://host:port or ipc:///path", url,
-			      nng_strerror(rv));
+			      "cannot dial '%s' (%s): use tcp://host:port, tls+tcp://host:port or ipc:///path",
+			      url, nng_strerror(rv));
 		goto fail;
 	}
 	deadline = proto_mono_ms() + c->connect_timeout_ms;
@@ -445,6 +509,10 @@ int cueq_connect(const char *url, const cueq_client_opts *opts, cueq_client **ou
 	if (!rv) {
 		long long waited = (long long)c->connect_timeout_ms;
 		cueq_close(c);
+		if (tls)
+			return sdk_fail(CUEQ_ERR_UNREACHABLE,
+					"no answer from the broker at %s within %lld ms: does cueqd run there, with a certificate for its host name signed by the CA given (--tls-ca, CUEQ_TLS_CA)?",
+					url, waited);
 		return sdk_fail(CUEQ_ERR_UNREACHABLE,
 				"no answer from the broker at %s within %lld ms: is cueqd running?",
 				url, waited);

@@ -72,11 +72,18 @@ typedef struct cueq_client_opts {
 	 * `cueq claim` does; a worker that runs its jobs itself leaves it
 	 * false, so a crash of it frees them at once. */
 	bool detach_claims;
+	/* For tls+tcp:// URLs: the CA certificates (PEM file) the broker's
+	 * certificate must be signed by (NULL: the system's,
+	 * /etc/ssl/certs/ca-certificates.crt), and the name it must carry
+	 * (NULL: the URL's host). */
+	const char *tls_ca_file;
+	const char *tls_server_name;
 } cueq_client_opts;
 
-/* Connects to a broker at url (tcp://host:port or ipc:///path); opts may be
- * NULL.  Returns CUEQ_ERR_UNREACHABLE when nothing answers within the
- * connect timeout.  Free with cueq_close(). */
+/* Connects to a broker at url (tcp://host:port, tls+tcp://host:port or
+ * ipc:///path); opts may be NULL.  Returns CUEQ_ERR_UNREACHABLE when
+ * nothing answers within the connect timeout (for tls+tcp://, also when the
+ * broker's certificate does not verify).  Free with cueq_close(). */
 CUEQ_API int cueq_connect(const char *url, const cueq_client_opts *opts, cueq_client **out);
 /* Closes the connection; no call may be in progress or follow. */
 CUEQ_API void cueq_close(cueq_client *c);
