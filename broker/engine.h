@@ -91,7 +91,9 @@ struct eng_push {
 	const char *key; /* idempotency key or NULL */
 	size_t key_len;
 	int64_t key_ttl_ms;
-	uint64_t req_hash; /* of the job's canonical fields, for the key */
+	uint64_t req_hash; /* of the job's canonical fields, for the key: FNV-1a
+			    * (as keys of older brokers hold) and SHA-256 */
+	uint8_t req_digest[32];
 	const char *unique; /* unique key or NULL */
 	size_t unique_len;
 	uint32_t max_expiries;

@@ -7,6 +7,7 @@
  */
 #include "ops.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,21 +128,35 @@ static int key_field(struct opctx *c, const msgpack_object *m, const char *field
 	return rc;
 }
 
-/* Hash of a job's canonical request: what an idempotency key compares. */
-static uint64_t job_hash(const struct eng_push *p, uint64_t delay, uint64_t run_at)
+/* A job's canonical request, fed to both fingerprints an idempotency key
+ * compares: SHA-256 (what a key stores now: no crafted request can match
+ * another's) and the FNV-1a hash that keys stored by older brokers hold. */
+struct fingerprint {
+	uint64_t fnv;
+	crypto_hash_sha256_state sha;
+};
+
+static void fp_add(struct fingerprint *f, const void *p, size_t n)
 {
-	uint64_t h = PROTO_HASH_INIT;
+	f->fnv = proto_hash(f->fnv, p, n);
+	crypto_hash_sha256_update(&f->sha, p, n);
+}
+
+static void job_fingerprint(struct eng_push *p, uint64_t delay, uint64_t run_at)
+{
+	struct fingerprint f = {.fnv = PROTO_HASH_INIT};
 	uint64_t nums[6] = {(uint64_t)p->priority, p->max_attempts, p->lease_ms, delay, run_at,
 			    p->payload_len};
 	uint8_t has_unique = p->unique != NULL;
-	h = proto_hash(h, p->queue, p->queue_len);
-	h = proto_hash(h, "", 1);
-	h = proto_hash(h, nums, sizeof(nums));
-	h = proto_hash(h, p->payload, p->payload_len);
-	h = proto_hash(h, &has_unique, 1);
+	crypto_hash_sha256_init(&f.sha);
+	fp_add(&f, p->queue, p->queue_len);
+	fp_add(&f, "", 1);
+	fp_add(&f, nums, sizeof(nums));
+	fp_add(&f, p->payload, p->payload_len);
+	fp_add(&f, &has_unique, 1);
 	if (p->unique)
-		h = proto_hash(h, p->unique, p->unique_len);
-	/* fields added later hash only when they differ from their default,
+		fp_add(&f, p->unique, p->unique_len);
+	/* fields added later count only when they differ from their default,
 	 * so keys stored by older brokers still match */
 	if (p->max_expiries != DEFAULT_MAX_EXPIRIES || p->backoff.factor_milli != 0 ||
 	    p->backoff.no_jitter || p->every_ms != 0 || p->cron != NULL) {
@@ -149,14 +164,15 @@ static uint64_t job_hash(const struct eng_push *p, uint64_t delay, uint64_t run_
 				    p->backoff.factor_milli, p->backoff.no_jitter,
 				    (uint64_t)p->every_ms,
 				    (uint64_t)p->catch_up << 8 | p->overlap};
-		h = proto_hash(h, more, sizeof(more));
+		fp_add(&f, more, sizeof(more));
 		if (p->cron) {
-			h = proto_hash(h, p->cron, p->cron_len);
-			h = proto_hash(h, "", 1);
-			h = proto_hash(h, p->tz ? p->tz : "", p->tz ? p->tz_len : 0);
+			fp_add(&f, p->cron, p->cron_len);
+			fp_add(&f, "", 1);
+			fp_add(&f, p->tz ? p->tz : "", p->tz ? p->tz_len : 0);
 		}
 	}
-	return h;
+	p->req_hash = f.fnv;
+	crypto_hash_sha256_final(&f.sha, p->req_digest);
 }
 
 /* One of the words of a choice field: its index, or BAD_REQUEST. */
@@ -320,7 +336,8 @@ static int push_job(struct opctx *c, const msgpack_object *m, struct eng_push *p
 		return rc;
 	if ((p->every_ms || p->cron) && !delay && !run_at)
 		p->run_at = 0; /* the schedule's own first fire */
-	p->req_hash = job_hash(p, delay, run_at);
+	if (p->key != NULL) /* only a key compares requests */
+		job_fingerprint(p, delay, run_at);
 	return CUEQ_OK;
 }
 

@@ -1,8 +1,8 @@
 /*
  * push.c - creating executions, with idempotency keys and unique keys.
  *
- * An idempotency key remembers, per queue, the hash of the job's canonical
- * request and the answer it got, in the same batch as the execution, for
+ * An idempotency key remembers, per queue, the SHA-256 digest of the job's
+ * canonical request and the answer it got, in the same batch as the execution, for
  * the key's time to live; a push with the key replays that answer or, for
  * another request, is refused.  A unique key names the one unfinished
  * execution that holds it; emb_retire frees it when that execution ends.
@@ -13,6 +13,7 @@
  */
 #include "embedded.h"
 
+#include <sodium.h>
 #include <string.h>
 
 #include "log.h"
@@ -71,7 +72,8 @@ static int by_key(struct engine *e, const struct eng_push *p, int64_t now, struc
 	store_free(v);
 	if (rc != 0 || r.expires_at <= now)
 		return 0; /* expired: the key is free again */
-	if (r.hash != p->req_hash)
+	if (r.has_digest ? sodium_memcmp(r.digest, p->req_digest, sizeof(r.digest)) != 0
+			 : r.hash != p->req_hash)
 		return mismatch(p, out);
 	out->id = r.id;
 	out->cue_id = r.cue_id;
@@ -118,7 +120,7 @@ static int earlier(const struct eng_push *jobs, struct eng_pushed *out, size_t i
 		    !same(p->queue, p->queue_len, q->queue, q->queue_len))
 			continue;
 		if (same(p->key, p->key_len, q->key, q->key_len)) {
-			if (p->req_hash != q->req_hash)
+			if (memcmp(p->req_digest, q->req_digest, sizeof(p->req_digest)) != 0)
 				return mismatch(p, &out[i]);
 			out[i] = out[j];
 			out[i].duplicate = true;
@@ -139,6 +141,7 @@ static void remember(struct engine *e, const struct eng_push *p, const struct en
 	size_t kl = scoped(k, NULL, p->queue, p->queue_len, p->key, p->key_len);
 	struct idem_rec r = {
 		.hash = p->req_hash,
+		.has_digest = true,
 		.id = o->id,
 		.cue_id = o->cue_id,
 		.state = (uint8_t)o->state,
@@ -146,6 +149,7 @@ static void remember(struct engine *e, const struct eng_push *p, const struct en
 		.created_at = o->created_at,
 		.expires_at = now + (p->key_ttl_ms > 0 ? p->key_ttl_ms : e->idem_window_ms),
 	};
+	memcpy(r.digest, p->req_digest, sizeof(r.digest));
 	msgpack_sbuffer_clear(&e->sbuf);
 	record_pack_idem(&e->pk, &r);
 	store_put(e->st, CF_IDEM, k, kl, e->sbuf.data, e->sbuf.size);

@@ -280,9 +280,11 @@ int record_unpack_event(const char *buf, size_t len, msgpack_unpacked *up, struc
 
 void record_pack_idem(msgpack_packer *pk, const struct idem_rec *r)
 {
-	msgpack_pack_map(pk, 8);
+	msgpack_pack_map(pk, 8 + r->has_digest);
 	proto_kv_uint(pk, "v", RECORD_VERSION);
 	proto_kv_uint(pk, "h", r->hash);
+	if (r->has_digest)
+		proto_kv_bin(pk, "d", r->digest, sizeof(r->digest));
 	proto_kv_uint(pk, "id", r->id);
 	proto_kv_uint(pk, "cue", r->cue_id);
 	proto_kv_uint(pk, "st", r->state);
@@ -309,6 +311,14 @@ int record_unpack_idem(const char *buf, size_t len, struct idem_rec *r)
 		bad |= i64(m, "ra", &r->run_at);
 		bad |= i64(m, "ca", &r->created_at);
 		bad |= i64(m, "ex", &r->expires_at);
+		const msgpack_object *d = proto_get(m, "d");
+		if (d != NULL) {
+			bad |= d->type != MSGPACK_OBJECT_BIN || d->via.bin.size != sizeof(r->digest);
+			if (!bad) {
+				memcpy(r->digest, d->via.bin.ptr, sizeof(r->digest));
+				r->has_digest = true;
+			}
+		}
 	}
 	msgpack_unpacked_destroy(&up);
 	return bad ? -1 : 0;

@@ -89,9 +89,12 @@ struct hist_rec {
 void record_pack_event(msgpack_packer *pk, const struct hist_rec *h);
 int record_unpack_event(const char *buf, size_t len, msgpack_unpacked *up, struct hist_rec *h);
 
-/* What an idempotency key remembers: the request's hash and its answer. */
+/* What an idempotency key remembers: the request's fingerprints and its
+ * answer.  A key stored by an older broker has the FNV-1a hash only. */
 struct idem_rec {
 	uint64_t hash;
+	bool has_digest;
+	uint8_t digest[32]; /* SHA-256 */
 	uint64_t id, cue_id;
 	uint8_t state;
 	int64_t run_at, created_at, expires_at;

@@ -146,6 +146,8 @@ struct eng_push keyed(struct eng_push p, const char *key, uint64_t hash)
 	p.key = key;
 	p.key_len = strlen(key);
 	p.req_hash = hash;
+	memset(p.req_digest, 0, sizeof(p.req_digest));
+	memcpy(p.req_digest, &hash, sizeof(hash)); /* a digest as distinct as the hash */
 	return p;
 }
 

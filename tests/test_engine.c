@@ -346,6 +346,19 @@ static void test_idempotency_keys(void **state)
 	assert_true(dup.id == first.id);
 	turn(f);
 	assert_int_equal(count(f, "q.idem", CUEQ_READY), 1);
+
+	/* the digest decides, not the 64-bit hash: a request crafted to share
+	 * the first one's hash is a mismatch, stored or in the same batch */
+	struct eng_push forged = keyed(job("q.idem", "a"), "k1", 11);
+	forged.req_digest[31] ^= 1;
+	struct eng_pushed fo = push(f, forged);
+	assert_int_equal(fo.err.code, CUEQ_ERR_IDEMPOTENCY_MISMATCH);
+	struct eng_push pair[2] = {keyed(job("q.idem", "e"), "k3", 31), keyed(job("q.idem", "e"), "k3", 31)};
+	pair[1].req_digest[0] ^= 1;
+	push_many(f, pair, 2, out);
+	assert_int_equal(out[0].err.code, CUEQ_OK);
+	assert_int_equal(out[1].err.code, CUEQ_ERR_IDEMPOTENCY_MISMATCH);
+	turn(f);
 }
 
 /* A unique key is refused with CONFLICT while the execution holding it is
