@@ -15,7 +15,8 @@ static const char usage[] =
 	"usage: cueqd [--data DIR] [--listen URL]... [--fsync always|interval|never]\n"
 	"             [--fsync-interval D] [--retention D] [--idempotency-window D]\n"
 	"             [--max-connections N] [--release-on-disconnect on|off]\n"
-	"             [--max-parked N] [--max-parked-per-connection N]\n"
+	"             [--max-parked N] [--max-parked-per-connection N] [--max-queues N]\n"
+	"             [--max-payload BYTES] [--max-frame BYTES]\n"
 	"             [--auth FILE] [--insecure] [--tls-cert FILE --tls-key FILE]\n"
 	"\n"
 	"The cueq broker: an at-least-once job queue with worker claim/lease.\n"
@@ -43,6 +44,14 @@ static const char usage[] =
 	"  --max-parked-per-connection N\n"
 	"                       the same for one connection (default 256), so one\n"
 	"                       client cannot hold every server context\n"
+	"  --max-queues N       queues at once (default 100000; 0: no limit); a push\n"
+	"                       that would make one more is answered UNAVAILABLE (a\n"
+	"                       queue with nothing in it is forgotten)\n"
+	"  --max-payload BYTES  a job's payload at most (default and most 1048576);\n"
+	"                       bigger ones are answered TOO_LARGE\n"
+	"  --max-frame BYTES    a request at most (default and most 4194304); bigger\n"
+	"                       ones are answered TOO_LARGE (past 8 MiB the connection\n"
+	"                       is closed)\n"
 	"  --release-on-disconnect on|off\n"
 	"                       on (default): when a worker's connection closes, the\n"
 	"                       leases it holds end at once, so its executions are\n"
@@ -109,6 +118,9 @@ int config_parse(struct config *c, int argc, char **argv)
 		.release_on_disconnect = true,
 		.max_parked = 4096,
 		.max_parked_per_conn = 256,
+		.max_queues = 100000,
+		.max_payload = CUEQ_MAX_PAYLOAD,
+		.max_frame = PROTO_MAX_FRAME,
 	};
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = NULL, *eq = strchr(a, '=');
@@ -177,6 +189,23 @@ int config_parse(struct config *c, int argc, char **argv)
 				c->max_parked = n;
 			else
 				c->max_parked_per_conn = n;
+		} else if (strcmp(flag, "--max-queues") == 0) {
+			char *end;
+			long n = strtol(v, &end, 10);
+			if (*v == '\0' || *end != '\0' || n < 0 || n > 100000000)
+				return bad("--max-queues '%s' is not a number from 0 (no limit) to 100000000", v);
+			c->max_queues = n;
+		} else if (strcmp(flag, "--max-payload") == 0 || strcmp(flag, "--max-frame") == 0) {
+			bool payload = flag[6] == 'p';
+			long most = payload ? (long)CUEQ_MAX_PAYLOAD : (long)PROTO_MAX_FRAME, least = payload ? 1024 : 65536;
+			char *end;
+			long n = strtol(v, &end, 10);
+			if (*v == '\0' || *end != '\0' || n < least || n > most) {
+				fprintf(stderr, "cueqd: %s '%s' is not a number of bytes from %ld to %ld\n", flag,
+					v, least, most);
+				return -1;
+			}
+			*(payload ? &c->max_payload : &c->max_frame) = n;
 		} else if (strcmp(flag, "--release-on-disconnect") == 0) {
 			if (strcmp(v, "on") == 0)
 				c->release_on_disconnect = true;

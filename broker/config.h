@@ -24,6 +24,8 @@ struct config {
 	const char *auth_file; /* --auth FILE, or NULL: every client may do anything */
 	const char *tls_cert, *tls_key; /* --tls-cert, --tls-key: for tls+tcp:// */
 	long max_parked, max_parked_per_conn; /* claims waiting, in all and per connection */
+	long max_queues;		       /* --max-queues; 0: unbounded */
+	long max_payload, max_frame;	       /* bytes, at most the protocol's */
 };
 
 /* Parses argv.  Returns 0 to run, 1 when it printed help or version (exit

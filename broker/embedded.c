@@ -105,6 +105,17 @@ static void qslot_insert(struct engine *e, uint32_t idx)
 	e->qslot[k] = idx + 1;
 }
 
+struct queue *emb_queue_admit(struct engine *e, const char *name, size_t len, proto_error *err)
+{
+	struct queue *q = emb_queue(e, name, len, false);
+	if (q != NULL || e->max_queues == 0 || e->n_live < e->max_queues)
+		return q != NULL ? q : emb_queue(e, name, len, true);
+	proto_fail(err, CUEQ_ERR_UNAVAILABLE,
+		   "the broker holds %u queues, its --max-queues: push to an existing queue, or wait until queues empty (an empty queue is forgotten)",
+		   e->max_queues);
+	return NULL;
+}
+
 struct queue *emb_queue(struct engine *e, const char *name, size_t len, bool create)
 {
 	uint32_t mask = e->qslot_cap - 1, k = name_hash(name, len) & mask;
@@ -524,6 +535,7 @@ static int emb_open(const struct eng_config *cfg, struct engine **out, char *err
 	e->clock_arg = cfg->clock_arg;
 	e->retention_ms = cfg->retention_ms;
 	e->idem_window_ms = cfg->idem_window_ms;
+	e->max_queues = cfg->max_queues;
 	e->qslot_cap = 64;
 	e->qslot = calloc(e->qslot_cap, sizeof(*e->qslot));
 	e->jobs = jobs_new();

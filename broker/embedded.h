@@ -73,6 +73,7 @@ struct engine {
 	uint32_t *dirty; /* queues whose counters changed this turn */
 	uint32_t n_dirty, cap_dirty;
 	uint32_t n_live;    /* queues in the table (nq counts its slots) */
+	uint32_t max_queues; /* eng_config's; 0: unbounded */
 	uint32_t *free_idx; /* slots of forgotten queues, NULL in queues */
 	uint32_t n_free, cap_free;
 	uint32_t *qslot; /* name hash -> queue index + 1 */
@@ -141,6 +142,10 @@ uint64_t emb_next_id(struct engine *e);
 uint64_t emb_next_token(struct engine *e);
 /* Finds a queue by name, creating it when create is set (else NULL). */
 struct queue *emb_queue(struct engine *e, const char *name, size_t len, bool create);
+/* The queue, made if it is new and --max-queues allows one more; NULL with
+ * UNAVAILABLE in err when it does not.  For what clients create; what the
+ * store holds already is always loaded. */
+struct queue *emb_queue_admit(struct engine *e, const char *name, size_t len, proto_error *err);
 /* The queue of slot i, which a job or cue holds (so it is not NULL). */
 static inline struct queue *emb_queue_at(struct engine *e, uint32_t i) { return e->queues[i]; }
 

@@ -61,6 +61,8 @@ struct eng_config {
 	int max_open_files; /* descriptors the store may keep open; 0: unbounded */
 	int64_t retention_ms; /* finished executions kept this long */
 	int64_t idem_window_ms; /* default life of an idempotency key */
+	uint32_t max_queues; /* queues at once; a push that would make one more
+			      * is refused UNAVAILABLE; 0: unbounded */
 	/* the engine's clock (Unix ms): NULL is the real one; tests pass
 	 * their own to run time forward without sleeping */
 	int64_t (*clock)(void *arg);

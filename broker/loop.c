@@ -57,6 +57,7 @@ struct loop {
 	struct holders *holders; /* NULL: --release-on-disconnect off */
 	struct parks parks;
 	struct replies *turn;
+	size_t max_frame;	/* --max-frame */
 	struct auth *auth;	/* --auth: the principals; NULL: no authentication */
 	struct auth *auth_next; /* a reload, taken at the next turn (under mu) */
 };
@@ -295,9 +296,9 @@ static void handle(struct loop *l, struct request *r)
 	char msg[sizeof(err.msg)];
 
 	msgpack_unpacked_init(&up);
-	if (len > PROTO_MAX_FRAME) {
-		snprintf(msg, sizeof(msg), "request is %zu bytes; the limit is %u: send smaller batches",
-			 len, PROTO_MAX_FRAME);
+	if (len > l->max_frame) {
+		snprintf(msg, sizeof(msg), "request is %zu bytes; the limit is %zu: send smaller batches",
+			 len, l->max_frame);
 		replies_add(l->turn, r, error_msg(NULL, 0, false, CUEQ_ERR_TOO_LARGE, msg));
 		return;
 	}
@@ -406,6 +407,7 @@ int loop_new(const struct engine_ops *eo, struct engine *e, int fsync, int64_t f
 	if (l == NULL)
 		return -1;
 	l->eo = eo, l->e = e, l->fsync = fsync, l->fsync_interval_ms = fsync_interval_ms;
+	l->max_frame = PROTO_MAX_FRAME;
 	pthread_mutex_init(&l->mu, NULL);
 	cond_init_mono(&l->cv);
 	l->rids = ridcache_new();
@@ -424,6 +426,11 @@ int loop_new(const struct engine_ops *eo, struct engine *e, int fsync, int64_t f
 void loop_set_server(struct loop *l, struct server *s)
 {
 	l->srv = s;
+}
+
+void loop_set_max_frame(struct loop *l, size_t bytes)
+{
+	l->max_frame = bytes;
 }
 
 void loop_set_auth(struct loop *l, struct auth *a)

@@ -35,6 +35,9 @@ struct auth;
 /* The --auth principals (ownership passes; NULL: none), taken at the start
  * of the next turn: at start, or a reload (any thread). */
 void loop_set_auth(struct loop *l, struct auth *a);
+/* Requests bigger than this are answered TOO_LARGE (cueqd --max-frame,
+ * at most PROTO_MAX_FRAME); set before loop_run. */
+void loop_set_max_frame(struct loop *l, size_t bytes);
 /* The server to answer through; set before loop_run. */
 void loop_set_server(struct loop *l, struct server *s);
 /* server callbacks (any thread) */

@@ -28,6 +28,7 @@
 #include "engine.h"
 #include "log.h"
 #include "loop.h"
+#include "ops.h"
 #include "server.h"
 
 static const char *const fsync_names[] = {"always", "interval", "never"};
@@ -175,6 +176,7 @@ int main(int argc, char **argv)
 		.max_open_files = tables,
 		.retention_ms = cfg.retention_ms,
 		.idem_window_ms = cfg.idem_window_ms,
+		.max_queues = (uint32_t)cfg.max_queues,
 	};
 	if (eo->open(&ec, &e, err, sizeof(err)) != 0) {
 		log_error("cannot open the data directory %s: %s", cfg.data_dir, err);
@@ -188,6 +190,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	loop_set_auth(l, auth);
+	loop_set_max_frame(l, (size_t)cfg.max_frame);
+	ops_set_max_payload((size_t)cfg.max_payload);
 	auth = NULL;
 	struct server_tls tls = {.cert_file = cfg.tls_cert, .key_file = cfg.tls_key};
 	if (server_start(cfg.listen, cfg.n_listen, cfg.max_connections, &tls, loop_deliver,

@@ -307,8 +307,9 @@ int emb_purge(struct engine *e, const char *queue, size_t qlen, int state, size_
 
 int emb_pause(struct engine *e, const char *queue, size_t qlen, bool paused, proto_error *err)
 {
-	struct queue *q = emb_queue(e, queue, qlen, true);
-	(void)err;
+	struct queue *q = emb_queue_admit(e, queue, qlen, err);
+	if (q == NULL)
+		return err->code;
 	if (q->paused != paused) {
 		q->paused = paused;
 		emb_counts_dirty(e, q);

@@ -290,6 +290,13 @@ static int op_ping(struct opctx *c)
 
 /* ---- push ---- */
 
+static size_t max_payload = CUEQ_MAX_PAYLOAD;
+
+void ops_set_max_payload(size_t bytes)
+{
+	max_payload = bytes;
+}
+
 static int push_job(struct opctx *c, const msgpack_object *m, struct eng_push *p, int64_t now)
 {
 	uint64_t u;
@@ -301,7 +308,7 @@ static int push_job(struct opctx *c, const msgpack_object *m, struct eng_push *p
 	if ((rc = queue_field(c, m, true, &p->queue, &p->queue_len)) != CUEQ_OK)
 		return rc;
 	p->payload = "";
-	if ((rc = proto_bytes(m, "payload", false, CUEQ_MAX_PAYLOAD, &p->payload, &p->payload_len,
+	if ((rc = proto_bytes(m, "payload", false, max_payload, &p->payload, &p->payload_len,
 			      &c->err)) != CUEQ_OK)
 		return rc;
 	if ((rc = proto_int(m, "priority", false, -PROTO_MAX_PRIORITY, PROTO_MAX_PRIORITY, &pr,

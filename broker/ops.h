@@ -73,6 +73,9 @@ struct op {
 	unsigned roles;		    /* ROLE_* of auth.h that may run it (with --auth) */
 };
 
+/* Limits an operator may lower (cueqd --max-payload): set once at start. */
+void ops_set_max_payload(size_t bytes);
+
 /* The op of that name, or NULL. */
 const struct op *ops_find(const char *name, size_t len);
 /* Comma-separated names of every op, for error messages. */

@@ -283,6 +283,9 @@ int emb_push(struct engine *e, const struct eng_push *jobs, size_t n, struct eng
 		if (keys && (earlier(jobs, out, i) || (p->key && by_key(e, p, now, o)) ||
 			     (p->unique && held(e, p, o))))
 			continue;
+		struct queue *q = emb_queue_admit(e, p->queue, p->queue_len, &o->err);
+		if (q == NULL)
+			continue;
 		if (p->every_ms > 0 || p->cron != NULL) {
 			emb_cue_new(e, p, now, o);
 			if (p->key)
@@ -290,7 +293,6 @@ int emb_push(struct engine *e, const struct eng_push *jobs, size_t n, struct eng
 			e->durable = true;
 			continue;
 		}
-		struct queue *q = emb_queue(e, p->queue, p->queue_len, true);
 		struct job *j = emb_oom(jobs_alloc(e->jobs));
 		j->id = emb_next_id(e);
 		j->cue_id = j->id;

@@ -3,7 +3,9 @@
  * cannot stop the others: the claims it may park are bounded per
  * connection and in all (the rest are answered UNAVAILABLE at once, saying
  * which bound), its closed connection frees them, another client's ping is
- * answered meanwhile, and a parked claim does not keep its frame.
+ * answered meanwhile, and a parked claim does not keep its frame.  The
+ * limits on queues, payloads and frames are flags, answered with their
+ * errors when hit.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -256,6 +258,118 @@ static int start_measured(void **state)
 	return 0;
 }
 
+static int start_limited(void **state)
+{
+	th_broker *b = calloc(1, sizeof(*b));
+	static const char *const flags[] = {"--max-queues", "3", "--max-payload", "2000",
+					    "--max-frame", "65536", NULL};
+	if (b == NULL || th_broker_start(b, flags) != 0)
+		return -1;
+	*state = b;
+	return 0;
+}
+
+/* A push of one job of len payload bytes to queue: the error code ("" ok). */
+static void push_expect(th_raw *r, const char *queue, size_t len, const char *want)
+{
+	th_req q;
+	th_reply rep;
+	char *payload = calloc(1, len + 1);
+	assert_non_null(payload);
+	memset(payload, 'p', len);
+	assert_int_equal(th_req_begin(&q, "push", 1), 0);
+	proto_key(th_pk(&q), "jobs");
+	msgpack_pack_array(th_pk(&q), 1);
+	msgpack_pack_map(th_pk(&q), 2);
+	proto_kv_cstr(th_pk(&q), "queue", queue);
+	proto_kv_bin(th_pk(&q), "payload", payload, len);
+	free(payload);
+	assert_int_equal(th_req_call(r, &q, &rep), 0);
+	const char *got = rep.ok ? "" : rep.err;
+	const msgpack_object *res = rep.ok ? th_item(rep.root, "results", 0) : NULL;
+	char item_err[32] = "";
+	if (res != NULL && th_str(res, "err", item_err, sizeof(item_err)))
+		got = item_err;
+	if (strcmp(got, want) != 0)
+		fail_msg("push of %zu bytes to %s: want '%s', got '%s' %s", len, queue, want, got,
+			 rep.msg);
+	th_reply_free(&rep);
+}
+
+/* --max-queues, --max-payload and --max-frame are answered with their
+ * errors and change nothing; a queue emptied and forgotten frees its place. */
+static void test_limits_are_flags(void **state)
+{
+	th_broker *b = *state;
+	th_raw r;
+	char id[PROTO_ID_LEN + 1], tok[PROTO_ID_LEN + 1];
+	uint64_t attempt;
+	assert_int_equal(th_raw_open(&r, b->url, 10000), 0);
+	push_expect(&r, "lim.a", 10, "");
+	push_expect(&r, "lim.b", 10, "");
+	push_expect(&r, "lim.c", 10, "");
+	push_expect(&r, "lim.d", 10, "UNAVAILABLE");
+	push_expect(&r, "lim.a", 10, ""); /* an existing queue takes more */
+	char *before = th_raw_stats_text(&r);
+	assert_non_null(before);
+	assert_null(strstr(before, "lim.d"));
+
+	/* a pause would make a queue too */
+	th_req q;
+	th_reply rep;
+	assert_int_equal(th_req_begin(&q, "pause", 1), 0);
+	proto_kv_cstr(th_pk(&q), "queue", "lim.d");
+	assert_int_equal(th_req_call(&r, &q, &rep), 0);
+	assert_false(rep.ok);
+	assert_string_equal(rep.err, "UNAVAILABLE");
+	assert_non_null(strstr(rep.msg, "--max-queues"));
+	th_reply_free(&rep);
+
+	push_expect(&r, "lim.a", 2000, "");
+	push_expect(&r, "lim.a", 2001, "TOO_LARGE");
+	/* 40 jobs of 1900 bytes: under every payload limit, over the frame's */
+	assert_int_equal(th_req_begin(&q, "push", 1), 0);
+	proto_key(th_pk(&q), "jobs");
+	msgpack_pack_array(th_pk(&q), 40);
+	char fill[1900];
+	memset(fill, 'x', sizeof(fill));
+	for (int i = 0; i < 40; i++) {
+		msgpack_pack_map(th_pk(&q), 2);
+		proto_kv_cstr(th_pk(&q), "queue", "lim.a");
+		proto_kv_bin(th_pk(&q), "payload", fill, sizeof(fill));
+	}
+	assert_int_equal(th_req_call(&r, &q, &rep), 0);
+	assert_false(rep.ok);
+	assert_string_equal(rep.err, "TOO_LARGE");
+	assert_non_null(strstr(rep.msg, "65536"));
+	th_reply_free(&rep);
+	char *after = th_raw_stats_text(&r);
+	assert_non_null(after);
+	assert_int_equal(strstr(after, "lim.a") != NULL, 1);
+	free(after);
+
+	/* lim.c emptied and purged is forgotten: lim.d fits now */
+	assert_int_equal(th_raw_claim(&r, "lim.c", 30000, 0, id, tok, &attempt), 0);
+	assert_int_equal(th_req_begin(&q, "ack", 1), 0);
+	proto_key(th_pk(&q), "items");
+	msgpack_pack_array(th_pk(&q), 1);
+	msgpack_pack_map(th_pk(&q), 2);
+	proto_kv_cstr(th_pk(&q), "execution_id", id);
+	proto_kv_cstr(th_pk(&q), "lease_token", tok);
+	assert_int_equal(th_req_call(&r, &q, &rep), 0);
+	assert_true(rep.ok);
+	th_reply_free(&rep);
+	assert_int_equal(th_req_begin(&q, "purge", 2), 0);
+	proto_kv_cstr(th_pk(&q), "queue", "lim.c");
+	proto_kv_cstr(th_pk(&q), "state", "succeeded");
+	assert_int_equal(th_req_call(&r, &q, &rep), 0);
+	assert_true(rep.ok);
+	th_reply_free(&rep);
+	push_expect(&r, "lim.d", 10, "");
+	free(before);
+	th_raw_close(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -265,6 +379,7 @@ int main(void)
 						th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_repeats_of_a_parked_claim_are_bounded,
 						th_fixture_start, th_fixture_stop),
+		cmocka_unit_test_setup_teardown(test_limits_are_flags, start_limited, th_fixture_stop),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
