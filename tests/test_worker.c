@@ -13,6 +13,8 @@
  * assertion, not a ctest timeout.
  */
 #include <pthread.h>
+#include <signal.h>
+#include <time.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,6 +27,7 @@
 
 #include "cueq/cueq.h"
 #include "harness.h"
+#include "proc.h"
 
 #define MAX_SEEN 64
 
@@ -369,6 +372,106 @@ static void test_prefetch_does_not_hoard_a_short_queue(void **state)
 	pthread_mutex_destroy(&bl.mu);
 }
 
+/* The wall-clock time (Unix ms) of the claim of attempt 1 in id's history,
+ * 0 when there is none. */
+static int64_t first_claim_at(th_raw *r, const char *id)
+{
+	th_reply rep;
+	const msgpack_object *exe, *h;
+	int64_t at = 0;
+	assert_int_equal(th_raw_get(r, id, &rep, &exe), 0);
+	h = th_get(exe, "history");
+	for (uint32_t i = 0; h != NULL && i < h->via.array.size; i++) {
+		const msgpack_object *ev = &h->via.array.ptr[i];
+		char name[32] = "";
+		uint64_t attempt = 0, t = 0;
+		th_str(ev, "event", name, sizeof(name));
+		th_uint(ev, "attempt", &attempt);
+		th_uint(ev, "at", &t);
+		if (strcmp(name, "claimed") == 0 && attempt == 1 && at == 0)
+			at = (int64_t)t;
+	}
+	th_reply_free(&rep);
+	return at;
+}
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A worker stopped (SIGSTOP) with a claim in flight: the broker answers
+ * it with a job while the worker is stopped, and the job's lease runs out
+ * before the worker resumes.  On SIGCONT the worker reads that answer; it
+ * must not start the job, whose lease it cannot show is live (the lease
+ * began after the claim was sent, and that was before the stop).  The
+ * commands log "ID ATTEMPT": attempt 1 of such a job must never appear,
+ * and the worker says on stderr that it did not run it.  The job is
+ * pushed right after the stop; a round where the claim was not in flight
+ * (the broker's history shows attempt 1 claimed after the resume) proves
+ * nothing and is played again with a new job. */
+static void test_stopped_worker_runs_no_dead_lease(void **state)
+{
+	th_broker *b = *state;
+	char dir[] = "/tmp/cueq-stop-XXXXXX", log[64], errlog[64], script[256];
+	th_raw r;
+	assert_non_null(mkdtemp(dir));
+	snprintf(log, sizeof(log), "%s/ran", dir);
+	snprintf(errlog, sizeof(errlog), "%s/stderr", dir);
+	snprintf(script, sizeof(script), "echo \"$CUEQ_EXECUTION_ID $CUEQ_ATTEMPT\" >> %s", log);
+	assert_int_equal(th_raw_open(&r, b->url, 10000), 0);
+
+	char *const argv[] = {(char *)th_cli_path, "work", "stopq", "--lease", "1s", "--url", b->url,
+			      "--", "/bin/sh", "-c", script, NULL};
+	proc_opts o = {.log = errlog};
+	pid_t w = proc_spawn(argv, &o);
+	assert_true(w > 0);
+	th_sleep_ms(500); /* its first claim waits */
+	char id[PROTO_ID_LEN + 1] = "";
+	bool shown = false;
+	for (int round = 0; round < 6 && !shown; round++) {
+		assert_int_equal(kill(w, SIGSTOP), 0);
+		int64_t stopped = wall_ms();
+		assert_int_equal(th_raw_push(&r, "stopq", "x", 0, 10, id), 0);
+		th_sleep_ms(2500); /* its lease (1 s) runs out at the broker */
+		int64_t resumed = wall_ms();
+		assert_int_equal(kill(w, SIGCONT), 0);
+		th_sleep_ms(2500); /* redelivered: attempt 2 runs */
+		int64_t at = first_claim_at(&r, id);
+		shown = at >= stopped && at < resumed;
+	}
+	if (!shown)
+		fail_msg("in 6 rounds the broker never answered the stopped worker's claim");
+	int status;
+	proc_stop(w, 15000, &status);
+
+	FILE *f = fopen(log, "r");
+	assert_non_null(f);
+	char got[64];
+	unsigned attempt, second = 0;
+	while (fscanf(f, "%63s %u", got, &attempt) == 2) {
+		if (strcmp(got, id) == 0 && attempt == 1)
+			fail_msg("%s was started at attempt 1 after its lease ended in the stop", id);
+		second += strcmp(got, id) == 0 && attempt == 2;
+	}
+	fclose(f);
+	assert_int_equal(second, 1); /* delivered again, and run */
+	f = fopen(errlog, "r");
+	assert_non_null(f);
+	char line[512];
+	bool said = false;
+	while (fgets(line, sizeof(line), f) != NULL)
+		said |= strstr(line, id) != NULL && strstr(line, "not run") != NULL;
+	fclose(f);
+	assert_true(said);
+	th_raw_close(&r);
+	char cmd[96];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -377,6 +480,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_failing_handler_nacks, th_fixture_start,
 						th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_prefetch_grows_behind_a_backlog,
+						th_fixture_start, th_fixture_stop),
+		cmocka_unit_test_setup_teardown(test_stopped_worker_runs_no_dead_lease,
 						th_fixture_start, th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_prefetch_does_not_hoard_a_short_queue,
 						th_fixture_start, th_fixture_stop),

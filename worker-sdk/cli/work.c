@@ -304,6 +304,28 @@ static void open_std_fds(void)
 	}
 }
 
+/* The worker's events, one line each on stderr, so an operator sees why
+ * a job was not run or a lease was lost. */
+static void log_event(const cueq_worker_event *ev, void *arg)
+{
+	(void)arg;
+	switch (ev->kind) {
+	case CUEQ_WORKER_DROPPED:
+		fprintf(stderr, "cueq: %s attempt %u not run: %s\n", ev->execution_id, ev->attempt,
+			ev->detail);
+		break;
+	case CUEQ_WORKER_LEASE_LOST:
+		fprintf(stderr, "cueq: %s attempt %u lost its lease: %s\n", ev->execution_id,
+			ev->attempt, ev->detail);
+		break;
+	case CUEQ_WORKER_RETRYING:
+		fprintf(stderr, "cueq: claiming failed, trying again: %s\n", ev->detail);
+		break;
+	case CUEQ_WORKER_CANCELLED: /* said by the handler when it stops the command */
+		break;
+	}
+}
+
 static int run_worker(struct cli *cli, struct work *wk, const cueq_worker_opts *wo)
 {
 	struct sigctl sc = { 0 };
@@ -381,6 +403,7 @@ int cmd_work(struct cli *cli, int argc, char **argv)
 	wo.concurrency = (unsigned)conc;
 	wo.prefetch = 1; /* a claimed job waits for a free slot holding its lease: keep one */
 	wo.max_jobs = (uint64_t)max_jobs;
+	wo.on_event = log_event;
 	wk.queue = argv[1];
 	wk.url = cli->url;
 	wk.token = cli->token;

@@ -40,6 +40,21 @@ static bool transient(int rc)
 	       rc == CUEQ_ERR_PROTOCOL || rc == CUEQ_ERR_NOMEM;
 }
 
+void worker_event(cueq_worker *w, cueq_worker_event_kind kind, const cueq_job *j, int err,
+		  const char *detail)
+{
+	if (w->on_event == NULL)
+		return;
+	cueq_worker_event ev = {
+		.kind = kind,
+		.execution_id = j != NULL ? j->id : NULL,
+		.attempt = j != NULL ? j->attempt : 0,
+		.err = err,
+		.detail = detail,
+	};
+	w->on_event(&ev, w->event_arg);
+}
+
 static bool stopping(cueq_worker *w)
 {
 	return atomic_load(&w->stop);
@@ -71,6 +86,15 @@ static void *handler_thread(void *arg)
 		j->next = NULL;
 		w->n_queued--;
 		w->n_running++;
+		/* never start a job whose lease is not surely live now (the
+		 * process may have been stopped while it waited) */
+		bool dead = atomic_load(&j->lease_lost) || proto_mono_ms() >= j->local_deadline;
+		if (dead) {
+			atomic_store(&j->lease_lost, true);
+			atomic_fetch_add(&w->dropped, 1);
+			worker_event(w, CUEQ_WORKER_DROPPED, j, 0,
+				     "its lease ended (or it was cancelled) before a handler was free, so it was not run; the broker delivers it again unless cancelled");
+		}
 		pthread_mutex_unlock(&w->mu);
 
 		j->ok = false;
@@ -166,6 +190,7 @@ static int fetch_loop(cueq_worker *w, char *why, size_t why_len)
 		if (want > CUEQ_MAX_CLAIM)
 			want = CUEQ_MAX_CLAIM;
 
+		int64_t sent = proto_mono_ms(); /* the leases start after this */
 		rc = sdk_claim(w->c, w->queue, want, w->lease_ms, w->wait_ms, &w->claim_cut, jobs,
 			       &n);
 		recv = proto_mono_ms();
@@ -185,6 +210,7 @@ static int fetch_loop(cueq_worker *w, char *why, size_t why_len)
 				snprintf(why, why_len, "%s", cueq_last_error());
 				break;
 			}
+			worker_event(w, CUEQ_WORKER_RETRYING, NULL, rc, cueq_last_error());
 			pause_ms(w, backoff);
 			backoff = backoff * 2 > 2000 ? 2000 : backoff * 2;
 			rc = CUEQ_OK;
@@ -203,7 +229,7 @@ static int fetch_loop(cueq_worker *w, char *why, size_t why_len)
 		pthread_mutex_lock(&w->mu);
 		for (size_t i = 0; i < n; i++) {
 			cueq_job *j = jobs[i];
-			worker_hold(w, j, recv);
+			worker_hold(w, j, sent);
 			if (w->run_tail != NULL)
 				w->run_tail->next = j;
 			else
@@ -325,6 +351,7 @@ void cueq_worker_get_counts(const cueq_worker *w, cueq_worker_counts *out)
 	out->succeeded = atomic_load(&m->succeeded);
 	out->failed = atomic_load(&m->failed);
 	out->lost = atomic_load(&m->lost);
+	out->dropped = atomic_load(&m->dropped);
 }
 
 int cueq_worker_new(cueq_client *c, const char *queue, cueq_handler h, void *arg,
@@ -368,6 +395,9 @@ int cueq_worker_new(cueq_client *c, const char *queue, cueq_handler h, void *arg
 	atomic_init(&w->succeeded, 0);
 	atomic_init(&w->failed, 0);
 	atomic_init(&w->lost, 0);
+	atomic_init(&w->dropped, 0);
+	w->on_event = o.on_event;
+	w->event_arg = o.event_arg;
 	if (pthread_mutex_init(&w->mu, NULL) != 0 || sdk_cond_init(&w->cv_run) != 0 ||
 	    sdk_cond_init(&w->cv_fetch) != 0 || sdk_cond_init(&w->cv_ext) != 0 ||
 	    sdk_cond_init(&w->cv_ack) != 0 || sdk_cut_init(&w->claim_cut) != 0 ||

@@ -25,8 +25,10 @@ struct cueq_worker {
 	int64_t lease_ms, wait_ms, ack_linger_ms;
 	uint64_t max_jobs;
 
+	cueq_worker_event_fn on_event;
+	void *event_arg;
 	atomic_bool stop;
-	_Atomic uint64_t succeeded, failed, lost;
+	_Atomic uint64_t succeeded, failed, lost, dropped;
 	/* Cut by cueq_worker_shutdown (claims at once, outcomes after its
 	 * grace) and, for extensions, when no job needs its lease any more. */
 	struct sdk_cut claim_cut, send_cut, ext_cut;
@@ -54,8 +56,11 @@ struct cueq_worker {
 };
 
 /* Puts j on the held list (refs 1) and sets up its lease tracking; j was
- * received at mono time recv_mono.  Called with mu held. */
-void worker_hold(cueq_worker *w, cueq_job *j, int64_t recv_mono);
+ * claimed by a request sent at mono time sent_mono.  Called with mu held. */
+void worker_hold(cueq_worker *w, cueq_job *j, int64_t sent_mono);
+/* Tells the event hook, if any, about job j (may be NULL). */
+void worker_event(cueq_worker *w, cueq_worker_event_kind kind, const cueq_job *j, int err,
+		  const char *detail);
 /* Drops one reference; frees j at zero.  Called with mu held. */
 void worker_unref(cueq_worker *w, cueq_job *j);
 /* Takes j off the held list and drops its reference.  With mu held. */

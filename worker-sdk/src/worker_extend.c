@@ -19,14 +19,19 @@
 
 #define MAX_IDLE_MS 1000 /* look again at least this often */
 
-void worker_hold(cueq_worker *w, cueq_job *j, int64_t recv_mono)
+void worker_hold(cueq_worker *w, cueq_job *j, int64_t sent_mono)
 {
-	int64_t remaining = atomic_load(&j->lease_deadline) - (proto_now_ms() + w->clock_offset);
 	int64_t len = w->lease_ms ? w->lease_ms : j->lease_ms;
+	/* The broker started the lease when it took the claim, after it was
+	 * sent: so it lasts at least until sent + its length on our own
+	 * monotonic clock, whatever the wall clocks say.  A reply that gives
+	 * no length leaves only the broker's deadline, through the measured
+	 * clock offset; a lease that seems gone by it is taken as gone. */
+	int64_t remaining = j->lease_ms > 0 ? j->lease_ms
+			    : atomic_load(&j->lease_deadline) - (proto_now_ms() + w->clock_offset);
 
-	/* A lease that seems already gone is likely clock error: extend now. */
-	if (remaining < PROTO_MIN_LEASE_MS / 2)
-		remaining = PROTO_MIN_LEASE_MS / 2;
+	if (remaining < 0)
+		remaining = 0;
 	if (len == 0) /* the reply did not say: round what is left up to 100 ms */
 		len = (remaining + 99) / 100 * 100;
 	if (len < PROTO_MIN_LEASE_MS)
@@ -36,7 +41,7 @@ void worker_hold(cueq_worker *w, cueq_job *j, int64_t recv_mono)
 	if (remaining > len)
 		remaining = len;
 	j->lease_len = len;
-	j->local_deadline = recv_mono + remaining;
+	j->local_deadline = sent_mono + remaining;
 	j->next_extend = j->local_deadline - len * 2 / 3;
 	j->refs = 1;
 	j->held_prev = NULL;
@@ -94,6 +99,8 @@ static size_t pick(cueq_worker *w, cueq_job **batch, int64_t *wake)
 			continue;
 		if (now >= j->local_deadline) {
 			atomic_store(&j->lease_lost, true);
+			worker_event(w, CUEQ_WORKER_LEASE_LOST, j, 0,
+				     "its lease ran out before an extension was answered");
 			continue;
 		}
 		if (now >= j->next_extend && n < CUEQ_MAX_BATCH) {
@@ -133,9 +140,15 @@ static void extend_batch(cueq_worker *w, cueq_job **batch, cueq_extend_item *ite
 			j->next_extend = j->local_deadline - j->lease_len * 2 / 3;
 			atomic_store(&j->lease_deadline, items[i].lease_deadline_ms);
 		} else if (rc == CUEQ_OK && refused(items[i].err)) {
-			if (items[i].err == CUEQ_ERR_STALE_LEASE && items[i].state == CUEQ_CANCELLED)
+			bool cancelled = items[i].err == CUEQ_ERR_STALE_LEASE &&
+					 items[i].state == CUEQ_CANCELLED;
+			if (cancelled)
 				atomic_store(&j->cancelled, true);
 			atomic_store(&j->lease_lost, true);
+			worker_event(w, cancelled ? CUEQ_WORKER_CANCELLED : CUEQ_WORKER_LEASE_LOST, j,
+				     items[i].err,
+				     cancelled ? "an operator cancelled it"
+					       : "the broker refused to extend its lease: it ended");
 		} else {
 			/* No answer yet: try again soon; the deadline check decides. */
 			int64_t gap = j->lease_len / 10;

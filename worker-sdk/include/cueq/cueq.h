@@ -493,6 +493,32 @@ CUEQ_API bool cueq_job_lease_lost(const cueq_job *j);
 CUEQ_API bool cueq_job_cancelled(const cueq_job *j);
 
 typedef struct cueq_worker cueq_worker;
+/* What a worker tells its event hook (cueq_worker_opts.on_event). */
+typedef enum cueq_worker_event_kind {
+	CUEQ_WORKER_DROPPED = 1, /* a claimed job not run: its lease ended (or
+				  * could not be shown live) before a handler
+				  * was free; the broker delivers it again */
+	CUEQ_WORKER_LEASE_LOST,	 /* a held job's lease ended: its outcome will
+				  * not be taken (the handler should stop) */
+	CUEQ_WORKER_CANCELLED,	 /* an operator cancelled a held job */
+	CUEQ_WORKER_RETRYING,	 /* a claim failed (err, detail) and is tried
+				  * again after a pause: the broker may be down */
+} cueq_worker_event_kind;
+
+typedef struct cueq_worker_event {
+	cueq_worker_event_kind kind;
+	const char *execution_id; /* NULL for RETRYING */
+	uint32_t attempt;	  /* the job's delivery, 0 for RETRYING */
+	int err;		  /* RETRYING: the claim's error */
+	const char *detail;	  /* a sentence for people */
+} cueq_worker_event;
+
+/* Called on one of the worker's threads, possibly while the worker holds
+ * its own lock: it must return quickly, must not call into the worker but
+ * for cueq_worker_stop() and cueq_worker_get_counts(), and must copy what
+ * it keeps (the strings live only during the call). */
+typedef void (*cueq_worker_event_fn)(const cueq_worker_event *ev, void *arg);
+
 typedef struct cueq_worker_opts {
 	unsigned concurrency;	/* 0: 1 handler thread */
 	unsigned prefetch;	/* claimed ahead of the handlers.  0: adapts: as
@@ -505,12 +531,16 @@ typedef struct cueq_worker_opts {
 				 * ack request is in flight; N: wait up to N ms
 				 * to share a request */
 	uint64_t max_jobs;	/* 0: run until stopped; else stop after this many */
+	cueq_worker_event_fn on_event; /* NULL: none */
+	void *event_arg;
 } cueq_worker_opts;
 
 typedef struct cueq_worker_counts {
 	uint64_t succeeded; /* acked */
 	uint64_t failed;    /* nacked */
 	uint64_t lost;	    /* lease lost before the outcome was accepted */
+	uint64_t dropped;   /* claimed but not run: the lease ended first (counted
+			     * in lost too) */
 } cueq_worker_counts;
 
 CUEQ_API int cueq_worker_new(cueq_client *c, const char *queue, cueq_handler h, void *arg,
