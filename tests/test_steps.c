@@ -565,6 +565,15 @@ static void test_step_once_claimed(void **state)
 					    &skipped),
 			 CUEQ_ERR_UNAVAILABLE);
 	assert_int_equal(bad.calls, 1);
+	/* the error says which step failed, not the ledger's "no such step" */
+	assert_non_null(strstr(cueq_last_error(), "step 'flaky'"));
+	assert_non_null(strstr(cueq_last_error(), "failed"));
+	assert_null(strstr(cueq_last_error(), "has no step"));
+	struct effect own = { .fail = 42 }; /* a code of the application's own */
+	assert_int_equal(cueq_job_step_once(j2, "own", do_effect, &own, value, sizeof(value), &len,
+					    &skipped),
+			 42);
+	assert_non_null(strstr(cueq_last_error(), "returned 42"));
 	expect_no_step(c, id, "flaky");
 	/* The first delivery's job is fenced: nothing it does is recorded. */
 	struct effect late = { 0 };

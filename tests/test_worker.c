@@ -38,6 +38,7 @@ typedef struct seen {
 	size_t n;
 	int64_t sleep_ms; /* how long the handler runs */
 	bool fail;	  /* the handler fails */
+	bool fail_returns_ok; /* ... with cueq_job_fail, then returns CUEQ_OK */
 	size_t lost;	  /* handlers that saw cueq_job_lease_lost() */
 } seen;
 
@@ -61,7 +62,8 @@ static int handler(cueq_job *j, void *arg)
 	}
 	if (s->fail) {
 		cueq_job_fail(j, "handler failed", 0, false);
-		return CUEQ_ERR_INVALID;
+		/* a failure is nacked even when the handler then returns ok */
+		return s->fail_returns_ok ? CUEQ_OK : CUEQ_ERR_INVALID;
 	}
 	cueq_job_set_result(j, "handled");
 	return CUEQ_OK;
@@ -202,17 +204,29 @@ static void test_failing_handler_nacks(void **state)
 	assert_int_equal(th_count_events(e, "nacked"), 1);
 	cueq_execution_free(e);
 
-	/* Redelivered to the next worker with attempt 2. */
+	/* cueq_job_fail and then CUEQ_OK: still a nack (attempt 2 fails so). */
+	s.fail_returns_ok = true;
+	s.n = 0;
+	run_worker(c, "flaky", &s, &o, 15000, &counts);
+	assert_int_equal(s.n, 1);
+	assert_int_equal(counts.failed, 1);
+	assert_int_equal(counts.succeeded, 0);
+	assert_int_equal(cueq_get(c, r.execution_id, &e), CUEQ_OK);
+	assert_int_not_equal(e->state, CUEQ_SUCCEEDED);
+	assert_int_equal(e->failures, 2);
+	cueq_execution_free(e);
+
+	/* Redelivered to the next worker with attempt 3. */
 	s.fail = false;
 	s.n = 0;
 	run_worker(c, "flaky", &s, &o, 15000, &counts);
 	assert_int_equal(s.n, 1);
 	assert_string_equal(s.id[0], r.execution_id);
-	assert_int_equal(s.attempt[0], 2);
+	assert_int_equal(s.attempt[0], 3);
 	assert_int_equal(counts.succeeded, 1);
 	assert_int_equal(cueq_get(c, r.execution_id, &e), CUEQ_OK);
 	assert_int_equal(e->state, CUEQ_SUCCEEDED);
-	assert_int_equal(e->attempt, 2);
+	assert_int_equal(e->attempt, 3);
 	cueq_execution_free(e);
 	cueq_close(c);
 	pthread_mutex_destroy(&s.mu);

@@ -99,8 +99,14 @@ int cueq_job_step_once(cueq_job *j, const char *name, cueq_step_fn fn, void *arg
 		return sdk_fail(CUEQ_ERR_LEASE_LOST,
 				"the lease on execution %s is lost: step '%s' was not started",
 				j->id, name);
-	if ((rc = fn(j, arg, value, size, &n)) != CUEQ_OK)
-		return rc; /* the step failed: nothing is recorded */
+	sdk_fail(CUEQ_OK, "%s", ""); /* what fn says, if anything, is its own */
+	if ((rc = fn(j, arg, value, size, &n)) != CUEQ_OK) {
+		/* the step failed: nothing is recorded; its own code goes back */
+		if (cueq_last_error()[0] == '\0')
+			sdk_fail(rc, "step '%s' of execution %s failed: its function returned %d; nothing was recorded, so a redelivery runs it again",
+				 name, j->id, rc);
+		return rc;
+	}
 	if (n > size || n > CUEQ_MAX_STEP_VALUE)
 		return sdk_fail(CUEQ_ERR_TOO_LARGE,
 				"step '%s' produced a %zu-byte value; the limit is %u (and the "

@@ -100,7 +100,9 @@ static void *handler_thread(void *arg)
 		j->ok = false;
 		if (!atomic_load(&j->lease_lost)) {
 			int rc = w->h(j, w->arg);
-			j->ok = rc == CUEQ_OK;
+			/* a handler that called cueq_job_fail is nacked whatever
+			 * it returns: a failure is never acked by accident */
+			j->ok = rc == CUEQ_OK && j->error == NULL;
 			if (!j->ok && j->error == NULL) {
 				char why[64];
 				snprintf(why, sizeof(why), "the handler returned %d", rc);

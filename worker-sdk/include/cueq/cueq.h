@@ -458,7 +458,9 @@ CUEQ_API int cueq_resume(cueq_client *c, const char *queue);
 
 /* Runs for each claimed execution on one of the worker's threads.  Return
  * CUEQ_OK to ack (with the result set by cueq_job_set_result, if any);
- * any other value nacks (with the error set by cueq_job_fail, if any). */
+ * any other value nacks (with the error set by cueq_job_fail, if any).  A
+ * handler that called cueq_job_fail is nacked even when it returns
+ * CUEQ_OK. */
 typedef int (*cueq_handler)(cueq_job *job, void *arg);
 
 /* Inside a handler: the text stored with the ack. */
@@ -473,7 +475,9 @@ CUEQ_API int cueq_job_step_key(const cueq_job *j, const char *name, char *out, s
 
 /* A step's work: does the side effect once and writes what to remember
  * (an external ID, say) into value[size], its length into *len.  Returns
- * CUEQ_OK, or an error that fails the step (nothing is recorded). */
+ * CUEQ_OK, or any other value, which fails the step: nothing is recorded,
+ * and cueq_job_step_once returns that same value, with cueq_last_error()
+ * saying which step failed (or what fn's own failed cueq call said). */
 typedef int (*cueq_step_fn)(cueq_job *j, void *arg, char *value, size_t size, size_t *len);
 
 /* Inside a handler: runs step name once per execution.  When the ledger
