@@ -69,6 +69,20 @@ struct eng_config {
 	void *clock_arg;
 };
 
+/* The parts of a push an idempotency key compares, as a mismatch names
+ * them (eng_push.req_fields). */
+enum eng_req_field {
+	ENG_F_PAYLOAD,
+	ENG_F_PRIORITY,
+	ENG_F_MAX_ATTEMPTS,
+	ENG_F_LEASE,
+	ENG_F_WHEN, /* delay_ms or run_at */
+	ENG_F_UNIQUE,
+	ENG_F_POLICY, /* max_expiries, backoff */
+	ENG_F_SCHEDULE,
+	ENG_REQ_FIELDS
+};
+
 /* A recurring cue's schedule (PROTOCOL.md, "Recurring cues"). */
 enum eng_catch_up { ENG_CATCH_UP_ONE = 0, ENG_CATCH_UP_ALL, ENG_CATCH_UP_NONE };
 enum eng_overlap { ENG_OVERLAP_ALLOW = 0, ENG_OVERLAP_SKIP };
@@ -96,6 +110,9 @@ struct eng_push {
 	uint64_t req_hash; /* of the job's canonical fields, for the key: FNV-1a
 			    * (as keys of older brokers hold) and SHA-256 */
 	uint8_t req_digest[32];
+	/* a 32-bit hash of each part of it (enum eng_req_field), so that a
+	 * mismatch can say which parts differ */
+	uint32_t req_fields[8];
 	const char *unique; /* unique key or NULL */
 	size_t unique_len;
 	uint32_t max_expiries;

@@ -173,6 +173,26 @@ static void job_fingerprint(struct eng_push *p, uint64_t delay, uint64_t run_at)
 	}
 	p->req_hash = f.fnv;
 	crypto_hash_sha256_final(&f.sha, p->req_digest);
+
+	/* each part on its own, for a mismatch to name */
+	uint64_t h[ENG_REQ_FIELDS];
+	uint64_t when[2] = {delay, run_at}, policy[5] = {p->max_expiries, p->backoff.base_ms,
+							 p->backoff.max_ms, p->backoff.factor_milli,
+							 p->backoff.no_jitter};
+	uint64_t sched[2] = {(uint64_t)p->every_ms, (uint64_t)p->catch_up << 8 | p->overlap};
+	h[ENG_F_PAYLOAD] = proto_hash(PROTO_HASH_INIT, p->payload, p->payload_len);
+	h[ENG_F_PRIORITY] = proto_hash(PROTO_HASH_INIT, &p->priority, sizeof(p->priority));
+	h[ENG_F_MAX_ATTEMPTS] = proto_hash(PROTO_HASH_INIT, &p->max_attempts, sizeof(p->max_attempts));
+	h[ENG_F_LEASE] = proto_hash(PROTO_HASH_INIT, &p->lease_ms, sizeof(p->lease_ms));
+	h[ENG_F_WHEN] = proto_hash(PROTO_HASH_INIT, when, sizeof(when));
+	h[ENG_F_UNIQUE] = proto_hash(proto_hash(PROTO_HASH_INIT, &has_unique, 1), p->unique,
+				     p->unique ? p->unique_len : 0);
+	h[ENG_F_POLICY] = proto_hash(PROTO_HASH_INIT, policy, sizeof(policy));
+	h[ENG_F_SCHEDULE] = proto_hash(proto_hash(proto_hash(PROTO_HASH_INIT, sched, sizeof(sched)),
+						  p->cron, p->cron ? p->cron_len + 1 : 0),
+				       p->tz, p->tz ? p->tz_len : 0);
+	for (int i = 0; i < ENG_REQ_FIELDS; i++)
+		p->req_fields[i] = (uint32_t)(h[i] ^ h[i] >> 32);
 }
 
 /* One of the words of a choice field: its index, or BAD_REQUEST. */

@@ -34,11 +34,38 @@ static size_t scoped(uint8_t *out, const char *prefix, const char *queue, size_t
 	return n + klen;
 }
 
-static int mismatch(const struct eng_push *p, struct eng_pushed *out)
+static const char *const FIELD_NAMES[ENG_REQ_FIELDS] = {
+	"payload", "priority", "max_attempts", "lease_ms", "delay_ms/run_at", "unique",
+	"retry policy (max_expiries, backoff)", "schedule",
+};
+
+/* "payload and max_attempts" for the parts where first (NULL: unknown, a
+ * key stored by an older broker) and p differ, into out. */
+static const char *differing(const uint32_t *first, const struct eng_push *p, char *out,
+			     size_t size)
 {
+	size_t n = 0, k = 0, count = 0;
+	out[0] = '\0';
+	for (int i = 0; first != NULL && i < ENG_REQ_FIELDS; i++)
+		count += first[i] != p->req_fields[i];
+	for (int i = 0; first != NULL && i < ENG_REQ_FIELDS && n < size; i++)
+		if (first[i] != p->req_fields[i]) {
+			k++;
+			n += (size_t)snprintf(out + n, size - n, "%s%s", k == 1 ? "" : k == count ? " and " : ", ",
+					      FIELD_NAMES[i]);
+		}
+	return out;
+}
+
+static int mismatch(const struct eng_push *p, const uint32_t *first, struct eng_pushed *out)
+{
+	char what[192];
+	differing(first, p, what, sizeof(what));
 	proto_fail(&out->err, CUEQ_ERR_IDEMPOTENCY_MISMATCH,
-		   "idempotency key '%.*s' of queue %.*s was used for a different request; send the same request again, or use a new key for a new one",
-		   (int)(p->key_len > 64 ? 64 : p->key_len), p->key, (int)p->queue_len, p->queue);
+		   "idempotency key '%.*s' of queue %.*s was used for a different request (%s%s); a request is its payload and all its options: send the same one again, or use a new key for a new one",
+		   (int)(p->key_len > 64 ? 64 : p->key_len), p->key, (int)p->queue_len, p->queue,
+		   what[0] ? what : "what differs is not recorded with this key",
+		   what[0] ? (strstr(what, " and ") ? " differ" : " differs") : "");
 	return 1;
 }
 
@@ -74,7 +101,7 @@ static int by_key(struct engine *e, const struct eng_push *p, int64_t now, struc
 		return 0; /* expired: the key is free again */
 	if (r.has_digest ? sodium_memcmp(r.digest, p->req_digest, sizeof(r.digest)) != 0
 			 : r.hash != p->req_hash)
-		return mismatch(p, out);
+		return mismatch(p, r.has_fields ? r.fields : NULL, out);
 	out->id = r.id;
 	out->cue_id = r.cue_id;
 	out->state = r.state;
@@ -121,7 +148,7 @@ static int earlier(const struct eng_push *jobs, struct eng_pushed *out, size_t i
 			continue;
 		if (same(p->key, p->key_len, q->key, q->key_len)) {
 			if (memcmp(p->req_digest, q->req_digest, sizeof(p->req_digest)) != 0)
-				return mismatch(p, &out[i]);
+				return mismatch(p, q->req_fields, &out[i]);
 			out[i] = out[j];
 			out[i].duplicate = true;
 			return 1;
@@ -150,6 +177,8 @@ static void remember(struct engine *e, const struct eng_push *p, const struct en
 		.expires_at = now + (p->key_ttl_ms > 0 ? p->key_ttl_ms : e->idem_window_ms),
 	};
 	memcpy(r.digest, p->req_digest, sizeof(r.digest));
+	r.has_fields = true;
+	memcpy(r.fields, p->req_fields, sizeof(r.fields));
 	msgpack_sbuffer_clear(&e->sbuf);
 	record_pack_idem(&e->pk, &r);
 	store_put(e->st, CF_IDEM, k, kl, e->sbuf.data, e->sbuf.size);

@@ -280,11 +280,18 @@ int record_unpack_event(const char *buf, size_t len, msgpack_unpacked *up, struc
 
 void record_pack_idem(msgpack_packer *pk, const struct idem_rec *r)
 {
-	msgpack_pack_map(pk, 8 + r->has_digest);
+	msgpack_pack_map(pk, 8 + r->has_digest + r->has_fields);
 	proto_kv_uint(pk, "v", RECORD_VERSION);
 	proto_kv_uint(pk, "h", r->hash);
 	if (r->has_digest)
 		proto_kv_bin(pk, "d", r->digest, sizeof(r->digest));
+	if (r->has_fields) {
+		uint8_t b[sizeof(r->fields)];
+		for (size_t i = 0; i < 8; i++)
+			for (int k = 0; k < 4; k++)
+				b[i * 4 + (size_t)k] = (uint8_t)(r->fields[i] >> (8 * k));
+		proto_kv_bin(pk, "f", b, sizeof(b));
+	}
 	proto_kv_uint(pk, "id", r->id);
 	proto_kv_uint(pk, "cue", r->cue_id);
 	proto_kv_uint(pk, "st", r->state);
@@ -311,6 +318,14 @@ int record_unpack_idem(const char *buf, size_t len, struct idem_rec *r)
 		bad |= i64(m, "ra", &r->run_at);
 		bad |= i64(m, "ca", &r->created_at);
 		bad |= i64(m, "ex", &r->expires_at);
+		const msgpack_object *f = proto_get(m, "f");
+		if (f != NULL && f->type == MSGPACK_OBJECT_BIN && f->via.bin.size == sizeof(r->fields)) {
+			const uint8_t *b = (const uint8_t *)f->via.bin.ptr;
+			for (size_t i = 0; i < 8; i++)
+				r->fields[i] = (uint32_t)b[i * 4] | (uint32_t)b[i * 4 + 1] << 8 |
+					       (uint32_t)b[i * 4 + 2] << 16 | (uint32_t)b[i * 4 + 3] << 24;
+			r->has_fields = true;
+		}
 		const msgpack_object *d = proto_get(m, "d");
 		if (d != NULL) {
 			bad |= d->type != MSGPACK_OBJECT_BIN || d->via.bin.size != sizeof(r->digest);

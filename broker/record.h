@@ -95,6 +95,8 @@ struct idem_rec {
 	uint64_t hash;
 	bool has_digest;
 	uint8_t digest[32]; /* SHA-256 */
+	bool has_fields;
+	uint32_t fields[8]; /* eng_push.req_fields, to name what differs */
 	uint64_t id, cue_id;
 	uint8_t state;
 	int64_t run_at, created_at, expires_at;

@@ -72,6 +72,13 @@ static void push_refused(cueq_client *c, const char *queue, const char *payload,
 		fail_msg("a refused push left no error sentence");
 }
 
+/* The last error holds want (a mismatch names what differs). */
+static void expect_says(const char *want)
+{
+	if (strstr(cueq_last_error(), want) == NULL)
+		fail_msg("the refusal '%s' does not say '%s'", cueq_last_error(), want);
+}
+
 /* A CONFLICT result must name the execution that holds the unique key. */
 static void expect_holder(const cueq_push_result *r, const char *want)
 {
@@ -241,14 +248,20 @@ static void test_key_mismatch(void **state)
 
 	push_ok(c, "mq", "payload A", &o, false, &r1);
 	push_refused(c, "mq", "payload B", &o, CUEQ_ERR_IDEMPOTENCY_MISMATCH, &r);
+	expect_says("(payload differs)");
 	expect_total(b, "mq", 1);
 
 	cueq_push_opts pri = o;
 	pri.priority = 5;
 	push_refused(c, "mq", "payload A", &pri, CUEQ_ERR_IDEMPOTENCY_MISMATCH, &r);
+	expect_says("(priority differs)");
+	push_refused(c, "mq", "payload B", &pri, CUEQ_ERR_IDEMPOTENCY_MISMATCH, &r);
+	expect_says("(payload and priority differ)");
 	cueq_push_opts att = o;
 	att.max_attempts = 2;
 	push_refused(c, "mq", "payload A", &att, CUEQ_ERR_IDEMPOTENCY_MISMATCH, &r);
+	expect_says("(max_attempts differs)");
+	expect_says("all its options");
 	cueq_push_opts lease = o;
 	lease.lease_ms = 4000;
 	push_refused(c, "mq", "payload A", &lease, CUEQ_ERR_IDEMPOTENCY_MISMATCH, &r);
