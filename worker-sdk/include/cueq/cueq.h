@@ -215,6 +215,9 @@ CUEQ_API const char *cueq_job_cue_id(const cueq_job *j);
 CUEQ_API const char *cueq_job_queue(const cueq_job *j);
 CUEQ_API const char *cueq_job_token(const cueq_job *j); /* lease token */
 CUEQ_API uint32_t cueq_job_attempt(const cueq_job *j);  /* 1 on first delivery */
+/* The payload, len bytes (len may be NULL), followed by a NUL that is not
+ * counted, so a text payload can be used as a C string; it lives as long
+ * as the job. */
 CUEQ_API const void *cueq_job_payload(const cueq_job *j, size_t *len);
 CUEQ_API int64_t cueq_job_lease_deadline(const cueq_job *j); /* Unix ms */
 CUEQ_API void cueq_job_free(cueq_job *j);
