@@ -91,7 +91,7 @@ int run_memory(const char *url, pid_t broker, size_t jobs, size_t payload, const
 			r->ready = st[i].ready + st[i].scheduled;
 	rc = 0;
 out:
-	free(st);
+	cueq_stats_free(st, nst);
 	if (p != NULL)
 		cueq_pusher_free(p);
 	if (c != NULL)

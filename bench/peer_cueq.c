@@ -170,7 +170,7 @@ static int cq_pending(void *conn, size_t *n)
 	for (size_t i = 0; i < k; i++)
 		if (strcmp(st[i].queue, q->queue) == 0)
 			*n += (size_t)(st[i].scheduled + st[i].ready + st[i].leased);
-	free(st);
+	cueq_stats_free(st, k);
 	return 0;
 }
 

@@ -144,6 +144,14 @@ static nng_msg *new_msg(proto_writer *w)
 	return m;
 }
 
+static nng_msg *fail_msg(const void *rid, size_t rid_len, bool rid_bin, const proto_error *e)
+{
+	proto_writer w;
+	nng_msg *m = new_msg(&w);
+	proto_reply_fail(&w.pk, rid, rid_len, rid_bin, e);
+	return m;
+}
+
 static nng_msg *error_msg(const void *rid, size_t rid_len, bool rid_bin, int code, const char *msg)
 {
 	proto_writer w;
@@ -247,7 +255,7 @@ static void run_op(struct loop *l, struct request *r, const struct op *op,
 		nng_msg_free(m);
 		if (rc == CUEQ_OK)
 			rc = proto_fail(&c.err, CUEQ_ERR_INTERNAL, "the broker could not build the reply");
-		m = error_msg(rid, rid_len, rid_bin, c.err.code, c.err.msg);
+		m = fail_msg(rid, rid_len, rid_bin, &c.err);
 	} else if (c.remember_ms > 0 && /* in the same write as the push */
 		   l->eo->remember(l->e, scoped, scoped_len, hash, nng_msg_body(m), nng_msg_len(m),
 				   proto_now_ms() + c.remember_ms) != 0) {

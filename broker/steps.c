@@ -130,9 +130,12 @@ int emb_steps(struct engine *e, uint64_t id, const char *name, size_t name_len,
 		rc = store_get(e->st, CF_STEPS, k, kl, &v, &vl);
 		if (rc < 0)
 			return proto_fail(err, CUEQ_ERR_UNAVAILABLE, "the broker could not read the steps");
-		if (rc == 0)
-			return proto_fail(err, CUEQ_ERR_NOT_FOUND, "execution %s has no step '%.*s'", sid,
-					  (int)name_len, name);
+		if (rc == 0) {
+			proto_fail(err, CUEQ_ERR_NOT_FOUND, "execution %s has no step '%.*s'", sid,
+				   (int)name_len, name);
+			err->missing = "step";
+			return CUEQ_ERR_NOT_FOUND;
+		}
 		if (record_unpack_step(v, vl, &up, &s) == 0)
 			add_step(out, &cap, name, name_len, &s);
 		msgpack_unpacked_destroy(&up);

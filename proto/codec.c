@@ -33,6 +33,7 @@ int proto_fail(proto_error *e, int code, const char *fmt, ...)
 	if (e != NULL) {
 		va_list ap;
 		e->code = code;
+		e->missing = NULL;
 		va_start(ap, fmt);
 		vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
 		va_end(ap);

@@ -108,17 +108,32 @@ void proto_reply_begin(msgpack_packer *pk, const void *rid, size_t rid_len, bool
 	proto_kv_bool(pk, "ok", true);
 }
 
-void proto_reply_error(msgpack_packer *pk, const void *rid, size_t rid_len, bool rid_bin,
-		       int code, const char *msg)
+static void reply_error(msgpack_packer *pk, const void *rid, size_t rid_len, bool rid_bin,
+			int code, const char *msg, const char *missing)
 {
 	const char *name = proto_err_name(code);
-	msgpack_pack_map(pk, 4 + (rid ? 1 : 0));
+	msgpack_pack_map(pk, 4 + (rid ? 1 : 0) + (missing ? 1 : 0));
 	proto_kv_uint(pk, "v", PROTO_VERSION);
 	if (rid)
 		pack_rid(pk, rid, rid_len, rid_bin);
 	proto_kv_bool(pk, "ok", false);
 	proto_kv_cstr(pk, "err", name ? name : "INTERNAL");
 	proto_kv_text(pk, "msg", msg);
+	if (missing)
+		proto_kv_cstr(pk, "missing", missing);
+}
+
+void proto_reply_error(msgpack_packer *pk, const void *rid, size_t rid_len, bool rid_bin,
+		       int code, const char *msg)
+{
+	reply_error(pk, rid, rid_len, rid_bin, code, msg, NULL);
+}
+
+void proto_reply_fail(msgpack_packer *pk, const void *rid, size_t rid_len, bool rid_bin,
+		      const proto_error *e)
+{
+	reply_error(pk, rid, rid_len, rid_bin, e->code, e->msg,
+		    e->code == CUEQ_ERR_NOT_FOUND ? e->missing : NULL);
 }
 
 void proto_kv_text_n(msgpack_packer *pk, const char *key, const char *s, size_t n)

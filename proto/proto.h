@@ -44,6 +44,8 @@
 typedef struct proto_error {
 	int code;
 	char msg[256];
+	const char *missing; /* NOT_FOUND: what is missing ("step"), sent as
+			      * the reply's "missing"; NULL: the execution */
 } proto_error;
 
 /* Sets e (may be NULL) and returns code. */
@@ -134,6 +136,9 @@ void proto_kv_id(msgpack_packer *pk, const char *key, uint64_t id);
 void proto_reply_begin(msgpack_packer *pk, const void *rid, size_t rid_len, bool rid_bin,
 		       size_t n_fields);
 /* A whole error reply. */
+/* An error reply from e: its code, message and what is missing. */
+void proto_reply_fail(msgpack_packer *pk, const void *rid, size_t rid_len, bool rid_bin,
+		      const proto_error *e);
 void proto_reply_error(msgpack_packer *pk, const void *rid, size_t rid_len, bool rid_bin,
 		       int code, const char *msg);
 /* The envelope every request carries: its request ID (string or bin,

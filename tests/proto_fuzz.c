@@ -169,7 +169,7 @@ void test_mutation_fuzz(void **state)
 		size_t len = mutate(src, work, cap);
 		frame f = frame_from_bytes(work, len);
 		msgpack_unpacked up;
-		proto_error e = { 0, "" };
+		proto_error e = { 0 };
 		int sc = proto_scan(f.buf, f.len, PROTO_MAX_DEPTH, &e);
 		int rc = proto_decode(f.buf, f.len, &up, &e);
 

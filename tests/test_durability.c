@@ -44,7 +44,7 @@ static void counts(cueq_client *c, const char *queue, cueq_queue_stats *out)
 	for (size_t i = 0; i < n; i++)
 		if (strcmp(st[i].queue, queue) == 0)
 			*out = st[i];
-	free(st);
+	cueq_stats_free(st, n);
 }
 
 static int find(char (*ids)[CUEQ_ID_SIZE], size_t n, const char *id)

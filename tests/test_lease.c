@@ -118,7 +118,7 @@ static void counts(cueq_client *c, cueq_queue_stats *out)
 	for (size_t i = 0; i < n; i++)
 		if (strcmp(st[i].queue, QUEUE) == 0)
 			*out = st[i];
-	free(st);
+	cueq_stats_free(st, n);
 }
 
 static void test_lease_exclusivity(void **state)

@@ -23,7 +23,7 @@
 static void expect_decode(const frame *f, int want)
 {
 	msgpack_unpacked up;
-	proto_error e = { 0, "" };
+	proto_error e = { 0 };
 	int rc = proto_decode(f->buf, f->len, &up, &e);
 	msgpack_unpacked_destroy(&up);
 	if (rc != want)
@@ -37,7 +37,7 @@ static void expect_decode(const frame *f, int want)
 
 static void expect_scan(const void *buf, size_t len, int want)
 {
-	proto_error e = { 0, "" };
+	proto_error e = { 0 };
 	frame f = frame_from_bytes(buf, len);
 	int rc = proto_scan(f.buf, f.len, PROTO_MAX_DEPTH, &e);
 	if (rc != want)
@@ -193,7 +193,7 @@ static void test_huge_counts(void **state)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		frame f = frame_from_bytes(cases[i].b, cases[i].n);
 		msgpack_unpacked up;
-		proto_error e = { 0, "" };
+		proto_error e = { 0 };
 		int rc = proto_decode(f.buf, f.len, &up, &e);
 		msgpack_unpacked_destroy(&up);
 		if (rc != CUEQ_ERR_BAD_REQUEST || strlen(e.msg) == 0)
@@ -267,7 +267,7 @@ static void test_getters(void **state)
 {
 	frame f = typed();
 	msgpack_unpacked up;
-	proto_error e = { 0, "" };
+	proto_error e = { 0 };
 	const msgpack_object *m;
 	const msgpack_object_array *arr = NULL;
 	const char *s = NULL;

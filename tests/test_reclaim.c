@@ -268,7 +268,7 @@ static void test_expiries_used_up(void **state)
 	assert_int_equal(n, 1);
 	assert_int_equal(st[0].dead, 1);
 	assert_int_equal(st[0].ready + st[0].leased + st[0].scheduled, 0);
-	free(st);
+	cueq_stats_free(st, n);
 	cueq_job_free(j1);
 	cueq_job_free(j2);
 	cueq_close(c);

@@ -76,7 +76,7 @@ static void expect_step(cueq_client *c, const char *id, const char *name, const 
 			 (int)(len > 80 ? 80 : len), (char *)v, len, (int)(want_len > 80 ? 80 : want_len),
 			 (const char *)want, want_len);
 	assert_int_equal(((char *)v)[len], '\0');
-	free(v);
+	cueq_value_free(v);
 }
 
 static void expect_no_step(cueq_client *c, const char *id, const char *name)
@@ -84,12 +84,12 @@ static void expect_no_step(cueq_client *c, const char *id, const char *name)
 	void *v = NULL;
 	size_t len = 0;
 	int rc = cueq_step_get(c, id, name, &v, &len);
-	if (rc != CUEQ_ERR_NOT_FOUND)
-		fail_msg("step_get %s of %s: %s%s%.*s, expected NOT_FOUND", name, id, cueq_strerror(rc),
+	if (rc != CUEQ_ERR_NO_STEP) /* the execution is there; the step is not */
+		fail_msg("step_get %s of %s: %s%s%.*s, expected NO_STEP", name, id, cueq_strerror(rc),
 			 rc == CUEQ_OK ? ", value " : "", rc == CUEQ_OK ? (int)len : 0,
 			 rc == CUEQ_OK ? (char *)v : "");
 	if (rc == CUEQ_OK)
-		free(v);
+		cueq_value_free(v);
 }
 
 static size_t count_steps(cueq_client *c, const char *id)

@@ -258,7 +258,7 @@ static int backlog_handler(cueq_job *j, void *arg)
 	    cueq_stats(b->observer, b->queue, &st, &n) == CUEQ_OK && n == 1 &&
 	    st[0].leased > b->max_leased)
 		b->max_leased = st[0].leased;
-	free(st);
+	cueq_stats_free(st, n);
 	pthread_mutex_unlock(&b->mu);
 	if (b->sleep_ms)
 		th_sleep_ms(b->sleep_ms);
@@ -316,7 +316,7 @@ static void test_prefetch_grows_behind_a_backlog(void **state)
 	assert_int_equal(n, 1);
 	assert_int_equal(st[0].succeeded, N_BACKLOG);
 	assert_int_equal(st[0].ready + st[0].leased, 0);
-	free(st);
+	cueq_stats_free(st, n);
 	cueq_close(bl.observer);
 	cueq_close(c);
 	pthread_mutex_destroy(&bl.mu);

@@ -177,6 +177,6 @@ int cmd_stats(struct cli *cli, int argc, char **argv)
 		stats_row(cli, &st[i], width);
 	if (empty.queue[0] != '\0')
 		stats_row(cli, &empty, width);
-	free(st);
+	cueq_stats_free(st, n);
 	return CLI_EXIT_OK;
 }

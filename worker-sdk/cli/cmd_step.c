@@ -79,7 +79,7 @@ static int step_get(struct cli *cli, int npos, char **argv)
 	if (rc != 0)
 		return rc;
 	err = cueq_step_get(cli->client, id, name, &value, &len);
-	if (err == CUEQ_ERR_NOT_FOUND) {
+	if (err == CUEQ_ERR_NO_STEP) {
 		snprintf(h, sizeof(h), "`cueq steps %.40s` lists what it has", id);
 		return cli_fail_hint(cli, err, h, "step get %s %s", id, name);
 	}
@@ -95,7 +95,7 @@ static int step_get(struct cli *cli, int npos, char **argv)
 	} else {
 		cli_print_payload_raw(value, len);
 	}
-	free(value);
+	cueq_value_free(value);
 	return CLI_EXIT_OK;
 }
 

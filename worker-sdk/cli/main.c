@@ -206,6 +206,7 @@ int cli_exit_code(int err)
 	case CUEQ_ERR_IDEMPOTENCY_MISMATCH:
 		return CLI_EXIT_CONFLICT;
 	case CUEQ_ERR_NOT_FOUND:
+	case CUEQ_ERR_NO_STEP:
 		return CLI_EXIT_NOT_FOUND;
 	case CUEQ_ERR_UNREACHABLE:
 		return CLI_EXIT_UNREACHABLE;

@@ -266,6 +266,12 @@ static int read_reply(struct sdk_request *rq, nng_msg *msg, struct sdk_reply *rp
 	    proto_str(rp->root, "msg", false, CUEQ_MAX_TEXT, &text, &text_n, &e) != CUEQ_OK)
 		return sdk_bad_reply(rq->op, &e);
 	code = proto_err_code(name, name_n);
+	const char *missing = NULL;
+	size_t missing_n = 0;
+	if (code == CUEQ_ERR_NOT_FOUND &&
+	    proto_str(rp->root, "missing", false, 16, &missing, &missing_n, &e) == CUEQ_OK &&
+	    missing != NULL && missing_n == 4 && memcmp(missing, "step", 4) == 0)
+		code = CUEQ_ERR_NO_STEP;
 	if (code == CUEQ_ERR_PROTOCOL)
 		return sdk_fail(code, "the broker answered %s with unknown error '%.*s': %.*s", rq->op,
 				(int)(name_n > 64 ? 64 : name_n), name,

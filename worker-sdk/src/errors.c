@@ -21,6 +21,7 @@ const char *cueq_strerror(int err)
 	case CUEQ_ERR_BAD_REQUEST: return "the broker refused a malformed or invalid request";
 	case CUEQ_ERR_UNAUTHORIZED: return "missing or wrong auth token";
 	case CUEQ_ERR_NOT_FOUND: return "no such execution";
+	case CUEQ_ERR_NO_STEP: return "the execution has no such step";
 	case CUEQ_ERR_CONFLICT: return "the execution's state does not allow this";
 	case CUEQ_ERR_STALE_LEASE: return "the lease token is not the live one";
 	case CUEQ_ERR_IDEMPOTENCY_MISMATCH: return "idempotency key reused with another request";

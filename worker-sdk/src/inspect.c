@@ -411,6 +411,12 @@ out:
 	return rc;
 }
 
+void cueq_stats_free(cueq_queue_stats *stats, size_t n)
+{
+	(void)n; /* one allocation: n is for symmetry with the other lists */
+	free(stats);
+}
+
 int cueq_stats(cueq_client *c, const char *queue, cueq_queue_stats **out, size_t *n)
 {
 	cueq_queue_stats *st = NULL;

@@ -90,7 +90,7 @@ int cueq_job_step_once(cueq_job *j, const char *name, cueq_step_fn fn, void *arg
 			*skipped = true;
 		return CUEQ_OK;
 	}
-	if (rc != CUEQ_ERR_NOT_FOUND)
+	if (rc != CUEQ_ERR_NO_STEP) /* no such execution is no step to run */
 		return rc;
 
 	/* Not done yet.  With the lease already gone, doing it is pointless:

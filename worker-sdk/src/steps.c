@@ -77,6 +77,11 @@ int sdk_get_steps(const msgpack_object *m, const char *key, cueq_step **out, siz
 	return CUEQ_OK;
 }
 
+void cueq_value_free(void *value)
+{
+	free(value);
+}
+
 void cueq_steps_free(cueq_step *steps, size_t n)
 {
 	if (steps == NULL)

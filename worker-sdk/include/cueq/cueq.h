@@ -13,6 +13,15 @@
  * Errors: every call returns CUEQ_OK (0) or a cueq_err.  cueq_last_error()
  * gives the human sentence for the last failure on the calling thread.  The
  * codes, the states and the limits are in cueq/defs.h, included here.
+ *
+ * Ownership, one rule: whatever the SDK hands back through an out-pointer
+ * is the caller's, and is released with the _free function of its type
+ * (cueq_job_free, cueq_execution_free, cueq_list_free, cueq_steps_free,
+ * cueq_stats_free, cueq_cue_free, cueq_cues_free, cueq_value_free), never
+ * with free().  Each accepts NULL.  Strings inside a returned struct
+ * belong to it.  Texts and values the SDK returns are NUL-terminated (the
+ * NUL not counted in a length); binary ones may hold NULs, so use the
+ * length.
  */
 #ifndef CUEQ_H
 #define CUEQ_H
@@ -286,10 +295,14 @@ typedef struct cueq_step {
  * the token is not live; nothing is written then). */
 CUEQ_API int cueq_step_set(cueq_client *c, const char *id, const char *token, const char *name,
 			   const void *value, size_t len);
-/* Reads one step; CUEQ_ERR_NOT_FOUND when the execution or the step does
- * not exist.  *value is malloc'd (NUL-terminated), free() it. */
+/* Reads one step: *value gets its value (NUL-terminated, *len bytes
+ * without the NUL; release with cueq_value_free).  CUEQ_ERR_NO_STEP when
+ * the execution has no such step, CUEQ_ERR_NOT_FOUND when there is no such
+ * execution. */
 CUEQ_API int cueq_step_get(cueq_client *c, const char *id, const char *name, void **value,
 			   size_t *len);
+/* Releases a value cueq_step_get returned. */
+CUEQ_API void cueq_value_free(void *value);
 /* Every step of an execution, in name order; free with cueq_steps_free. */
 CUEQ_API int cueq_steps(cueq_client *c, const char *id, cueq_step **out, size_t *n);
 CUEQ_API void cueq_steps_free(cueq_step *steps, size_t n);
@@ -356,8 +369,9 @@ typedef struct cueq_queue_stats {
 
 /* Counts per queue; queue NULL for every queue (the broker answers in pages
  * of 1000 queues: this asks for all of them).  A queue that holds nothing
- * is not listed.  free() *out. */
+ * is not listed.  Release *out with cueq_stats_free. */
 CUEQ_API int cueq_stats(cueq_client *c, const char *queue, cueq_queue_stats **out, size_t *n);
+CUEQ_API void cueq_stats_free(cueq_queue_stats *stats, size_t n);
 
 /* ---- recurring cues ---------------------------------------------------- */
 

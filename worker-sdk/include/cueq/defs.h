@@ -27,13 +27,15 @@ typedef enum cueq_err {
 	/* Answers of the broker (the wire names are the same without CUEQ_ERR_). */
 	CUEQ_ERR_BAD_REQUEST = 1,	   /* malformed or invalid request */
 	CUEQ_ERR_UNAUTHORIZED = 2,	   /* missing or wrong auth token */
-	CUEQ_ERR_NOT_FOUND = 3,		   /* no such execution */
+	CUEQ_ERR_NOT_FOUND = 3,		   /* no such execution (or cue) */
 	CUEQ_ERR_CONFLICT = 4,		   /* state does not allow it */
 	CUEQ_ERR_STALE_LEASE = 5,	   /* lease token is not the live one */
 	CUEQ_ERR_IDEMPOTENCY_MISMATCH = 6, /* key reused with another request */
 	CUEQ_ERR_TOO_LARGE = 7,		   /* request or field over its limit */
 	CUEQ_ERR_UNAVAILABLE = 8,	   /* broker shutting down or storage failing */
 	CUEQ_ERR_INTERNAL = 9,		   /* a broker bug: please report it */
+	CUEQ_ERR_NO_STEP = 10,		   /* the execution exists, that step does not
+					    * (the wire's NOT_FOUND with missing: step) */
 	/* Failures of the SDK itself. */
 	CUEQ_ERR_EMPTY = 20,	   /* claim: nothing was ready within the wait */
 	CUEQ_ERR_UNREACHABLE = 21, /* no answer from the broker in time */
