@@ -8,6 +8,7 @@
  * The CLI runs as a subprocess; state is checked over the raw protocol,
  * independently of the SDK the CLI is built on.
  */
+#define _GNU_SOURCE /* memmem */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -453,6 +454,68 @@ static void test_cli_work_stop(void **state)
 	free(log);
 }
 
+/* Lines of out that hold every one of the words (NULL-terminated). */
+static size_t lines_with(const char *out, const char *const *words)
+{
+	size_t n = 0;
+	for (const char *line = out; line && *line;) {
+		const char *end = strchr(line, '\n');
+		size_t len = end ? (size_t)(end - line) : strlen(line);
+		bool all = true;
+		for (const char *const *w = words; *w && all; w++)
+			all = memmem(line, len, *w, strlen(*w)) != NULL;
+		n += all;
+		line = end ? end + 1 : NULL;
+	}
+	return n;
+}
+
+/* list shows each execution's last error, pages with --after, and with
+ * --all walks every queue; dead --all too. */
+static void test_cli_lists(void **state)
+{
+	th_broker *b = *state;
+	th_proc p;
+	char a1[64], a2[64], a3[64], bid[64], tok[64];
+	push_id(b, "la", "one", a1);
+	push_id(b, "la", "two", a2);
+	push_id(b, "la", "three", a3);
+	CLI(&p, NULL, 0, "push", "lb", "doomed", "--max-attempts", "1", "--url", b->url);
+	th_first_line(&p, bid, sizeof(bid));
+	th_proc_free(&p);
+	CLI(&p, NULL, 0, "claim", "lb", "--json", "--url", b->url);
+	assert_true(th_json_str(p.out, "lease_token", tok, sizeof(tok)));
+	th_proc_free(&p);
+	CLI(&p, NULL, 0, "nack", bid, "--token", tok, "--error", "smtp said no", "--url", b->url);
+	th_proc_free(&p);
+
+	CLI(&p, NULL, 0, "list", "--all", "--url", b->url);
+	assert_int_equal(lines_with(p.out, (const char *const[]){"QUEUE", "ERROR", NULL}), 1);
+	assert_int_equal(lines_with(p.out, (const char *const[]){"la ", a1, NULL}), 1);
+	assert_int_equal(lines_with(p.out, (const char *const[]){"lb ", bid, "dead", "smtp said no", NULL}), 1);
+	th_proc_free(&p);
+
+	CLI(&p, NULL, 0, "list", "la", "--limit", "1", "--url", b->url);
+	assert_int_equal(lines_with(p.out, (const char *const[]){a1, NULL}), 1);
+	assert_int_equal(lines_with(p.out, (const char *const[]){a2, NULL}), 0);
+	th_proc_free(&p);
+	CLI(&p, NULL, 0, "list", "la", "--after", a1, "--url", b->url);
+	assert_int_equal(lines_with(p.out, (const char *const[]){a1, NULL}), 0);
+	assert_int_equal(lines_with(p.out, (const char *const[]){a2, NULL}), 1);
+	assert_int_equal(lines_with(p.out, (const char *const[]){a3, NULL}), 1);
+	th_proc_free(&p);
+	CLI(&p, NULL, 1, "list", "--all", "--after", a1, "--url", b->url);
+	th_proc_free(&p);
+	CLI(&p, NULL, 1, "list", "la", "--after", "zzz", "--url", b->url);
+	assert_non_null(strstr(p.err, "after"));
+	th_proc_free(&p);
+
+	CLI(&p, NULL, 0, "dead", "--all", "--url", b->url);
+	assert_int_equal(lines_with(p.out, (const char *const[]){"lb ", bid, "smtp said no", NULL}), 1);
+	assert_int_equal(lines_with(p.out, (const char *const[]){a1, NULL}), 0);
+	th_proc_free(&p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -461,6 +524,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cli_durations, th_fixture_start, th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_cli_work, th_fixture_start, th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_cli_work_stop, th_fixture_start, th_fixture_stop),
+		cmocka_unit_test_setup_teardown(test_cli_lists, th_fixture_start, th_fixture_stop),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -176,6 +176,17 @@ const char *cli_state_str(int state);
 void cli_print_execution(const struct cli *cli, const cueq_execution *e);
 /* The fields of an execution without payload and history (list). */
 void cli_print_execution_brief_json(const cueq_execution *e);
+/* Calls row for each execution of queue (or, queue NULL, of every queue
+ * the broker counts, in name order) in state (-1: any), oldest first,
+ * after the execution ID after (NULL: from the start), until limit rows:
+ * page by page, so any number costs several requests, not one huge reply.
+ * Returns CLI_EXIT_OK or the exit code of a failure it reported. */
+typedef void (*cli_row_fn)(const cueq_execution *e, void *arg);
+int cli_each_execution(struct cli *cli, const char *queue, int state, int64_t limit,
+		       const char *after, cli_row_fn row, void *arg);
+/* At most max bytes of s on one line of stdout: control characters become
+ * spaces, a cut ends in "...". */
+void cli_one_line(const char *s, size_t max);
 /* The same fields into an object the caller opened (dead's array). */
 void cli_execution_json(struct jw *w, const cueq_execution *e);
 /* A recurring cue (get): text or one JSON object with its fires. */

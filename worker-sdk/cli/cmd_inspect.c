@@ -3,9 +3,10 @@
  *
  * get shows every field of one execution and its history, or of a
  * recurring cue with its next fires and last executions: one request
- * answers either.  list pages
- * through the broker's answer (at most 1000 per request) until --limit is
- * reached, so a large limit costs several requests, not one huge reply.
+ * answers either.  list (and dead, in cmd_operate.c) page through the
+ * broker's answers (cli_each_execution: at most 1000 per request) until
+ * --limit is reached, so a large limit costs several requests, not one
+ * huge reply; --all walks every queue stats counts.
  * Text output is aligned tables; JSON output is one object per execution
  * or per queue, one per line, so it can be piped into line-based tools.
  */
@@ -40,34 +41,116 @@ int cmd_get(struct cli *cli, int argc, char **argv)
 	return CLI_EXIT_OK;
 }
 
-static void list_row(const cueq_execution *e)
+void cli_one_line(const char *s, size_t max)
 {
-	char created[40], run[40], attempts[32];
+	size_t n = cli_utf8_cut(s, strlen(s), max);
 
-	snprintf(attempts, sizeof(attempts), "%u/%u", e->attempt, e->max_attempts);
-	printf("%-16s  %-9s  %-7s  %8d  %-24s  %s\n", e->execution_id, cli_state_str(e->state),
-	       attempts, e->priority, cli_time_str(e->created_at_ms, created, sizeof(created)),
-	       cli_time_str(e->run_at_ms, run, sizeof(run)));
+	for (size_t i = 0; i < n; i++)
+		fputc((unsigned char)s[i] < 0x20 || s[i] == 0x7f ? ' ' : s[i], stdout);
+	if (n < strlen(s))
+		fputs("...", stdout);
 }
 
-enum { L_STATE, L_LIMIT };
+/* One queue's executions, page by page, while *left lasts. */
+static int each_of_queue(struct cli *cli, const char *queue, int state, int64_t *left,
+			 const char *after, cli_row_fn row, void *arg)
+{
+	char from[CUEQ_ID_SIZE] = "";
+	if (after != NULL)
+		snprintf(from, sizeof(from), "%s", after);
+	while (*left > 0) {
+		size_t want = *left > CUEQ_MAX_BATCH ? CUEQ_MAX_BATCH : (size_t)*left, n = 0;
+		cueq_execution *list = NULL;
+		int err = cueq_list(cli->client, queue, state, want, from[0] ? from : NULL, &list, &n);
+		if (err != CUEQ_OK)
+			return cli_fail(cli, err, "list of queue '%s' failed", queue);
+		for (size_t i = 0; i < n; i++)
+			row(&list[i], arg);
+		if (n > 0)
+			memcpy(from, list[n - 1].execution_id, CUEQ_ID_SIZE);
+		cueq_list_free(list, n);
+		*left -= (int64_t)n;
+		if (n < want)
+			break;
+	}
+	return CLI_EXIT_OK;
+}
+
+int cli_each_execution(struct cli *cli, const char *queue, int state, int64_t limit,
+		       const char *after, cli_row_fn row, void *arg)
+{
+	if (queue != NULL)
+		return each_of_queue(cli, queue, state, &limit, after, row, arg);
+	cueq_queue_stats *st = NULL;
+	size_t n = 0;
+	int err = cueq_stats(cli->client, NULL, &st, &n), rc = CLI_EXIT_OK;
+	if (err != CUEQ_OK)
+		return cli_fail(cli, err, "stats (to find the queues) failed");
+	for (size_t i = 0; i < n && rc == CLI_EXIT_OK && limit > 0; i++) {
+		const cueq_queue_stats *q = &st[i];
+		uint64_t here = state < 0 ? q->scheduled + q->ready + q->leased + q->succeeded +
+						    q->dead + q->cancelled
+			      : state == CUEQ_SCHEDULED ? q->scheduled
+			      : state == CUEQ_READY	? q->ready
+			      : state == CUEQ_LEASED	? q->leased
+			      : state == CUEQ_SUCCEEDED ? q->succeeded
+			      : state == CUEQ_DEAD	? q->dead
+							: q->cancelled;
+		if (here > 0) /* a queue with none of them costs no request */
+			rc = each_of_queue(cli, q->queue, state, &limit, NULL, row, arg);
+	}
+	cueq_stats_free(st, n);
+	return rc;
+}
+
+struct list_out {
+	bool json, queues; /* queues: a QUEUE column (--all) */
+};
+
+static void list_row(const cueq_execution *e, void *arg)
+{
+	const struct list_out *o = arg;
+	char created[40], run[40], attempts[32];
+
+	if (o->json) {
+		cli_print_execution_brief_json(e);
+		return;
+	}
+	snprintf(attempts, sizeof(attempts), "%u/%u", e->attempt, e->max_attempts);
+	if (o->queues)
+		printf("%-20s  ", e->queue);
+	printf("%-16s  %-9s  %-7s  %8d  %-24s  %-24s  ", e->execution_id, cli_state_str(e->state),
+	       attempts, e->priority, cli_time_str(e->created_at_ms, created, sizeof(created)),
+	       cli_time_str(e->run_at_ms, run, sizeof(run)));
+	if (e->error != NULL && e->error[0] != '\0')
+		cli_one_line(e->error, 80);
+	else
+		fputs("-", stdout);
+	fputs("\n", stdout);
+}
+
+enum { L_STATE, L_LIMIT, L_AFTER, L_ALL };
 
 int cmd_list(struct cli *cli, int argc, char **argv)
 {
 	struct cli_opt o[] = {
 		[L_STATE] = { .name = "state", .kind = OPT_VALUE },
 		[L_LIMIT] = { .name = "limit", .kind = OPT_VALUE },
+		[L_AFTER] = { .name = "after", .kind = OPT_VALUE },
+		[L_ALL] = { .name = "all", .kind = OPT_FLAG },
 	};
-	char after[CUEQ_ID_SIZE] = "";
 	int64_t limit = 100;
-	size_t shown = 0;
 	int npos, dd, rc, state = -1;
 
 	rc = cli_parse(cli, argc, argv, o, sizeof(o) / sizeof(o[0]), &npos, &dd);
 	if (rc != 0)
 		return rc == CLI_PARSE_HELP ? CLI_EXIT_OK : rc;
-	if (npos != 1)
-		return cli_usage_error(cli, "list needs exactly one QUEUE");
+	bool all = o[L_ALL].seen;
+	if (npos != (all ? 0 : 1))
+		return cli_usage_error(cli, all ? "list --all takes no QUEUE"
+						: "list needs exactly one QUEUE (or --all)");
+	if (all && o[L_AFTER].seen)
+		return cli_usage_error(cli, "--after goes with one QUEUE, not --all");
 	if (cli_int_opt(cli, &o[L_LIMIT], 1, 1000000, &limit) != 0)
 		return CLI_EXIT_ERROR;
 	if (o[L_STATE].seen) {
@@ -80,34 +163,15 @@ int cmd_list(struct cli *cli, int argc, char **argv)
 	rc = cli_connect(cli);
 	if (rc != 0)
 		return rc;
-	if (!cli->json)
-		printf("%-16s  %-9s  %-7s  %8s  %-24s  %s\n", "EXECUTION_ID", "STATE", "ATTEMPT",
-		       "PRIORITY", "CREATED_AT", "RUN_AT");
-	while (shown < (size_t)limit) {
-		size_t want = (size_t)limit - shown, n = 0;
-		cueq_execution *list = NULL;
-		int err;
-
-		if (want > CUEQ_MAX_BATCH)
-			want = CUEQ_MAX_BATCH;
-		err = cueq_list(cli->client, argv[1], state, want, after[0] ? after : NULL, &list,
-				&n);
-		if (err != CUEQ_OK)
-			return cli_fail(cli, err, "list of queue '%s' failed", argv[1]);
-		for (size_t i = 0; i < n; i++) {
-			if (cli->json)
-				cli_print_execution_brief_json(&list[i]);
-			else
-				list_row(&list[i]);
-		}
-		if (n > 0)
-			memcpy(after, list[n - 1].execution_id, CUEQ_ID_SIZE);
-		cueq_list_free(list, n);
-		shown += n;
-		if (n < want)
-			break;
+	struct list_out out = { .json = cli->json, .queues = all };
+	if (!cli->json) {
+		if (all)
+			printf("%-20s  ", "QUEUE");
+		printf("%-16s  %-9s  %-7s  %8s  %-24s  %-24s  %s\n", "EXECUTION_ID", "STATE",
+		       "ATTEMPT", "PRIORITY", "CREATED_AT", "RUN_AT", "ERROR");
 	}
-	return CLI_EXIT_OK;
+	return cli_each_execution(cli, all ? NULL : argv[1], state, limit,
+				  o[L_AFTER].seen ? o[L_AFTER].value : NULL, list_row, &out);
 }
 
 static void stats_row(const struct cli *cli, const cueq_queue_stats *s, int width)

@@ -23,92 +23,73 @@ static int one_queue(struct cli *cli, int npos)
 	return 0;
 }
 
-/* Writes at most max bytes of s on one line: control characters become
- * spaces. */
-static void one_line_text(const char *s, size_t max)
-{
-	size_t n = cli_utf8_cut(s, strlen(s), max);
+struct dead_out {
+	struct jw *w; /* --json: the array */
+	bool queues;  /* --all: a QUEUE column */
+};
 
-	for (size_t i = 0; i < n; i++)
-		fputc((unsigned char)s[i] < 0x20 || s[i] == 0x7f ? ' ' : s[i], stdout);
-	if (n < strlen(s))
-		fputs("...", stdout);
-}
-
-static void dead_row(const cueq_execution *e)
+static void dead_row(const cueq_execution *e, void *arg)
 {
+	const struct dead_out *o = arg;
 	char at[40], fails[32], exps[32];
 	bool reason = e->reason != NULL && e->reason[0] != '\0';
 	bool error = e->error != NULL && e->error[0] != '\0';
 
+	if (o->w != NULL) {
+		jw_object_begin(o->w, NULL);
+		cli_execution_json(o->w, e);
+		jw_object_end(o->w);
+		return;
+	}
 	snprintf(fails, sizeof(fails), "%u/%u", e->failures, e->max_attempts);
 	snprintf(exps, sizeof(exps), "%u/%u", e->expiries, e->max_expiries);
+	if (o->queues)
+		printf("%-20s  ", e->queue);
 	printf("%-16s  %7u  %8s  %8s  %-24s  ", e->execution_id, e->attempt, fails, exps,
 	       cli_time_str(e->finished_at_ms, at, sizeof(at)));
 	if (reason)
-		one_line_text(e->reason, 200);
+		cli_one_line(e->reason, 200);
 	if (error) {
 		fputs(reason ? "; last error: " : "last error: ", stdout);
-		one_line_text(e->error, 200);
+		cli_one_line(e->error, 200);
 	}
 	fputs(reason || error ? "\n" : "-\n", stdout);
 }
 
-enum { D_LIMIT };
+enum { D_LIMIT, D_ALL };
 
 int cmd_dead(struct cli *cli, int argc, char **argv)
 {
 	struct cli_opt o[] = {
 		[D_LIMIT] = { .name = "limit", .kind = OPT_VALUE },
+		[D_ALL] = { .name = "all", .kind = OPT_FLAG },
 	};
-	char after[CUEQ_ID_SIZE] = "";
 	int64_t limit = 100;
-	size_t shown = 0;
 	struct jw w;
 	int npos, dd, rc = 0;
 
 	rc = cli_parse(cli, argc, argv, o, sizeof(o) / sizeof(o[0]), &npos, &dd);
 	if (rc != 0)
 		return rc == CLI_PARSE_HELP ? CLI_EXIT_OK : rc;
-	if (one_queue(cli, npos) != 0 || cli_int_opt(cli, &o[D_LIMIT], 1, 1000000, &limit) != 0)
+	bool all = o[D_ALL].seen;
+	if (all && npos != 0)
+		return cli_usage_error(cli, "dead --all takes no QUEUE");
+	if ((!all && one_queue(cli, npos) != 0) ||
+	    cli_int_opt(cli, &o[D_LIMIT], 1, 1000000, &limit) != 0)
 		return CLI_EXIT_ERROR;
 	rc = cli_connect(cli);
 	if (rc != 0)
 		return rc;
-	if (cli->json)
+	struct dead_out out = { .w = cli->json ? &w : NULL, .queues = all };
+	if (cli->json) {
 		jw_list_begin(&w, stdout);
-	else
+	} else {
+		if (all)
+			printf("%-20s  ", "QUEUE");
 		printf("%-16s  %7s  %8s  %8s  %-24s  %s\n", "EXECUTION_ID", "ATTEMPT", "FAILURES",
 		       "EXPIRIES", "DIED_AT", "REASON; LAST ERROR");
-	while (shown < (size_t)limit) {
-		size_t want = (size_t)limit - shown, n = 0;
-		cueq_execution *list = NULL;
-		int err;
-
-		if (want > CUEQ_MAX_BATCH)
-			want = CUEQ_MAX_BATCH;
-		err = cueq_list(cli->client, argv[1], CUEQ_DEAD, want, after[0] ? after : NULL,
-				&list, &n);
-		if (err != CUEQ_OK) {
-			rc = cli_fail(cli, err, "list of the dead of queue '%s' failed", argv[1]);
-			break;
-		}
-		for (size_t i = 0; i < n; i++) {
-			if (cli->json) {
-				jw_object_begin(&w, NULL);
-				cli_execution_json(&w, &list[i]);
-				jw_object_end(&w);
-			} else {
-				dead_row(&list[i]);
-			}
-		}
-		if (n > 0)
-			memcpy(after, list[n - 1].execution_id, CUEQ_ID_SIZE);
-		cueq_list_free(list, n);
-		shown += n;
-		if (n < want)
-			break;
 	}
+	rc = cli_each_execution(cli, all ? NULL : argv[1], CUEQ_DEAD, limit, NULL, dead_row, &out);
 	if (cli->json)
 		jw_list_end(&w); /* a valid array even when a page failed */
 	return rc;

@@ -98,21 +98,26 @@ static const struct cli_command commands[] = {
 	  "or cancelled under reason).  For a recurring cue: its schedule, state,\n"
 	  "options, the next fire times and its last executions.  Exit status 5 when\n"
 	  "there is no such ID.\n" },
-	{ "list", cmd_list, "list QUEUE [--state S] [--limit N]", "list executions of a queue",
+	{ "list", cmd_list, "list QUEUE|--all [--state S] [--limit N] [--after ID]",
+	  "list executions of a queue, or of all",
+	  "One line per execution, oldest first, with its last error.\n"
 	  "  --state S   scheduled, ready, leased, succeeded, dead or cancelled\n"
-	  "  --limit N   at most N executions (default 100)\n" },
+	  "  --limit N   at most N executions (default 100)\n"
+	  "  --after ID  the next page: those after execution ID (the last one shown)\n"
+	  "  --all       every queue, with a QUEUE column\n" },
 	{ "stats", cmd_stats, "stats [QUEUE]", "counts per state of each queue",
 	  "Per queue: whether it is paused, the executions in each state, its active\n"
 	  "recurring cues, and since the queue was created: deliveries (claims),\n"
 	  "expiries (leases that ran out), failures (nacks) and releases (leases\n"
 	  "ended by a worker's disconnect).\n" },
-	{ "dead", cmd_dead, "dead QUEUE [--limit N]", "list dead executions and why they died",
+	{ "dead", cmd_dead, "dead QUEUE|--all [--limit N]", "list dead executions and why they died",
 	  "One line per dead execution, oldest first: its ID, attempt, failures,\n"
 	  "expiries, the reason it died and its last error.  `cueq retry ID` runs\n"
 	  "one again, `cueq purge QUEUE --state dead` deletes them.  --json prints\n"
 	  "one array of objects: execution_id, queue, state, attempt, max_attempts,\n"
 	  "failures, expiries, max_expiries, reason, error, created_at, finished_at.\n"
-	  "  --limit N   at most N executions (default 100)\n" },
+	  "  --limit N   at most N executions (default 100)\n"
+	  "  --all       the dead of every queue, with a QUEUE column\n" },
 	{ "retry", cmd_retry, "retry ID | retry --queue Q --all",
 	  "run dead executions again, same ID and steps",
 	  "A dead execution is ready again with the same execution ID and step\n"
