@@ -787,6 +787,47 @@ static void test_cli_steps(void **state)
 	th_raw_close(&r);
 }
 
+/* cueq_step_begin and cueq_step_done: the same ledger as step_once, in two
+ * calls around inline work; a redelivery finds the step done, and the
+ * fenced first delivery cannot record. */
+static void test_step_begin_done(void **state)
+{
+	th_broker *b = *state;
+	cueq_client *c = th_sdk_connect(b);
+	char id[CUEQ_ID_SIZE];
+	bool done = true;
+	void *v = NULL;
+	size_t len = 7;
+
+	push(c, "bq", 300, id);
+	cueq_job *j1 = claim(c, "bq", id, 1);
+	assert_int_equal(cueq_step_begin(j1, "create_invoice", &done, &v, &len), CUEQ_OK);
+	assert_false(done);
+	assert_null(v);
+	assert_int_equal(len, 0);
+	assert_int_equal(cueq_step_done(j1, "create_invoice", "inv_1", 5), CUEQ_OK);
+	expect_step(c, id, "create_invoice", "inv_1", 5);
+
+	cueq_job *j2 = claim(c, "bq", id, 2); /* j1's lease ran out */
+	assert_int_equal(cueq_step_begin(j2, "create_invoice", &done, &v, &len), CUEQ_OK);
+	assert_true(done);
+	assert_int_equal(len, 5);
+	assert_memory_equal(v, "inv_1", 5);
+	assert_int_equal(((char *)v)[5], '\0');
+	cueq_value_free(v);
+	assert_int_equal(cueq_step_begin(j2, "send_email", &done, &v, &len), CUEQ_OK);
+	assert_false(done);
+	assert_int_equal(cueq_step_done(j1, "send_email", "late", 4), CUEQ_ERR_LEASE_LOST);
+	assert_true(cueq_job_lease_lost(j1));
+	expect_no_step(c, id, "send_email");
+	/* with the lease known lost, a step not done must not be started */
+	assert_int_equal(cueq_step_begin(j1, "send_email", &done, &v, &len), CUEQ_ERR_LEASE_LOST);
+	assert_int_equal(cueq_step_begin(j2, "bad name!", &done, &v, &len), CUEQ_ERR_INVALID);
+	cueq_job_free(j1);
+	cueq_job_free(j2);
+	cueq_close(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -798,6 +839,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_steps_survive_kill9, th_fixture_start, th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_step_once_claimed, th_fixture_start, th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_step_once_in_worker, th_fixture_start, th_fixture_stop),
+		cmocka_unit_test_setup_teardown(test_step_begin_done, th_fixture_start, th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_cli_steps, th_fixture_start, th_fixture_stop),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

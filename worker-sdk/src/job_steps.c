@@ -123,3 +123,55 @@ int cueq_job_step_once(cueq_job *j, const char *name, cueq_step_fn fn, void *arg
 	*len = n;
 	return CUEQ_OK;
 }
+
+/* ---- the pair: cueq_step_begin, then the work, then cueq_step_done ---- */
+
+static int job_ready(const cueq_job *j, const char *what)
+{
+	if (j == NULL)
+		return sdk_fail(CUEQ_ERR_INVALID, "%s needs a job", what);
+	if (j->c == NULL)
+		return sdk_fail(CUEQ_ERR_INVALID, "this job did not come from cueq_claim or a worker");
+	return CUEQ_OK;
+}
+
+int cueq_step_begin(cueq_job *j, const char *name, bool *done, void **value, size_t *len)
+{
+	int rc;
+	if (done == NULL || value == NULL || len == NULL)
+		return sdk_fail(CUEQ_ERR_INVALID,
+				"cueq_step_begin needs somewhere to say whether the step is done, and "
+				"for its value and length");
+	*done = false;
+	*value = NULL;
+	*len = 0;
+	if ((rc = job_ready(j, "cueq_step_begin")) != CUEQ_OK ||
+	    (rc = sdk_check_step_name(name)) != CUEQ_OK)
+		return rc;
+	rc = cueq_step_get(j->c, j->id, name, value, len);
+	if (rc == CUEQ_OK) {
+		*done = true;
+		return CUEQ_OK;
+	}
+	if (rc != CUEQ_ERR_NO_STEP)
+		return rc;
+	if (atomic_load(&j->lease_lost)) /* another worker may hold it by now */
+		return sdk_fail(CUEQ_ERR_LEASE_LOST,
+				"the lease on execution %s is lost: step '%s' must not be started",
+				j->id, name);
+	return CUEQ_OK;
+}
+
+int cueq_step_done(cueq_job *j, const char *name, const void *value, size_t len)
+{
+	char why[256];
+	int rc;
+	if ((rc = job_ready(j, "cueq_step_done")) != CUEQ_OK)
+		return rc;
+	rc = cueq_step_set(j->c, j->id, j->token, name, value, len);
+	if (rc == CUEQ_ERR_STALE_LEASE || rc == CUEQ_ERR_NOT_FOUND) {
+		snprintf(why, sizeof(why), "%s", cueq_last_error());
+		return lease_lost(j, name, why);
+	}
+	return rc;
+}

@@ -505,6 +505,29 @@ typedef int (*cueq_step_fn)(cueq_job *j, void *arg, char *value, size_t size, si
 CUEQ_API int cueq_job_step_once(cueq_job *j, const char *name, cueq_step_fn fn, void *arg,
 				char *value, size_t size, size_t *len, bool *skipped);
 
+/* The same as a pair of calls, for work that reads better inline:
+ *
+ *	bool done; void *inv; size_t n;
+ *	if ((rc = cueq_step_begin(job, "create_invoice", &done, &inv, &n)) != CUEQ_OK)
+ *		return rc;
+ *	if (!done) {
+ *		... create the invoice, with cueq_job_step_key as its idempotency key ...
+ *		rc = cueq_step_done(job, "create_invoice", invoice_id, strlen(invoice_id));
+ *	}
+ *	cueq_value_free(inv);
+ *
+ * cueq_step_begin: *done true with the recorded value in *value (*len
+ * bytes, NUL-terminated; release with cueq_value_free) when the ledger has
+ * the step; *done false (and *value NULL) when the work is still to do.
+ * CUEQ_ERR_LEASE_LOST when it is not done and the lease is already gone:
+ * do not start it.  cueq_step_done records the value under the job's lease
+ * once the work is done: CUEQ_ERR_LEASE_LOST when the lease ended (nothing
+ * is recorded; the next delivery does the work again, so give the other
+ * system the step key). */
+CUEQ_API int cueq_step_begin(cueq_job *j, const char *name, bool *done, void **value,
+			     size_t *len);
+CUEQ_API int cueq_step_done(cueq_job *j, const char *name, const void *value, size_t len);
+
 /* True once the worker learned that this job's lease is gone (an extension
  * was refused or its deadline passed): stop side effects and return. */
 CUEQ_API bool cueq_job_lease_lost(const cueq_job *j);
