@@ -23,6 +23,7 @@
 #include <cmocka.h>
 
 #include "harness.h"
+#include "proc.h"
 
 
 #define CLI(p, in, code, ...) TH_CLI((p), (in), (code), __VA_ARGS__)
@@ -516,6 +517,49 @@ static void test_cli_lists(void **state)
 	th_proc_free(&p);
 }
 
+/* cueq work talks: with --log-level debug it says when it connects, when
+ * the connection is lost (the broker killed and started again) and each
+ * outcome the broker took. */
+static void test_cli_work_talks(void **state)
+{
+	th_broker *b = *state;
+	char dir[] = "/tmp/cueq-talk-XXXXXX", errlog[64], id[64];
+	assert_non_null(mkdtemp(dir));
+	snprintf(errlog, sizeof(errlog), "%s/stderr", dir);
+	char *const argv[] = {(char *)th_cli_path, "work", "tq", "--max-jobs", "1", "--log-level",
+			      "debug", "--url", b->url, "--", "/bin/true", NULL};
+	proc_opts o = {.log = errlog};
+	pid_t w = proc_spawn(argv, &o);
+	assert_true(w > 0);
+	th_sleep_ms(500);
+	assert_int_equal(th_broker_kill9(b), 0);
+	assert_int_equal(th_broker_restart(b), 0);
+	push_id(b, "tq", "x", id);
+	int status = 0;
+	if (proc_wait(w, 20000, &status) != 0) {
+		proc_kill9(w);
+		fail_msg("cueq work --max-jobs 1 did not finish its job after the broker came back");
+	}
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	FILE *f = fopen(errlog, "r");
+	assert_non_null(f);
+	char line[512], acked[128];
+	int connected = 0, lost = 0, done = 0;
+	snprintf(acked, sizeof(acked), "%s attempt 1 acked", id);
+	while (fgets(line, sizeof(line), f) != NULL) {
+		connected += strstr(line, "connected to the broker") != NULL;
+		lost += strstr(line, "connection to the broker was lost") != NULL;
+		done += strstr(line, acked) != NULL;
+	}
+	fclose(f);
+	assert_true(connected >= 2);
+	assert_true(lost >= 1);
+	assert_int_equal(done, 1);
+	char cmd[96];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -525,6 +569,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cli_work, th_fixture_start, th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_cli_work_stop, th_fixture_start, th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_cli_lists, th_fixture_start, th_fixture_stop),
+		cmocka_unit_test_setup_teardown(test_cli_work_talks, th_fixture_start, th_fixture_stop),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

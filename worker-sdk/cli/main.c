@@ -165,7 +165,11 @@ static const struct cli_command commands[] = {
 	  "  --concurrency N  commands run at once (default 1)\n"
 	  "  --lease D        lease length (default: each job's own)\n"
 	  "  --max-jobs N     stop after N executions\n"
-	  "  --grace D        from SIGTERM to SIGKILL of a stopped command (default 10s)\n" },
+	  "  --grace D        from SIGTERM to SIGKILL of a stopped command (default 10s)\n"
+	  "  --log-level L    what it says on stderr besides failed commands: quiet;\n"
+	  "                   warn (jobs not run, leases lost, claims retried); info\n"
+	  "                   (default; also connections made and lost); debug (also\n"
+	  "                   each outcome the broker took)\n" },
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 

@@ -50,6 +50,7 @@ struct work {
 	char **env;	 /* our environment less the variables set per job */
 	size_t nenv;
 	int64_t grace_ms; /* --grace */
+	int log_level;	  /* --log-level, LOG_* */
 };
 
 static atomic_int signals_seen;
@@ -306,9 +307,18 @@ static void open_std_fds(void)
 
 /* The worker's events, one line each on stderr, so an operator sees why
  * a job was not run or a lease was lost. */
+enum { LOG_QUIET, LOG_WARN, LOG_INFO, LOG_DEBUG };
+static const char *const log_levels[] = {"quiet", "warn", "info", "debug"};
+
 static void log_event(const cueq_worker_event *ev, void *arg)
 {
-	(void)arg;
+	const struct work *wk = arg;
+	int level = ev->kind == CUEQ_WORKER_FINISHED	     ? LOG_DEBUG
+		    : ev->kind == CUEQ_WORKER_CONNECTED ||
+			      ev->kind == CUEQ_WORKER_DISCONNECTED ? LOG_INFO
+							       : LOG_WARN;
+	if (level > wk->log_level)
+		return;
 	switch (ev->kind) {
 	case CUEQ_WORKER_DROPPED:
 		fprintf(stderr, "cueq: %s attempt %u not run: %s\n", ev->execution_id, ev->attempt,
@@ -322,6 +332,14 @@ static void log_event(const cueq_worker_event *ev, void *arg)
 		fprintf(stderr, "cueq: claiming failed, trying again: %s\n", ev->detail);
 		break;
 	case CUEQ_WORKER_CANCELLED: /* said by the handler when it stops the command */
+		break;
+	case CUEQ_WORKER_CONNECTED:
+	case CUEQ_WORKER_DISCONNECTED:
+		fprintf(stderr, "cueq: %s\n", ev->detail);
+		break;
+	case CUEQ_WORKER_FINISHED:
+		fprintf(stderr, "cueq: %s attempt %u %s%s%s\n", ev->execution_id, ev->attempt,
+			ev->acked ? "acked" : "nacked", ev->acked ? "" : ": ", ev->acked ? "" : ev->detail);
 		break;
 	}
 }
@@ -369,7 +387,7 @@ static int run_worker(struct cli *cli, struct work *wk, const cueq_worker_opts *
 	return rc;
 }
 
-enum { W_CONCURRENCY, W_LEASE, W_MAX_JOBS, W_GRACE };
+enum { W_CONCURRENCY, W_LEASE, W_MAX_JOBS, W_GRACE, W_LOG };
 
 int cmd_work(struct cli *cli, int argc, char **argv)
 {
@@ -378,6 +396,7 @@ int cmd_work(struct cli *cli, int argc, char **argv)
 		[W_LEASE] = { .name = "lease", .kind = OPT_VALUE },
 		[W_MAX_JOBS] = { .name = "max-jobs", .kind = OPT_VALUE },
 		[W_GRACE] = { .name = "grace", .kind = OPT_VALUE },
+		[W_LOG] = { .name = "log-level", .kind = OPT_VALUE },
 	};
 	cueq_worker_opts wo = { 0 };
 	struct work wk = { 0 };
@@ -400,10 +419,21 @@ int cmd_work(struct cli *cli, int argc, char **argv)
 	wk.grace_ms = DEFAULT_GRACE_MS;
 	if (cli_duration_opt(cli, &o[W_GRACE], 0, 3600000, &wk.grace_ms) != 0)
 		return CLI_EXIT_ERROR;
+	wk.log_level = LOG_INFO;
+	if (o[W_LOG].seen) {
+		wk.log_level = -1;
+		for (int i = 0; i < 4; i++)
+			if (strcmp(o[W_LOG].value, log_levels[i]) == 0)
+				wk.log_level = i;
+		if (wk.log_level < 0)
+			return cli_usage_error(cli, "--log-level '%s' is not quiet, warn, info or debug",
+					       o[W_LOG].value);
+	}
 	wo.concurrency = (unsigned)conc;
 	wo.prefetch = 1; /* a claimed job waits for a free slot holding its lease: keep one */
 	wo.max_jobs = (uint64_t)max_jobs;
 	wo.on_event = log_event;
+	wo.event_arg = &wk;
 	wk.queue = argv[1];
 	wk.url = cli->url;
 	wk.token = cli->token;

@@ -30,12 +30,30 @@ static void on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
 	cueq_client *c = arg;
 
 	(void)p;
-	if (ev != NNG_PIPE_EV_ADD_POST)
+	if (ev != NNG_PIPE_EV_ADD_POST && ev != NNG_PIPE_EV_REM_POST)
 		return;
 	pthread_mutex_lock(&c->mu);
-	c->pipes_added++;
+	if (ev == NNG_PIPE_EV_ADD_POST)
+		c->pipes_added++, c->pipes_live++;
+	else if (c->pipes_live > 0)
+		c->pipes_live--;
 	pthread_cond_broadcast(&c->cv);
+	sdk_watch_fn fn = c->watch;
+	void *arg2 = c->watch_arg;
 	pthread_mutex_unlock(&c->mu);
+	if (fn != NULL)
+		fn(arg2, ev == NNG_PIPE_EV_ADD_POST);
+}
+
+void sdk_client_watch(cueq_client *c, sdk_watch_fn fn, void *arg)
+{
+	pthread_mutex_lock(&c->mu);
+	c->watch = fn;
+	c->watch_arg = arg;
+	bool up = c->pipes_live > 0;
+	pthread_mutex_unlock(&c->mu);
+	if (fn != NULL && up)
+		fn(arg, true);
 }
 
 static char *dup_str(const char *s)
@@ -497,6 +515,7 @@ int cueq_connect(const char *url, const cueq_client_opts *opts, cueq_client **ou
 	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, 50);
 	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 1000);
 	nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_POST, on_pipe, c);
+	nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, on_pipe, c);
 	bool tls = strncmp(url, "tls+", 4) == 0;
 	if (tls && (rc = dial_tls(c, url, &o)) != CUEQ_OK)
 		goto fail;

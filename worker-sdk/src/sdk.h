@@ -144,6 +144,13 @@ void sdk_cut(struct sdk_cut *g, int64_t grace_ms);
 /* Makes g uncut again, for calls to come. */
 void sdk_cut_reset(struct sdk_cut *g);
 
+/* Told (on an nng thread, which holds the socket's lock: touch no socket)
+ * when a connection to the broker is made (up) or lost. */
+typedef void (*sdk_watch_fn)(void *arg, bool up);
+/* Sets the one watcher of c's connections (NULL: none); it is told at once
+ * of a connection open now. */
+void sdk_client_watch(cueq_client *c, sdk_watch_fn fn, void *arg);
+
 struct cueq_client {
 	nng_socket sock;
 	bool sock_open;
@@ -158,6 +165,9 @@ struct cueq_client {
 	pthread_cond_t cv;
 	bool mu_init;
 	unsigned pipes_added; /* connections made so far */
+	unsigned pipes_live;  /* connections open now */
+	sdk_watch_fn watch;   /* told of each connection made and lost */
+	void *watch_arg;
 	struct ctx_slot *pool[SDK_POOL_MAX];
 	size_t n_pool;
 };

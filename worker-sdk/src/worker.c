@@ -55,6 +55,27 @@ void worker_event(cueq_worker *w, cueq_worker_event_kind kind, const cueq_job *j
 	w->on_event(&ev, w->event_arg);
 }
 
+void worker_finished(cueq_worker *w, const cueq_job *j, bool acked, const char *detail)
+{
+	if (w->on_event == NULL)
+		return;
+	cueq_worker_event ev = {
+		.kind = CUEQ_WORKER_FINISHED,
+		.execution_id = j->id,
+		.attempt = j->attempt,
+		.acked = acked,
+		.detail = detail,
+	};
+	w->on_event(&ev, w->event_arg);
+}
+
+static void on_connection(void *arg, bool up)
+{
+	cueq_worker *w = arg;
+	worker_event(w, up ? CUEQ_WORKER_CONNECTED : CUEQ_WORKER_DISCONNECTED, NULL, 0,
+		     up ? "connected to the broker" : "the connection to the broker was lost; reconnecting");
+}
+
 static bool stopping(cueq_worker *w)
 {
 	return atomic_load(&w->stop);
@@ -278,6 +299,8 @@ int cueq_worker_run(cueq_worker *w)
 	if (stopping(w))
 		goto done;
 
+	if (w->on_event != NULL)
+		sdk_client_watch(w->c, on_connection, w);
 	measure_clock(w);
 	if ((handlers = calloc(w->concurrency, sizeof(*handlers))) == NULL) {
 		rc = sdk_fail(CUEQ_ERR_NOMEM, "out of memory starting the worker");
@@ -317,6 +340,8 @@ join:
 	w->n_out = 0;
 	pthread_mutex_unlock(&w->mu);
 	free(handlers);
+	if (w->on_event != NULL)
+		sdk_client_watch(w->c, NULL, NULL);
 done:
 	pthread_mutex_lock(&w->mu);
 	w->running = false;

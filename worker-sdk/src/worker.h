@@ -58,6 +58,8 @@ struct cueq_worker {
 /* Puts j on the held list (refs 1) and sets up its lease tracking; j was
  * claimed by a request sent at mono time sent_mono.  Called with mu held. */
 void worker_hold(cueq_worker *w, cueq_job *j, int64_t sent_mono);
+/* Tells the event hook that the broker took j's outcome. */
+void worker_finished(cueq_worker *w, const cueq_job *j, bool acked, const char *detail);
 /* Tells the event hook, if any, about job j (may be NULL). */
 void worker_event(cueq_worker *w, cueq_worker_event_kind kind, const cueq_job *j, int err,
 		  const char *detail);

@@ -49,10 +49,12 @@ static void send_acks(cueq_worker *w, cueq_job **jobs, size_t n, cueq_ack_item *
 					      .result = jobs[i]->result };
 	rc = sdk_ack_many(w->c, items, k, 0, &w->send_cut);
 	for (size_t i = 0; i < k; i++) {
-		if (rc == CUEQ_OK && items[i].err == CUEQ_OK)
+		if (rc == CUEQ_OK && items[i].err == CUEQ_OK) {
 			atomic_fetch_add(&w->succeeded, 1);
-		else
+			worker_finished(w, jobs[i], true, "acked");
+		} else {
 			atomic_fetch_add(&w->lost, 1);
+		}
 	}
 }
 
@@ -68,10 +70,13 @@ static void send_nacks(cueq_worker *w, cueq_job **jobs, size_t n, cueq_nack_item
 					     .terminal = jobs[i]->terminal };
 	rc = sdk_nack_many(w->c, items, n, 0, &w->send_cut);
 	for (size_t i = 0; i < n; i++) {
-		if (rc == CUEQ_OK && items[i].err == CUEQ_OK)
+		if (rc == CUEQ_OK && items[i].err == CUEQ_OK) {
 			atomic_fetch_add(&w->failed, 1);
-		else
+			worker_finished(w, jobs[i], false,
+					jobs[i]->error != NULL ? jobs[i]->error : "nacked");
+		} else {
 			atomic_fetch_add(&w->lost, 1);
+		}
 	}
 }
 

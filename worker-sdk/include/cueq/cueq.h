@@ -547,6 +547,10 @@ typedef enum cueq_worker_event_kind {
 	CUEQ_WORKER_CANCELLED,	 /* an operator cancelled a held job */
 	CUEQ_WORKER_RETRYING,	 /* a claim failed (err, detail) and is tried
 				  * again after a pause: the broker may be down */
+	CUEQ_WORKER_CONNECTED,	 /* a connection to the broker was made */
+	CUEQ_WORKER_DISCONNECTED, /* one was lost: the SDK reconnects by itself */
+	CUEQ_WORKER_FINISHED,	 /* the broker took a job's outcome (acked says
+				  * which; a nack's error is the detail) */
 } cueq_worker_event_kind;
 
 typedef struct cueq_worker_event {
@@ -554,6 +558,7 @@ typedef struct cueq_worker_event {
 	const char *execution_id; /* NULL for RETRYING */
 	uint32_t attempt;	  /* the job's delivery, 0 for RETRYING */
 	int err;		  /* RETRYING: the claim's error */
+	bool acked;		  /* FINISHED: acked (true) or nacked */
 	const char *detail;	  /* a sentence for people */
 } cueq_worker_event;
 
