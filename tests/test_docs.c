@@ -4,8 +4,9 @@
  * -Wall -Wextra -Werror, so the docs cannot drift from the header.  A
  * block with a main() is a whole program: it is linked with libcueq and
  * run against a real broker (its tcp://127.0.0.1:7700 pointed at the
- * test's), with a job waiting in each queue it names in a string; the
- * program must finish every one of them within a few seconds (it is then
+ * test's), with a job waiting in each queue it works (the queue of its
+ * cueq_worker_new or cueq_claim); the program must finish every one of
+ * them within a few seconds (it is then
  * stopped, as a worker runs until it is stopped).
  */
 #define _GNU_SOURCE /* memmem */
@@ -126,22 +127,22 @@ static void compile(const struct snippet *s, const char *dir, int i, const char 
 	}
 }
 
-/* The queues a program names: every "word" string literal that is a
- * valid queue name and not a URL. */
+/* The queues a program works: the first string literal after each
+ * cueq_worker_new( or cueq_claim(. */
 static size_t queues_of(const char *text, char q[][64], size_t max)
 {
+	static const char *const calls[] = {"cueq_worker_new(", "cueq_claim("};
 	size_t n = 0;
-	for (const char *p = strchr(text, '"'); p != NULL && n < max; p = strchr(p + 1, '"')) {
-		const char *end = strchr(p + 1, '"');
-		if (end == NULL)
-			break;
-		size_t l = (size_t)(end - p - 1);
-		if (l > 0 && l < 64 && proto_queue_ok(p + 1, l) && memchr(p + 1, ':', l) == NULL) {
-			memcpy(q[n], p + 1, l);
-			q[n++][l] = '\0';
+	for (size_t c = 0; c < 2; c++)
+		for (const char *p = strstr(text, calls[c]); p != NULL && n < max;
+		     p = strstr(p + 1, calls[c])) {
+			const char *open = strchr(p, '"'), *end = open ? strchr(open + 1, '"') : NULL;
+			size_t l = end ? (size_t)(end - open - 1) : 0;
+			if (l > 0 && l < 64 && proto_queue_ok(open + 1, l)) {
+				memcpy(q[n], open + 1, l);
+				q[n++][l] = '\0';
+			}
 		}
-		p = end;
-	}
 	return n;
 }
 
