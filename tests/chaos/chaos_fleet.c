@@ -418,7 +418,7 @@ int chaos_fleet_drain(chaos_fleet *fl, uint64_t jobs, int64_t limit_ms)
 			break;
 		if (cueq_stats(c, CHAOS_QUEUE, &st, &n) == CUEQ_OK && n == 1)
 			s = st[0];
-		free(st);
+		cueq_stats_free(st, n);
 		if (s.scheduled + s.ready + s.leased == 0 && s.succeeded + s.dead >= jobs) {
 			cueq_close(c);
 			return 0;

@@ -146,11 +146,11 @@ static enum outcome step_by_hand(struct step_call *sc, char *value, size_t size)
 
 	if (rc == CUEQ_OK) {
 		snprintf(value, size, "%.*s", (int)len, (const char *)got);
-		free(got);
+		cueq_value_free(got);
 		log_step(sc, OUT_SKIPPED, rc, value);
 		return OUT_SKIPPED;
 	}
-	if (rc != CUEQ_ERR_NOT_FOUND) {
+	if (rc != CUEQ_ERR_NO_STEP) {
 		log_step(sc, OUT_ERR, rc, "");
 		return OUT_ERR;
 	}
