@@ -140,20 +140,28 @@ static void ctx_cb(void *arg)
 		grow = POOL_GROW;
 	}
 	pthread_mutex_unlock(&s->mu);
-	for (int i = 0; i < grow; i++) {
-		pthread_mutex_lock(&s->mu);
-		bool enough = s->stopping || s->total >= POOL_MAX;
-		pthread_mutex_unlock(&s->mu);
-		if (enough)
-			break;
-		if (add_ctx(s) != 0) {
-			log_warn("cannot open more REP contexts");
-			break;
+	/* Requests arriving meanwhile may take the new contexts as fast as
+	 * they open, and they grow nothing (one grower at a time): so the
+	 * grower looks again before it stops, or a pool left with none
+	 * listening would never receive, and never grow, again. */
+	while (grow) {
+		bool failed = false;
+		for (int i = 0; i < grow && !failed; i++) {
+			pthread_mutex_lock(&s->mu);
+			bool enough = s->stopping || s->total >= POOL_MAX;
+			pthread_mutex_unlock(&s->mu);
+			if (enough)
+				break;
+			if (add_ctx(s) != 0) {
+				log_warn("cannot open more REP contexts");
+				failed = true;
+			}
 		}
-	}
-	if (grow) {
 		pthread_mutex_lock(&s->mu);
-		s->growing = false;
+		if (failed || s->stopping || s->listening >= POOL_LOW || s->total >= POOL_MAX) {
+			s->growing = false;
+			grow = 0;
+		}
 		pthread_mutex_unlock(&s->mu);
 	}
 	s->deliver(s->arg, &c->req);
