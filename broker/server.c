@@ -131,6 +131,11 @@ static void ctx_cb(void *arg)
 	c->req.msg = nng_aio_get_msg(c->aio);
 	c->req.pipe = nng_pipe_id(nng_msg_get_pipe(c->req.msg));
 	c->req.next = NULL;
+	/* what binds a request ID to its request (loop.c), at about 1 ns a
+	 * byte: 5 ms for a frame of 4 MiB, which here runs beside the core */
+	size_t len = nng_msg_len(c->req.msg);
+	c->req.body_hash =
+		len <= PROTO_MAX_FRAME ? proto_hash(PROTO_HASH_INIT, nng_msg_body(c->req.msg), len) : 0;
 	pthread_mutex_lock(&s->mu);
 	c->state = S_WAIT;
 	s->listening--;

@@ -21,6 +21,9 @@ struct server;
 struct request {
 	nng_msg *msg;
 	uint32_t pipe; /* connection it came on */
+	/* proto_hash of the frame (0 for one over PROTO_MAX_FRAME), worked
+	 * out on nng's thread so that the core does not walk big frames */
+	uint64_t body_hash;
 	struct request *next;
 	void *ctx; /* the server's context */
 };
