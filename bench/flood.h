@@ -56,8 +56,8 @@ struct reqflood {
 
 /* Starts a flood of kind on one connection to url, window requests in
  * flight.  0, or -1 with a line on stderr.  halt stops sending and
- * receiving (the counts then stay), close closes the socket: after the
- * broker is stopped (see flood_load.c). */
+ * receiving (the counts then stay), close closes the socket (see
+ * flood_load.c for when). */
 int reqflood_start(struct reqflood *f, const char *url, enum flood_kind kind, size_t window);
 void reqflood_halt(struct reqflood *f);
 void reqflood_close(struct reqflood *f);

@@ -34,9 +34,10 @@
 
 /* nng 1.5.2's nng_close can wait for ever on a raw REQ socket whose peer
  * still holds its requests (a flood's parked claims, seen here; nng's
- * issue 1543), and every nng_close after it then waits too.  So a flood's
- * socket is closed only once its broker is gone, on a thread of its own,
- * waited for up to CLOSE_WAIT_MS and left to nng if it takes longer. */
+ * issue 1543), and every nng_close after it then waits too.  So such a
+ * socket is closed only once its broker is gone (flood.c), and every
+ * flood's socket on a thread of its own, waited for up to CLOSE_WAIT_MS
+ * and left to nng if it takes longer. */
 #define CLOSE_WAIT_MS 2000
 
 struct closing {
