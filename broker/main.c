@@ -10,7 +10,9 @@
  * next WAL or table file), so it is made unlikely here: the soft limit is
  * raised to the hard one, the store's share is reserved (its table cache is
  * bounded to it), and client connections get only what is left
- * (--max-connections).  When storage fails the broker stops with status 2
+ * (--max-connections); connections nng has accepted but not yet counted
+ * (their handshake is not done) are kept out of the store's share too
+ * (fdgate.h).  When storage fails the broker stops with status 2
  * without closing the database: closing would write again to a store that
  * just refused a write, and what was answered is already on disk.
  */
@@ -26,6 +28,7 @@
 #include "auth.h"
 #include "config.h"
 #include "engine.h"
+#include "fdgate.h"
 #include "log.h"
 #include "loop.h"
 #include "ops.h"
@@ -80,6 +83,10 @@ static void *signal_main(void *arg)
 #define DEFAULT_MAX_CONNECTIONS 1024
 #define FD_FIXED 64  /* listeners, nng's pollers, logs, the WAL, MANIFEST, LOCK... */
 #define FD_MIN 128   /* below this cueqd does not start */
+/* What the store opens at run time beside its table cache: the next WAL
+ * and MANIFEST, tables being written, OPTIONS.  Accepted connections stay
+ * below the top tables + FD_SPARE descriptors (fdgate.h). */
+#define FD_SPARE 16
 
 /* Sizes the store's table cache and the connection cap to the descriptor
  * limit (raised to the hard limit first).  -1 after logging why not. */
@@ -120,6 +127,9 @@ static int budget_descriptors(struct config *cfg, int *tables)
 				 nofile, clients);
 		}
 	}
+	/* connections still at their handshake are not counted by the cap:
+	 * this keeps them out of the store's share too */
+	fdgate_set((int)(nofile - *tables - FD_SPARE));
 	return 0;
 }
 

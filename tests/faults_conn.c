@@ -115,6 +115,21 @@ int fx_bare_connect(int port)
 	return tcp_connect(port);
 }
 
+int fx_bare_connect_start(int port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+
+	if (fd < 0)
+		return -1;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0 && errno != EINPROGRESS) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 int fx_closed_within(int fd, int timeout_ms)
 {
 	int64_t deadline = th_now_ms() + timeout_ms;

@@ -33,6 +33,10 @@ size_t fx_ping_all(fx_pinger *ps, size_t n, int timeout_ms);
 int fx_sp_connect_closed(int port, int timeout_ms);
 /* A bare TCP connection to port, nothing sent: its descriptor, or -1. */
 int fx_bare_connect(int port);
+/* The same without waiting for the connection (a broker that accepts no
+ * more would leave a blocking connect waiting): a non-blocking socket
+ * whose connect was started, or -1. */
+int fx_bare_connect_start(int port);
 /* 1 when the peer closed fd (EOF or reset) within timeout_ms, else 0. */
 int fx_closed_within(int fd, int timeout_ms);
 

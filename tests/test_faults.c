@@ -25,7 +25,8 @@
  * 4. Descriptors: with RLIMIT_NOFILE 256 the broker serves the connections
  *    its budget allows and closes the rest as they connect, stays up, and
  *    keeps what it answered; a cap that cannot fit refuses to start, and
- *    the budget holds at its edges.
+ *    the budget holds at its edges; TCP connections that never handshake,
+ *    more than the broker has descriptors, leave the store its own.
  * 5. A start on a disk that already fails exits 1 with a clear line, and
  *    loses nothing.
  *
@@ -632,6 +633,73 @@ static void budget(th_broker *b, int nofile, const char *const *flags, int want_
 	}
 }
 
+/* Connections that have not finished their SP handshake are not counted
+ * by the cap, yet each takes a descriptor once accepted, for 10 s.  Rounds
+ * of BARE such sockets (more than the broker's descriptors) while 64 KiB
+ * pushes make the store open new files (a WAL each 4 MiB): every push is
+ * answered, the broker says it refuses connections and stays up, and once
+ * the sockets close new connections are served again. */
+#define BARE 400
+#define BARE_ROUNDS 4
+#define BIG_PUSHES 50 /* a round: 3.2 MiB */
+
+static void test_unhandshaked_connections_leave_the_store_its_descriptors(void **state)
+{
+	th_broker *b = *state;
+	static int fds[BARE];
+	char *big = malloc(64 * 1024 + 1), id[FX_ID];
+	th_counts c;
+	th_raw ctl, fresh;
+	int status = 0;
+
+	assert_non_null(big);
+	memset(big, 'd', 64 * 1024);
+	big[64 * 1024] = '\0';
+	b->nofile = NOFILE;
+	fx_start(b, NULL);
+	fx_open(&ctl, b);
+	assert_int_equal(th_raw_ping(&ctl), 0);
+	for (int round = 0; round < BARE_ROUNDS; round++) {
+		size_t opened = 0;
+		for (size_t i = 0; i < BARE; i++)
+			opened += (fds[i] = fx_bare_connect_start(b->port)) >= 0;
+		if (opened < BARE / 2)
+			fail_msg("only %zu of %d bare connections could be started", opened, BARE);
+		th_sleep_ms(300); /* the broker accepts what it will meanwhile */
+		for (int i = 0; i < BIG_PUSHES; i++)
+			if (th_raw_push(&ctl, "fds", big, 0, 0, id) != 0) {
+				th_broker_dump_log(b);
+				fail_msg("push %d of round %d, beside %zu unhandshaked connections, was not answered ok",
+					 i, round, opened);
+			}
+		for (size_t i = 0; i < BARE; i++)
+			if (fds[i] >= 0)
+				close(fds[i]);
+	}
+	free(big);
+	if (th_broker_wait(b, 0, &status) == 0) {
+		th_broker_dump_log(b);
+		fail_msg("the broker exited beside unhandshaked connections");
+	}
+	if (!fx_log_has(b, "refusing connections")) {
+		th_broker_dump_log(b);
+		fail_msg("the log does not say it refused connections past its descriptors");
+	}
+	assert_int_equal(th_raw_ping(&ctl), 0);
+	fx_counts(&ctl, "fds", &c);
+	assert_int_equal(c.ready, BARE_ROUNDS * BIG_PUSHES);
+	bool served = false; /* the broker sees the closes a moment later */
+	for (int64_t until = th_now_ms() + 5000; !served && th_now_ms() < until; th_sleep_ms(100)) {
+		fx_open(&fresh, b);
+		served = th_raw_ping(&fresh) == 0;
+		th_raw_close(&fresh);
+	}
+	if (!served)
+		fail_msg("once the unhandshaked connections closed, a new one was not served");
+	th_raw_close(&ctl);
+	fx_stop_clean(b);
+}
+
 /* The budget at its edges: 128 descriptors is the least cueqd starts with
  * (128 - 32 - 64 = 32 connections), 127 refuses; with 256 descriptors
  * --max-connections 160 fits and 161 does not. */
@@ -719,6 +787,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_descriptor_cap, unstarted, th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_cap_beyond_descriptors, unstarted, th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_descriptor_budget, unstarted, th_fixture_stop),
+		cmocka_unit_test_setup_teardown(test_unhandshaked_connections_leave_the_store_its_descriptors,
+						unstarted, th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_start_on_a_failing_disk, unstarted, th_fixture_stop),
 	};
 	if (getenv("CUEQ_TEST_FILTER") != NULL) /* e.g. "test_kill_*" */
