@@ -1010,10 +1010,16 @@ static int op_retry(struct opctx *c)
 	    (rc = queue_field(c, c->req, false, &q, &qlen)) != CUEQ_OK ||
 	    (rc = proto_bool(c->req, "all", false, &all, &c->err)) != CUEQ_OK)
 		return rc;
-	if ((id != 0) == (q != NULL && all))
+	/* named, not nonzero: "0000000000000000" beside all was taken for
+	 * no ID (the engine's "all" is id 0), so the request retried the queue */
+	const msgpack_object *named = proto_get(c->req, "execution_id");
+	bool one = named != NULL && named->type != MSGPACK_OBJECT_NIL;
+	if (one == (q != NULL && all))
 		return proto_fail(&c->err, CUEQ_ERR_BAD_REQUEST,
 				  "give execution_id, or queue with all: true (not both)");
-	if (id != 0 && (rc = id_allowed(c, id)) != CUEQ_OK)
+	if (one && id == 0) /* no ID is 0: its boot epoch never is */
+		return proto_fail(&c->err, CUEQ_ERR_NOT_FOUND, "no execution 0000000000000000");
+	if (one && (rc = id_allowed(c, id)) != CUEQ_OK)
 		return rc;
 	if ((rc = c->eo->retry(c->e, id, q, qlen, OPERATE_PAGE, &n, &more, &c->err)) != CUEQ_OK)
 		return rc;
