@@ -34,7 +34,8 @@ void hostile_expect_req(ctx *x, const char *what, th_req *q, int flags, const ch
 /* th_req_begin that fails the test when it cannot. */
 msgpack_packer *hostile_begin(th_req *q, const char *op, size_t n);
 
-/* The groups of cases (hostile_frames.c, hostile_fields.c, hostile_ops.c). */
+/* The groups of cases (hostile_frames.c, hostile_fields.c, hostile_ops.c,
+ * hostile_ops2.c). */
 void hostile_framing(ctx *x);
 void hostile_random(ctx *x);
 void hostile_sizes(ctx *x);
@@ -44,5 +45,9 @@ void hostile_claim(ctx *x);
 void hostile_finish(ctx *x);
 void hostile_inspect(ctx *x);
 void hostile_operate(ctx *x); /* hostile_ops.c */
+void hostile_ops2(ctx *x);    /* hostile_ops2.c: every field of the other ops, the envelope */
+/* The auth field, against a broker started with --auth; x->pre_id is an
+ * execution there, producer a producer's token. */
+void hostile_auth(ctx *x, const char *producer);
 
 #endif /* CUEQ_HOSTILE_H */

@@ -10,7 +10,8 @@
  * limit, a closed connection).  Where the frame itself was readable the
  * reply must carry the request's rid.  Before and after, a leased job and a
  * ready job sit in the broker: afterwards the broker still answers, stats
- * are identical and the leased job is exactly as it was.
+ * are identical and the leased job is exactly as it was.  Against a
+ * broker with --auth, bad auth values are refused and change nothing.
  *
  * All cases run even when one fails; the failures are listed at the end.
  */
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -202,6 +204,7 @@ static void test_hostile_input(void **state)
 	hostile_push(&x);
 	hostile_claim(&x);
 	hostile_operate(&x);
+	hostile_ops2(&x);
 	hostile_finish(&x);
 	hostile_inspect(&x);
 
@@ -232,6 +235,101 @@ static void test_hostile_input(void **state)
 		fprintf(stderr, "%zu hostile cases, %zu failures\n", x.cases, x.failures);
 	if (x.failures != 0)
 		fail_msg("%zu of %zu hostile cases were not answered as specified (listed above)",
+			 x.failures, x.cases);
+}
+
+/* ---- the auth field, against a broker with --auth ---------------------- */
+
+#define H_ADMIN "admin-token-4f1c9a7e0b2d"
+#define H_PRODUCER "producer-token-8e3b1d5a77c0"
+
+struct authfx {
+	th_broker b;
+	char dir[64], file[96];
+};
+
+static int start_with_auth(void **state)
+{
+	struct authfx *f = calloc(1, sizeof(*f));
+	if (f == NULL)
+		return -1;
+	strcpy(f->dir, "/tmp/cueq-hostile-auth-XXXXXX");
+	if (mkdtemp(f->dir) == NULL)
+		return -1;
+	snprintf(f->file, sizeof(f->file), "%s/auth", f->dir);
+	FILE *fp = fopen(f->file, "w");
+	if (fp == NULL)
+		return -1;
+	fputs("admin ops " H_ADMIN "\nproducer web " H_PRODUCER "\n", fp);
+	fclose(fp);
+	const char *extra[] = {"--auth", f->file, NULL};
+	*state = f;
+	return th_broker_start(&f->b, extra);
+}
+
+static int stop_with_auth(void **state)
+{
+	struct authfx *f = *state;
+	th_broker_cleanup(&f->b);
+	unlink(f->file);
+	rmdir(f->dir);
+	free(f);
+	return 0;
+}
+
+/* op as the admin; the reply in rep (free it). */
+static void as_admin(th_raw *r, const char *op, const char *key, const char *value, th_reply *rep)
+{
+	static unsigned serial;
+	char rid[32];
+	th_req q;
+	snprintf(rid, sizeof(rid), "admin-%u", serial++);
+	assert_int_equal(th_req_begin_auth(&q, op, key ? 1 : 0, rid, "hostile-admin", H_ADMIN), 0);
+	if (key != NULL && strcmp(key, "jobs") == 0) {
+		proto_key(th_pk(&q), "jobs");
+		msgpack_pack_array(th_pk(&q), 1);
+		msgpack_pack_map(th_pk(&q), 1);
+		proto_kv_cstr(th_pk(&q), "queue", value);
+	} else if (key != NULL) {
+		proto_kv_cstr(th_pk(&q), key, value);
+	}
+	assert_int_equal(th_req_call(r, &q, rep), 0);
+	if (!rep->ok)
+		fail_msg("%s as the admin: %s %s", op, rep->err, rep->msg);
+}
+
+/* Bad auth values on a push and on a cancel: refused, and nothing was
+ * pushed or cancelled (the one job pushed before is still ready, alone in
+ * its queue). */
+static void test_hostile_auth(void **state)
+{
+	struct authfx *f = *state;
+	ctx x = {.b = &f->b};
+	th_reply rep;
+	char st[16];
+	uint64_t ready = 0;
+
+	assert_int_equal(th_raw_open(&x.r, f->b.url, 10000), 0);
+	as_admin(&x.r, "push", "jobs", "auth.q", &rep);
+	assert_true(th_str(th_item(rep.root, "results", 0), "execution_id", x.pre_id, sizeof(x.pre_id)));
+	th_reply_free(&rep);
+
+	hostile_auth(&x, H_PRODUCER);
+
+	th_raw_close(&x.r);
+	assert_int_equal(th_raw_open(&x.r, f->b.url, 10000), 0);
+	as_admin(&x.r, "get", "execution_id", x.pre_id, &rep);
+	assert_true(th_str(th_get(rep.root, "execution"), "state", st, sizeof(st)));
+	th_reply_free(&rep);
+	as_admin(&x.r, "stats", "queue", "auth.q", &rep);
+	assert_true(th_uint(th_item(rep.root, "queues", 0), "ready", &ready));
+	th_reply_free(&rep);
+	th_raw_close(&x.r);
+	if (strcmp(st, "ready") != 0 || ready != 1)
+		hostile_failed(&x, "bad auth changed something: the job is %s, %llu ready in its queue",
+			       st, (unsigned long long)ready);
+	if (x.failures != 0)
+		fail_msg("%zu of %zu auth cases were not answered as specified (listed above)",
 			 x.failures, x.cases);
 }
 
@@ -279,6 +377,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_hostile_input, th_fixture_start, th_fixture_stop),
+		cmocka_unit_test_setup_teardown(test_hostile_auth, start_with_auth, stop_with_auth),
 		cmocka_unit_test(test_listen_beyond_loopback_needs_insecure),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
