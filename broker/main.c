@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "auth.h"
@@ -77,6 +78,24 @@ static void *signal_main(void *arg)
 		loop_stop(s->loop);
 		return NULL;
 	}
+	return NULL;
+}
+
+/* A clean stop has a deadline too.  Once the loop has ended everything is
+ * synced; what is left is closing connections and the store.  nng 1.5.2
+ * can hang closing a connection whose client does not read its answers,
+ * so after STOP_MS the broker exits all the same: the store recovers on
+ * its next start as after a crash, from the synced log, losing nothing. */
+#define STOP_MS 10000
+
+static void *stop_deadline(void *arg)
+{
+	(void)arg;
+	struct timespec ts = {.tv_sec = STOP_MS / 1000, .tv_nsec = 0};
+	nanosleep(&ts, NULL);
+	log_warn("closing connections took more than %d ms (a client that does not read?); exiting now, everything is on disk",
+		 STOP_MS);
+	_exit(0);
 	return NULL;
 }
 
@@ -228,6 +247,9 @@ int main(int argc, char **argv)
 		log_error("stopped: storage failed; everything answered is on disk, the requests of the failed write got no answer. Fix the disk (space, errors, descriptors) and start cueqd again: it recovers from what is on disk");
 		_exit(2);
 	}
+	pthread_t deadline;
+	if (status == 0 && pthread_create(&deadline, NULL, stop_deadline, NULL) == 0)
+		pthread_detach(deadline);
 out:
 	server_close(srv);
 	loop_free(l);

@@ -32,6 +32,10 @@
 #define POOL_GROW 64
 #define POOL_LOW 16
 #define POOL_MAX 16384
+/* Answers waiting to be sent to one connection at most: a client that
+ * reads nothing gets its connection closed past them.  The SDK has a few
+ * requests in flight per connection at most. */
+#define MAX_UNREAD 256
 
 enum { S_RECV, S_WAIT, S_SEND };
 
@@ -57,12 +61,16 @@ struct server {
 	bool stopping;
 	bool growing; /* a callback is opening more contexts (outside mu) */
 	uint32_t *pipes; /* connections let in: open addressing, 0 = free */
+	uint32_t *unread; /* per slot of pipes: answers handed to nng, not yet sent */
 	size_t pipes_cap, n_pipes, max_pipes;
+	uint64_t unread_closed; /* connections closed for not reading */
+	int64_t unread_logged;
 	uint64_t refused;
 	int64_t refused_logged; /* monotonic ms of the last warning */
 };
 
 static void ctx_cb(void *arg);
+static long pipes_find(const struct server *s, uint32_t id);
 
 /* Opens one more context and starts it listening.  Call without mu: nng
  * takes its socket lock in nng_ctx_open, and the pipe callback holds that
@@ -116,6 +124,9 @@ static void ctx_cb(void *arg)
 			nng_msg_free(nng_aio_get_msg(c->aio)); /* peer gone: reply dropped */
 		pthread_mutex_lock(&s->mu);
 		s->sending--;
+		long k = pipes_find(s, c->req.pipe);
+		if (k >= 0 && s->unread[k] > 0)
+			s->unread[k]--;
 		pthread_mutex_unlock(&s->mu);
 		listen_again(c);
 		return;
@@ -185,18 +196,23 @@ static void pipes_add(struct server *s, uint32_t id)
 	while (s->pipes[i])
 		i = (i + 1) & (s->pipes_cap - 1);
 	s->pipes[i] = id;
+	s->unread[i] = 0;
 	s->n_pipes++;
+}
+
+/* The slot of id, or -1. */
+static long pipes_find(const struct server *s, uint32_t id)
+{
+	for (size_t i = slot_of(s, id); s->pipes[i] != 0; i = (i + 1) & (s->pipes_cap - 1))
+		if (s->pipes[i] == id)
+			return (long)i;
+	return -1;
 }
 
 bool server_pipe_open(struct server *s, uint32_t pipe)
 {
-	bool open = false;
 	pthread_mutex_lock(&s->mu);
-	for (size_t i = slot_of(s, pipe); s->pipes[i] != 0; i = (i + 1) & (s->pipes_cap - 1))
-		if (s->pipes[i] == pipe) {
-			open = true;
-			break;
-		}
+	bool open = pipes_find(s, pipe) >= 0;
 	pthread_mutex_unlock(&s->mu);
 	return open;
 }
@@ -215,6 +231,7 @@ static bool pipes_remove(struct server *s, uint32_t id)
 		/* move j back into the hole at i unless its home lies in (i, j] */
 		if (((j - home) & mask) >= ((j - i) & mask)) {
 			s->pipes[i] = s->pipes[j];
+			s->unread[i] = s->unread[j];
 			i = j;
 		}
 	}
@@ -363,7 +380,10 @@ int server_start(const char *const *urls, size_t n, int max_connections,
 	for (s->pipes_cap = 16; s->pipes_cap < s->max_pipes * 2; s->pipes_cap *= 2)
 		;
 	s->pipes = calloc(s->pipes_cap, sizeof(*s->pipes));
-	if (s->pipes == NULL) {
+	s->unread = calloc(s->pipes_cap, sizeof(*s->unread));
+	s->unread_logged = INT64_MIN / 2;
+	if (s->pipes == NULL || s->unread == NULL) {
+		free(s->unread);
 		snprintf(err, errlen, "out of memory");
 		pthread_mutex_destroy(&s->mu);
 		free(s);
@@ -372,6 +392,7 @@ int server_start(const char *const *urls, size_t n, int max_connections,
 	if ((rv = nng_rep0_open(&s->sock)) != 0) {
 		snprintf(err, errlen, "cannot open the REP socket: %s", nng_strerror(rv));
 		free(s->pipes);
+		free(s->unread);
 		pthread_mutex_destroy(&s->mu);
 		free(s);
 		return -1;
@@ -425,12 +446,31 @@ void server_reply(struct server *s, struct request *r, nng_msg *reply)
 	if (r->msg != NULL) /* a parked claim's frame is freed already */
 		nng_msg_free(r->msg);
 	r->msg = NULL;
+	/* A connection whose client does not read its answers would hold a
+	 * context for each of them, until the pool is gone and nobody else
+	 * is served: past MAX_UNREAD answers waiting to leave, it is closed
+	 * (which ends those sends and frees their contexts). */
 	pthread_mutex_lock(&s->mu);
 	s->sending++;
+	long k = pipes_find(s, r->pipe);
+	bool close_it = k >= 0 && ++s->unread[k] == MAX_UNREAD + 1;
+	int64_t now = close_it ? proto_mono_ms() : 0;
+	bool warn = close_it && now - s->unread_logged >= 10000;
+	uint64_t closed = close_it ? ++s->unread_closed : 0;
+	if (warn)
+		s->unread_logged = now;
 	pthread_mutex_unlock(&s->mu);
 	c->state = S_SEND;
 	nng_aio_set_msg(c->aio, reply);
 	nng_ctx_send(c->ctx, c->aio);
+	if (close_it) {
+		nng_pipe p = NNG_PIPE_INITIALIZER;
+		p.id = r->pipe;
+		nng_pipe_close(p);
+		if (warn)
+			log_warn("closed a connection with %d answers it did not read; %llu closed so far",
+				 MAX_UNREAD, (unsigned long long)closed);
+	}
 }
 
 void server_drop(struct server *s, struct request *r)
@@ -483,6 +523,7 @@ void server_close(struct server *s)
 	}
 	free(s->listeners);
 	free(s->pipes);
+	free(s->unread);
 	pthread_mutex_destroy(&s->mu);
 	free(s);
 }
