@@ -33,9 +33,10 @@
 #define POOL_LOW 16
 #define POOL_MAX 16384
 /* Answers waiting to be sent to one connection at most: a client that
- * reads nothing gets its connection closed past them.  The SDK has a few
- * requests in flight per connection at most. */
-#define MAX_UNREAD 256
+ * reads nothing gets its connection closed past them.  A client that reads
+ * has few waiting at any time, but a turn may answer all its parked claims
+ * at once (256 by default, --max-parked-per-connection) and more. */
+#define MAX_UNREAD 512
 
 enum { S_RECV, S_WAIT, S_SEND };
 

@@ -315,7 +315,7 @@ static void *unread_main(void *arg)
 }
 
 /* A client that never reads its answers has its connection closed once
- * 256 of them wait to leave: it cannot take every server context from the
+ * 512 of them wait to leave: it cannot take every server context from the
  * others, whose pings are answered all along. */
 static void test_unread_answers_are_bounded(void **state)
 {
