@@ -50,20 +50,19 @@ static void write_auth(struct core *c)
 	FILE *f = fopen(path, "w");
 	if (f == NULL)
 		fuzz_fail("cannot write %s: %s", path, strerror(errno));
-	fprintf(f, "producer prod %s fz.\nworker work %s\nadmin adm %s\n", FUZZ_TOKEN_PRODUCER,
-		FUZZ_TOKEN_WORKER, FUZZ_TOKEN_ADMIN);
+	fprintf(f, "producer prod %s %s\nworker work %s %s\nadmin ops %s %s\nadmin adm %s\n",
+		FUZZ_TOKEN_PRODUCER, FUZZ_PREFIX, FUZZ_TOKEN_WORKER, FUZZ_PREFIX,
+		FUZZ_TOKEN_ADMIN_FZ, FUZZ_PREFIX, FUZZ_TOKEN_ADMIN);
 	fclose(f);
 	chmod(path, 0600);
 	if ((c->auth = auth_load(path, err, sizeof(err))) == NULL)
 		fuzz_fail("%s", err);
 }
 
-static void core_open(struct core *c)
+/* Opens the engine in c->dir (new or not). */
+static void engine_open(struct core *c)
 {
 	char loc[sizeof(c->dir) + 16], err[512] = "";
-	snprintf(c->dir, sizeof(c->dir), "%s/cueq-fuzz-XXXXXX", temp_root());
-	if (mkdtemp(c->dir) == NULL)
-		fuzz_fail("mkdtemp %s: %s", c->dir, strerror(errno));
 	snprintf(loc, sizeof(loc), "%s/engine", c->dir);
 	struct eng_config cfg = {
 		.location = loc,
@@ -72,13 +71,29 @@ static void core_open(struct core *c)
 		.clock = core_clock,
 		.clock_arg = c,
 	};
+	if (c->eo->open(&cfg, &c->e, err, sizeof(err)) != 0)
+		fuzz_fail("cannot open the engine at %s: %s", loc, err);
+}
+
+static void core_open(struct core *c)
+{
+	snprintf(c->dir, sizeof(c->dir), "%s/cueq-fuzz-XXXXXX", temp_root());
+	if (mkdtemp(c->dir) == NULL)
+		fuzz_fail("mkdtemp %s: %s", c->dir, strerror(errno));
 	unsetenv("CUEQ_FAULT");
 	c->eo = &embedded_engine;
 	c->ahead_ms = 0;
 	c->inputs = 0;
-	if (c->eo->open(&cfg, &c->e, err, sizeof(err)) != 0)
-		fuzz_fail("cannot open the engine at %s: %s", loc, err);
+	engine_open(c);
 	write_auth(c);
+}
+
+void core_restart(struct core *c)
+{
+	core_turn(c, 0);
+	c->eo->close(c->e);
+	engine_open(c);
+	c->eo->tick(c->e, core_clock(c));
 }
 
 void core_close(void)

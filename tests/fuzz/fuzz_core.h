@@ -17,10 +17,12 @@
 
 #define FUZZ_REOPEN 256
 
-/* Tokens of the auth file: a producer limited to queues "fz.", a worker
- * and an admin of every queue. */
+/* Tokens of the auth file: a producer, a worker and an admin limited to
+ * queues "fz.", and an admin of every queue. */
+#define FUZZ_PREFIX "fz."
 #define FUZZ_TOKEN_PRODUCER "producer-token-0001"
 #define FUZZ_TOKEN_WORKER "worker-token-00001"
+#define FUZZ_TOKEN_ADMIN_FZ "admin-fz-token-001"
 #define FUZZ_TOKEN_ADMIN "admin-token-000001"
 
 struct core {
@@ -38,6 +40,9 @@ struct core *core_begin(void);
 /* Ends a turn: commits (and syncs what must be durable), moves the clock
  * on by advance_ms and starts the next turn. */
 void core_turn(struct core *c, int64_t advance_ms);
+/* Ends the turn, closes the engine and opens it again on the same
+ * directory, as a broker's restart. */
+void core_restart(struct core *c);
 /* Closes the core and removes its directory. */
 void core_close(void);
 

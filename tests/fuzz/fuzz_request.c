@@ -18,8 +18,9 @@
  * claim gives are live.  The engine commits at the end of each turn.
  *
  * Help for the fuzzer: a 16-byte str "@e0..." stands for an ID an earlier
- * reply gave (fuzz.h), and the pseudo-op "_turn" (field "ms": how far the
- * clock moves on) ends a turn.
+ * reply gave (fuzz.h); the pseudo-op "_turn" (field "ms": how far the
+ * clock moves on) ends a turn, and "_restart" closes the engine and opens
+ * it again on its directory.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,6 +75,12 @@ static void see(struct session *s, int kind, uint64_t v)
 		s->seen[kind][s->n_seen[kind]++ % SEEN] = v;
 }
 
+static bool is_key(const msgpack_object *k, const char *name)
+{
+	return k->type == MSGPACK_OBJECT_STR && k->via.str.size == strlen(name) &&
+	       memcmp(k->via.str.ptr, name, k->via.str.size) == 0;
+}
+
 static int kind_of_key(const msgpack_object *k)
 {
 	static const struct {
@@ -81,22 +88,20 @@ static int kind_of_key(const msgpack_object *k)
 		int kind;
 	} keys[] = {{"execution_id", SEEN_EXEC}, {"holder", SEEN_EXEC}, {"next", SEEN_EXEC},
 		    {"lease_token", SEEN_TOKEN}, {"cue_id", SEEN_CUE}};
-	if (k->type != MSGPACK_OBJECT_STR)
-		return -1;
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
-		if (strlen(keys[i].key) == k->via.str.size &&
-		    memcmp(keys[i].key, k->via.str.ptr, k->via.str.size) == 0)
+		if (is_key(k, keys[i].key))
 			return keys[i].kind;
 	return -1;
 }
 
-/* Remembers the IDs of a reply (redacted tokens do not parse). */
-static void harvest(struct session *s, const msgpack_object *o)
+/* Remembers the IDs of a reply (redacted tokens do not parse); every
+ * queue it names must be a valid name. */
+static void harvest(struct session *s, const msgpack_object *o, const char *op)
 {
 	uint64_t v;
 	if (o->type == MSGPACK_OBJECT_ARRAY)
 		for (uint32_t i = 0; i < o->via.array.size; i++)
-			harvest(s, &o->via.array.ptr[i]);
+			harvest(s, &o->via.array.ptr[i], op);
 	if (o->type != MSGPACK_OBJECT_MAP)
 		return;
 	for (uint32_t i = 0; i < o->via.map.size; i++) {
@@ -105,7 +110,11 @@ static void harvest(struct session *s, const msgpack_object *o)
 		if (kind >= 0 && val->type == MSGPACK_OBJECT_STR &&
 		    proto_id_parse(val->via.str.ptr, val->via.str.size, &v))
 			see(s, kind, v);
-		harvest(s, val);
+		if (is_key(&o->via.map.ptr[i].key, "queue") &&
+		    (val->type != MSGPACK_OBJECT_STR ||
+		     !proto_queue_ok(val->via.str.ptr, val->via.str.size)))
+			fuzz_fail("the reply to %s names a queue that is no valid name", op);
+		harvest(s, val, op);
 	}
 }
 
@@ -127,7 +136,7 @@ static void patch_ids(const struct session *s, uint8_t *buf, const msgpack_objec
 	if (kind < 0 || s->n_seen[kind] == 0)
 		return;
 	unsigned n = s->n_seen[kind] < SEEN ? s->n_seen[kind] : SEEN;
-	unsigned back = (unsigned)(unsigned char)p[2] % n;
+	unsigned back = (unsigned)(unsigned char)(p[2] - '0') % n;
 	char id[PROTO_ID_LEN + 1];
 	proto_id_fmt(s->seen[kind][(s->n_seen[kind] - 1 - back) % SEEN], id);
 	memcpy(buf + (p - (const char *)buf), id, PROTO_ID_LEN);
@@ -171,15 +180,12 @@ static void check_claimed(const struct session *s, const msgpack_object *root, c
 	}
 }
 
-/* CUEQ_FUZZ_TRACE: each reply on stderr, its op and ok or its error. */
+/* CUEQ_FUZZ_TRACE: each reply on stderr after its op. */
 static void trace(const msgpack_object *root, const char *op)
 {
-	const msgpack_object *err = proto_get(root, "err"), *msg = proto_get(root, "msg");
-	if (err == NULL || msg == NULL || msg->type != MSGPACK_OBJECT_STR)
-		fprintf(stderr, "%s: ok\n", op);
-	else
-		fprintf(stderr, "%s: %.*s %.*s\n", op, (int)err->via.str.size, err->via.str.ptr,
-			(int)msg->via.str.size, msg->via.str.ptr);
+	fprintf(stderr, "%s: ", op);
+	msgpack_object_print(stderr, *root);
+	fputc('\n', stderr);
 }
 
 /* The reply to a request with rid (NULL: none): one map, v 1, the rid,
@@ -207,7 +213,7 @@ static void check_reply(struct session *s, const struct reply *r, const void *ri
 		check_error_fields(root, op);
 	else if (strcmp(op, "claim") == 0)
 		check_claimed(s, root, op);
-	harvest(s, root);
+	harvest(s, root, op);
 	msgpack_unpacked_destroy(&up);
 }
 
@@ -424,6 +430,8 @@ static void run_request(struct session *s, const msgpack_object *root, const uin
 		return answer_error(s, env.rid, env.rid_len, env.rid_bin, &err, "a request");
 	if (env.op_len == 5 && memcmp(env.op, "_turn", 5) == 0)
 		return turn(s, root);
+	if (env.op_len == 8 && memcmp(env.op, "_restart", 8) == 0)
+		return core_restart(s->core);
 	const struct op *op = ops_find(env.op, env.op_len);
 	if (op == NULL) {
 		proto_fail(&err, CUEQ_ERR_BAD_REQUEST, "unknown op; this broker knows: %s", ops_names());

@@ -370,6 +370,72 @@ static void s_time(struct gen *g)
 	turn(g, "retention", 2 * 3600000);
 	by_id(g, "retention", "get", "execution_id", 'e');
 	save(g, "retention");
+
+	/* steps go with their execution: retention, or a purge */
+	for (int i = 0; i < 2; i++) {
+		push(g, "forget", "q.f");
+		claim(g, "forget", "q.f", 1);
+		msgpack_packer *spk = req(g, "step_set", 4);
+		kv_ph(spk, "execution_id", 'e');
+		kv_ph(spk, "lease_token", 't');
+		proto_kv_cstr(spk, "name", "s");
+		proto_kv_str(spk, "value", "v", 1);
+		end(g, "forget");
+		proto_kv_bool(item(g, "nack", 1), "terminal", true);
+		end(g, "forget");
+	}
+	pk = req(g, "purge", 2);
+	proto_kv_cstr(pk, "queue", "q.f");
+	proto_kv_cstr(pk, "state", "dead");
+	end(g, "forget");
+	turn(g, "forget", 2 * 3600000);
+	by_id(g, "forget", "steps", "execution_id", 'e');
+	save(g, "forget");
+}
+
+/* What a restart must find again: leases, steps, cues, keys, remembered
+ * requests, a paused queue. */
+static void s_restart(struct gen *g)
+{
+	push(g, "restart", "q.rs");
+	claim(g, "restart", "q.rs", 1);
+	msgpack_packer *pk = req(g, "step_set", 4);
+	kv_ph(pk, "execution_id", 'e');
+	kv_ph(pk, "lease_token", 't');
+	proto_kv_cstr(pk, "name", "s");
+	proto_kv_str(pk, "value", "v", 1);
+	end(g, "restart");
+	proto_kv_uint(push1(g, "q.rs", 1), "every_ms", 1000);
+	end(g, "restart");
+	proto_kv_cstr(push1(g, "q.rs", 1), "key", "k");
+	end(g, "restart");
+	by_queue(g, "restart", "pause", "q.rs");
+	g->cid = "client-2";
+	pk = req(g, "push", 2);
+	proto_kv_uint(pk, "retry_ttl_ms", 60000);
+	proto_key(pk, "jobs");
+	msgpack_pack_array(pk, 1);
+	msgpack_pack_map(pk, 1);
+	proto_kv_cstr(pk, "queue", "q.rs");
+	end(g, "restart");
+	msgpack_sbuffer frame = g->frame; /* sent again after the restart */
+	msgpack_sbuffer_init(&g->frame);
+	g->cid = NULL;
+	req(g, "_restart", 0);
+	end(g, "restart");
+	msgpack_sbuffer_destroy(&g->frame);
+	g->frame = frame;
+	end(g, "restart");
+	pk = req(g, "ack", 1); /* the lease of the first, which survived */
+	proto_key(pk, "items");
+	msgpack_pack_array(pk, 1);
+	msgpack_pack_map(pk, 2);
+	proto_kv_str(pk, "execution_id", "@e3.............", PROTO_ID_LEN);
+	kv_ph(pk, "lease_token", 't');
+	end(g, "restart");
+	by_queue(g, "restart", "cues", "q.rs");
+	by_queue(g, "restart", "stats", "q.rs");
+	save(g, "restart");
 }
 
 static void s_auth(struct gen *g)
@@ -380,11 +446,26 @@ static void s_auth(struct gen *g)
 	claim(g, "auth", "fz.a", 1); /* not its role */
 	g->auth = FUZZ_TOKEN_WORKER;
 	claim(g, "auth", "fz.a", 1);
+	item(g, "ack", 0); /* the execution's queue is looked up */
+	end(g, "auth");
+	g->auth = FUZZ_TOKEN_ADMIN_FZ;
+	by_id(g, "auth", "get", "execution_id", 'e');
+	req(g, "stats", 0); /* its queues only */
+	end(g, "auth");
 	g->auth = FUZZ_TOKEN_ADMIN;
+	push(g, "auth", "other");
 	by_id(g, "auth", "cancel", "id", 'e');
 	g->auth = "not-a-token-of-the-file";
 	ping(g, "auth");
 	save(g, "auth");
+
+	g->auth = FUZZ_TOKEN_ADMIN;
+	proto_kv_uint(push1(g, "q.cue", 1), "every_ms", 60000);
+	end(g, "auth_cue");
+	g->auth = FUZZ_TOKEN_ADMIN_FZ; /* a cue outside its prefix */
+	by_id(g, "auth_cue", "cancel", "id", 'c');
+	by_id(g, "auth_cue", "get", "execution_id", 'c');
+	save(g, "auth_cue");
 }
 
 /* Frames the broker refuses whole. */
@@ -418,6 +499,7 @@ static const char *const WORDS[] = {
 	/* ops */
 	"ping", "push", "claim", "ack", "nack", "extend", "get", "list", "stats", "step_set",
 	"step_get", "steps", "cues", "cancel", "retry", "purge", "pause", "resume", "_turn",
+	"_restart",
 	/* fields */
 	"v", "op", "rid", "cid", "auth", "ok", "err", "msg", "jobs", "items", "queue", "payload",
 	"priority", "max_attempts", "lease_ms", "delay_ms", "run_at", "key", "key_ttl_ms",
@@ -428,7 +510,7 @@ static const char *const WORDS[] = {
 	/* words */
 	"scheduled", "ready", "leased", "succeeded", "dead", "cancelled", "one", "none",
 	"allow", "skip", "UTC", "Europe/Berlin", "@hourly", "@daily", "*/5 * * * *",
-	FUZZ_TOKEN_PRODUCER, FUZZ_TOKEN_WORKER, FUZZ_TOKEN_ADMIN, "fz.",
+	FUZZ_TOKEN_PRODUCER, FUZZ_TOKEN_WORKER, FUZZ_TOKEN_ADMIN_FZ, FUZZ_TOKEN_ADMIN, FUZZ_PREFIX,
 };
 
 static void dict_entry(FILE *f, const char *tag, const unsigned char *p, size_t n)
@@ -493,6 +575,7 @@ int main(int argc, char **argv)
 	s_inspect(&g);
 	s_operate(&g);
 	s_time(&g);
+	s_restart(&g);
 	s_auth(&g);
 	s_refused(&g);
 	write_dict(argv[2]);
