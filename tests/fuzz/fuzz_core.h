@@ -40,6 +40,8 @@ struct core *core_begin(void);
 /* Ends a turn: commits (and syncs what must be durable), moves the clock
  * on by advance_ms and starts the next turn. */
 void core_turn(struct core *c, int64_t advance_ms);
+/* The engine's clock (Unix ms). */
+int64_t core_now(const struct core *c);
 /* Ends the turn, closes the engine and opens it again on the same
  * directory, as a broker's restart. */
 void core_restart(struct core *c);

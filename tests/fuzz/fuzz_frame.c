@@ -115,14 +115,15 @@ static void probe_map(const msgpack_object *m, unsigned depth)
 		probe_key(m, KEYS[k], depth);
 	for (uint32_t i = 0; i < m->via.map.size && i < 64; i++) {
 		const msgpack_object *k = &m->via.map.ptr[i].key;
-		/* the broker looks up no empty key (msgpack-c points an empty str
-		 * at NULL, which proto_get would pass to memcmp) */
+		/* the broker looks up no empty key (msgpack-c may point an empty
+		 * str at NULL, which proto_get would pass to memcmp) */
 		if (k->type != MSGPACK_OBJECT_STR || k->via.str.size == 0 ||
 		    k->via.str.size >= sizeof(key))
 			continue;
 		memcpy(key, k->via.str.ptr, k->via.str.size);
 		key[k->via.str.size] = '\0';
-		probe_key(m, key, depth);
+		if (key[0] != '\0')
+			probe_key(m, key, depth);
 	}
 }
 

@@ -34,6 +34,7 @@
 #define SEEN 16		   /* IDs of each kind remembered for placeholders */
 #define MAX_HELD 1024	   /* leases held for the session's connection */
 #define MAX_PARKED 8	   /* claims waiting */
+#define MAX_REMEMBERED 8   /* pushes remembered by the engine */
 #define MAX_ADVANCE_MS (31ll * 86400000)
 
 enum { SEEN_EXEC, SEEN_TOKEN, SEEN_CUE, SEEN_KINDS };
@@ -45,6 +46,17 @@ struct parked {
 	bool rid_bin;
 };
 
+/* A push whose answer the engine remembers: a repeat within its time
+ * gets the same bytes, even after a restart. */
+struct remembered {
+	uint8_t rid[PROTO_MAX_SCOPED_RID];
+	size_t rid_len;
+	uint64_t hash;
+	int64_t expires_at; /* the engine's clock */
+	char *reply;
+	size_t len;
+};
+
 struct session {
 	struct core *core;
 	uint64_t seen[SEEN_KINDS][SEEN];
@@ -53,6 +65,8 @@ struct session {
 	size_t n_held;
 	struct parked parked[MAX_PARKED];
 	size_t n_parked;
+	struct remembered remembered[MAX_REMEMBERED];
+	size_t n_remembered;
 };
 
 /* A reply being packed. */
@@ -232,6 +246,11 @@ static void answer_error(struct session *s, const void *rid, size_t rid_len, boo
 
 /* ---- what the loop does with a handler's answer ---- */
 
+static bool same_reply(const struct reply *r, const void *p, size_t n)
+{
+	return r->sb.size == n && memcmp(r->sb.data, p, n) == 0;
+}
+
 static void release_held(struct session *s)
 {
 	size_t ended = 0;
@@ -243,8 +262,10 @@ static void release_held(struct session *s)
 }
 
 /* A claim's memo: its leases are held for the connection, and a repeat
- * is answered from it, with the same rid. */
-static void use_memo(struct session *s, const struct opctx *c, bool detach, size_t n_jobs)
+ * is answered from it, with the same rid: at once, the very bytes of the
+ * first answer (first). */
+static void use_memo(struct session *s, const struct opctx *c, bool detach, size_t n_jobs,
+		     const struct reply *first)
 {
 	uint64_t ids[CUEQ_MAX_CLAIM], tokens[CUEQ_MAX_CLAIM];
 	size_t n = ops_memo_leases(c->memo, c->memo_len, ids, tokens);
@@ -265,6 +286,8 @@ static void use_memo(struct session *s, const struct opctx *c, bool detach, size
 		answer_error(s, c->rid, c->rid_len, c->rid_bin, &again.err, "a repeated claim");
 	else
 		check_reply(s, &r, c->rid, c->rid_len, c->rid_bin, true, "claim");
+	if (rc == CUEQ_OK && !same_reply(&r, first->sb.data, first->sb.size))
+		fuzz_fail("a claim repeated at once is answered with other bytes than the first");
 	msgpack_sbuffer_destroy(&r.sb);
 }
 
@@ -282,6 +305,51 @@ static size_t jobs_in(const struct reply *r)
 	return n;
 }
 
+static struct remembered *remembered_of(struct session *s, const struct opctx *c)
+{
+	for (size_t i = 0; i < s->n_remembered; i++) {
+		struct remembered *m = &s->remembered[i];
+		if (m->rid_len == c->scoped_len && memcmp(m->rid, c->scoped_rid, m->rid_len) == 0)
+			return m;
+	}
+	return NULL;
+}
+
+/* A push the engine remembers (well within its time) is answered again
+ * with the first answer's bytes, or refused for other bytes. */
+static void check_recalled(struct session *s, const struct opctx *c, const struct reply *r,
+			   int rc)
+{
+	const struct remembered *m = remembered_of(s, c);
+	if (m == NULL || core_now(s->core) + 500 >= m->expires_at)
+		return;
+	if (m->hash != c->body_hash && rc != CUEQ_ERR_BAD_REQUEST)
+		fuzz_fail("a remembered request ID sent with other bytes is answered %d", rc);
+	if (m->hash == c->body_hash && (rc != CUEQ_OK || !same_reply(r, m->reply, m->len)))
+		fuzz_fail("a remembered push is answered again %d with other bytes", rc);
+}
+
+static void remember(struct session *s, const struct opctx *c, const struct reply *r)
+{
+	int64_t expires_at = core_now(s->core) + c->remember_ms;
+	if (c->eo->remember(c->e, c->scoped_rid, c->scoped_len, c->body_hash, r->sb.data,
+			    r->sb.size, expires_at) != 0)
+		fuzz_fail("the engine could not remember a reply of %zu bytes", r->sb.size);
+	struct remembered *m = remembered_of(s, c);
+	if (m == NULL && s->n_remembered == MAX_REMEMBERED)
+		return;
+	if (m == NULL)
+		m = &s->remembered[s->n_remembered++];
+	free(m->reply);
+	*m = (struct remembered){.rid_len = c->scoped_len, .hash = c->body_hash,
+				 .expires_at = expires_at, .reply = malloc(r->sb.size),
+				 .len = r->sb.size};
+	memcpy(m->rid, c->scoped_rid, c->scoped_len);
+	if (m->reply == NULL)
+		fuzz_fail("out of memory");
+	memcpy(m->reply, r->sb.data, r->sb.size);
+}
+
 /* The answer rc of handler op that packed r under c. */
 static void answer(struct session *s, struct opctx *c, const struct reply *r, int rc,
 		   const char *op, bool detach)
@@ -297,12 +365,10 @@ static void answer(struct session *s, struct opctx *c, const struct reply *r, in
 		return;
 	}
 	check_reply(s, r, c->rid, c->rid_len, c->rid_bin, true, op);
-	if (c->remember_ms > 0 &&
-	    c->eo->remember(c->e, c->scoped_rid, c->scoped_len, c->body_hash, r->sb.data,
-			    r->sb.size, proto_now_ms() + c->remember_ms) != 0)
-		fuzz_fail("the engine could not remember a reply of %zu bytes", r->sb.size);
+	if (c->remember_ms > 0)
+		remember(s, c, r);
 	if (c->memo != NULL)
-		use_memo(s, c, detach, jobs_in(r));
+		use_memo(s, c, detach, jobs_in(r), r);
 	free(c->memo);
 }
 
@@ -399,6 +465,8 @@ static void run_op(struct session *s, const struct op *op, const msgpack_object 
 		.who = who,
 	};
 	int rc = op->fn(&c);
+	if (strcmp(op->name, "push") == 0)
+		check_recalled(s, &c, &r, rc);
 	if (rc == OP_PARKED) {
 		if (r.sb.size != 0 || c.memo != NULL)
 			fuzz_fail("a parked claim packed %zu bytes", r.sb.size);
@@ -488,6 +556,8 @@ int FUZZ_REQUEST(const uint8_t *data, size_t size)
 	}
 	run_parked(&s, true);
 	release_held(&s); /* the connection closes */
+	for (size_t i = 0; i < s.n_remembered; i++)
+		free(s.remembered[i].reply);
 	core_turn(s.core, 0);
 	return 0;
 }
