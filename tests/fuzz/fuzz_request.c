@@ -35,6 +35,7 @@
 #define MAX_HELD 1024	   /* leases held for the session's connection */
 #define MAX_PARKED 8	   /* claims waiting */
 #define MAX_REMEMBERED 8   /* pushes remembered by the engine */
+#define MAX_RESTARTS 4
 #define MAX_ADVANCE_MS (31ll * 86400000)
 
 enum { SEEN_EXEC, SEEN_TOKEN, SEEN_CUE, SEEN_KINDS };
@@ -67,6 +68,7 @@ struct session {
 	size_t n_parked;
 	struct remembered remembered[MAX_REMEMBERED];
 	size_t n_remembered;
+	unsigned restarts;
 };
 
 /* A reply being packed. */
@@ -350,9 +352,51 @@ static void remember(struct session *s, const struct opctx *c, const struct repl
 	memcpy(m->reply, r->sb.data, r->sb.size);
 }
 
-/* The answer rc of handler op that packed r under c. */
+/* After an ack or nack an item answered ok is no live lease, after an
+ * extend it is one. */
+static void check_outcomes(const struct session *s, const struct opctx *c,
+			   const msgpack_object *root, bool live)
+{
+	const msgpack_object_array *items = NULL, *results = NULL;
+	proto_error e;
+	if (proto_array(c->req, "items", true, 1, CUEQ_MAX_BATCH, &items, &e) != CUEQ_OK ||
+	    proto_array(root, "results", true, items->size, items->size, &results, &e) != CUEQ_OK)
+		fuzz_fail("an outcome's reply has no result for each item: %s", e.msg);
+	for (uint32_t i = 0; i < items->size; i++) {
+		uint64_t id = 0, token = 0;
+		bool ok = false;
+		if (proto_bool(&results->ptr[i], "ok", true, &ok, &e) != CUEQ_OK)
+			fuzz_fail("result %u of an outcome has no ok", i);
+		if (!ok || proto_id(&items->ptr[i], "execution_id", true, &id, &e) != CUEQ_OK ||
+		    proto_id(&items->ptr[i], "lease_token", true, &token, &e) != CUEQ_OK)
+			continue;
+		if (s->core->eo->is_live(s->core->e, id, token) != live)
+			fuzz_fail("item %u answered ok is %sa live lease", i, live ? "not " : "");
+	}
+}
+
+/* What an ok answer says, checked against the engine: a claim gives at
+ * most max jobs, outcomes end leases, extensions keep them. */
+static void check_effects(const struct session *s, const struct opctx *c, const struct reply *r,
+			  const char *op, uint32_t max)
+{
+	bool outcome = strcmp(op, "ack") == 0 || strcmp(op, "nack") == 0;
+	if (strcmp(op, "claim") == 0 && jobs_in(r) > max)
+		fuzz_fail("a claim of at most %u gave %zu jobs", max, jobs_in(r));
+	if (!outcome && strcmp(op, "extend") != 0)
+		return;
+	msgpack_unpacked up;
+	proto_error e;
+	if (proto_decode(r->sb.data, r->sb.size, &up, &e) != CUEQ_OK)
+		fuzz_fail("the reply to %s does not decode", op);
+	check_outcomes(s, c, &up.data, !outcome);
+	msgpack_unpacked_destroy(&up);
+}
+
+/* The answer rc of handler op that packed r under c (a claim: detached,
+ * of at most max). */
 static void answer(struct session *s, struct opctx *c, const struct reply *r, int rc,
-		   const char *op, bool detach)
+		   const char *op, bool detach, uint32_t max)
 {
 	if (rc != CUEQ_OK) {
 		if (r->sb.size != 0)
@@ -365,6 +409,7 @@ static void answer(struct session *s, struct opctx *c, const struct reply *r, in
 		return;
 	}
 	check_reply(s, r, c->rid, c->rid_len, c->rid_bin, true, op);
+	check_effects(s, c, r, op, max);
 	if (c->remember_ms > 0)
 		remember(s, c, r);
 	if (c->memo != NULL)
@@ -411,7 +456,7 @@ static void run_parked(struct session *s, bool final)
 			free(c.memo);
 			s->parked[kept++] = *p;
 		} else {
-			answer(s, &c, &r, rc, "claim", p->a.detach);
+			answer(s, &c, &r, rc, "claim", p->a.detach, p->a.max);
 		}
 		msgpack_sbuffer_destroy(&r.sb);
 	}
@@ -472,7 +517,7 @@ static void run_op(struct session *s, const struct op *op, const msgpack_object 
 			fuzz_fail("a parked claim packed %zu bytes", r.sb.size);
 		park(s, &c);
 	} else {
-		answer(s, &c, &r, rc, op->name, c.park.detach);
+		answer(s, &c, &r, rc, op->name, c.park.detach, c.park.max);
 	}
 	msgpack_sbuffer_destroy(&r.sb);
 }
@@ -498,8 +543,11 @@ static void run_request(struct session *s, const msgpack_object *root, const uin
 		return answer_error(s, env.rid, env.rid_len, env.rid_bin, &err, "a request");
 	if (env.op_len == 5 && memcmp(env.op, "_turn", 5) == 0)
 		return turn(s, root);
-	if (env.op_len == 8 && memcmp(env.op, "_restart", 8) == 0)
-		return core_restart(s->core);
+	if (env.op_len == 8 && memcmp(env.op, "_restart", 8) == 0) {
+		if (s->restarts++ < MAX_RESTARTS) /* each takes milliseconds */
+			core_restart(s->core);
+		return;
+	}
 	const struct op *op = ops_find(env.op, env.op_len);
 	if (op == NULL) {
 		proto_fail(&err, CUEQ_ERR_BAD_REQUEST, "unknown op; this broker knows: %s", ops_names());
