@@ -14,8 +14,11 @@
  *
  * Every answer is checked: a handler that fails packed nothing; a reply is
  * one msgpack map with v, the request's rid and ok, whose strings are all
- * valid UTF-8; an error has a known code and a sentence; the leases a
- * claim gives are live.  The engine commits at the end of each turn.
+ * valid UTF-8 and whose queues valid names; an error has a known code and
+ * a sentence; a claim gives at most max jobs, all live leases, and its
+ * repeat the same bytes; an outcome answered ok ends its lease, an
+ * extension keeps it; a push the engine remembers is answered again with
+ * its bytes.  The engine commits at the end of each turn.
  *
  * Help for the fuzzer: a 16-byte str "@e0..." stands for an ID an earlier
  * reply gave (fuzz.h); the pseudo-op "_turn" (field "ms": how far the
