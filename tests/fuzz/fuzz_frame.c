@@ -230,7 +230,7 @@ static void check_envelope(const msgpack_object *root)
 	    env.op_len > 64 || (env.cid != NULL && (env.cid_len == 0 || env.cid_len > PROTO_MAX_RID)))
 		fuzz_fail("proto_envelope accepted a rid of %zu, an op of %zu, a cid of %zu bytes",
 			  env.rid_len, env.op_len, env.cid_len);
-	check_error_reply(&env, &(proto_error){CUEQ_ERR_BAD_REQUEST, "x"});
+	check_error_reply(&env, &(proto_error){.code = CUEQ_ERR_BAD_REQUEST, .msg = "x"});
 }
 
 int FUZZ_FRAME(const uint8_t *data, size_t size)
