@@ -18,6 +18,7 @@
 
 #include <nng/protocol/reqrep0/req.h>
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -140,13 +141,20 @@ int th_req_begin_cid(th_req *q, const char *op, size_t n_fields, const char *rid
 	return th_req_begin_auth(q, op, n_fields, rid, cid, NULL);
 }
 
+/* One client ID per test process: its request IDs are its own.  Made once
+ * for all threads (the first requests may begin on several at once). */
+static char test_cid[32];
+static pthread_once_t test_cid_once = PTHREAD_ONCE_INIT;
+
+static void make_test_cid(void)
+{
+	snprintf(test_cid, sizeof(test_cid), "test-%ld", (long)getpid());
+}
+
 int th_req_begin_rid(th_req *q, const char *op, size_t n_fields, const char *rid)
 {
-	/* one client ID per test process: its request IDs are its own */
-	static char cid[32];
-	if (cid[0] == '\0')
-		snprintf(cid, sizeof(cid), "test-%ld", (long)getpid());
-	return th_req_begin_cid(q, op, n_fields, rid, cid);
+	pthread_once(&test_cid_once, make_test_cid);
+	return th_req_begin_cid(q, op, n_fields, rid, test_cid);
 }
 
 int th_req_begin(th_req *q, const char *op, size_t n_fields)
