@@ -14,6 +14,13 @@
  * gives the human sentence for the last failure on the calling thread.  The
  * codes, the states and the limits are in cueq/defs.h, included here.
  *
+ * Threads: every function may be called from any thread, at once with
+ * others on the same client, unless its comment says otherwise.  A
+ * cueq_job belongs to one thread at a time: the handler's inside a worker,
+ * else the caller's of cueq_claim.  cueq_worker_run blocks its caller
+ * until the worker stops; cueq_worker_stop may be called from anywhere,
+ * a signal handler too.  The worker's event hook runs on its threads.
+ *
  * Ownership, one rule: whatever the SDK hands back through an out-pointer
  * is the caller's, and is released with the _free function of its type
  * (cueq_job_free, cueq_execution_free, cueq_list_free, cueq_steps_free,
