@@ -78,7 +78,7 @@ static int setup(void **state)
 	for (struct dirent *e; d != NULL && (e = readdir(d)) != NULL;) {
 		size_t l = strlen(e->d_name);
 		if (l > 3 && strcmp(e->d_name + l - 3, ".md") == 0) {
-			char file[600], name[300];
+			char file[sizeof(path) + sizeof(e->d_name) + 2], name[sizeof(e->d_name) + 8];
 			snprintf(file, sizeof(file), "%s/%s", path, e->d_name);
 			snprintf(name, sizeof(name), "docs/%s", e->d_name);
 			collect(file, name);
