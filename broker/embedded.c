@@ -708,6 +708,7 @@ const struct engine_ops embedded_engine = {
 	.pause = emb_pause,
 	.release = emb_release,
 	.is_live = emb_is_live,
+	.unfinished = emb_unfinished,
 	.queue_of = emb_queue_of,
 	.cue_get = emb_cue_get,
 	.cues = emb_cues_list,

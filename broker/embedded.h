@@ -277,6 +277,7 @@ int emb_cues_list(struct engine *e, const char *queue, size_t qlen, size_t max,
 
 /* inspect.c */
 int emb_get(struct engine *e, uint64_t id, struct eng_view *out, proto_error *err);
+bool emb_unfinished(struct engine *e, uint64_t id);
 int emb_queue_of(struct engine *e, uint64_t id, char *out, size_t *len);
 int emb_list(struct engine *e, const char *queue, size_t qlen, int state, uint64_t after,
 	     size_t limit, struct eng_view *out, size_t *n, uint64_t *next, proto_error *err);

@@ -264,7 +264,7 @@ enum eng_kind { ENG_KIND_EXECUTION = 1, ENG_KIND_CUE = 2 };
 
 /* Bump when a member of struct engine_ops is added, removed or moved, or
  * changes what it promises; cueqd refuses a table of another version. */
-#define ENGINE_OPS_VERSION 4
+#define ENGINE_OPS_VERSION 5
 
 struct engine_ops {
 	uint32_t version; /* ENGINE_OPS_VERSION */
@@ -387,6 +387,10 @@ struct engine_ops {
 			size_t *n_ended);
 	/* Whether (id, token) is a live lease.  Core thread; does not block. */
 	bool (*is_live)(struct engine *e, uint64_t id, uint64_t token);
+	/* Whether execution id is scheduled, ready or leased (false: it has
+	 * an outcome, or there is no such one).  Core thread; does not block:
+	 * a parked wait asks it every turn. */
+	bool (*unfinished)(struct engine *e, uint64_t id);
 	/* The queue of execution or recurring cue id, into out (PROTO_MAX_QUEUE
 	 * + 1 bytes, NUL-terminated; *len its length): 1, 0 when there is no
 	 * such one, -1 when storage could not be read.  Core thread; may

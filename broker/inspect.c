@@ -117,6 +117,11 @@ static int read_view(struct engine *e, uint64_t id, struct eng_view *v, uint32_t
 	return CUEQ_OK;
 }
 
+bool emb_unfinished(struct engine *e, uint64_t id)
+{
+	return jobs_find(e->jobs, id) != NULL;
+}
+
 int emb_queue_of(struct engine *e, uint64_t id, char *out, size_t *len)
 {
 	const struct job *j = jobs_find(e->jobs, id);

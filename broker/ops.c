@@ -448,17 +448,32 @@ static int op_push(struct opctx *c)
 				proto_kv_id(c->pk, "holder", out[i].holder);
 			continue;
 		}
-		msgpack_pack_map(c->pk, 7);
+		/* A duplicate says what became of the execution since: its
+		 * state now and, once it has one, its outcome, so a producer
+		 * retrying after a timeout learns what happened. */
+		struct eng_view v = {0};
+		proto_error gerr;
+		bool now_known = out[i].duplicate && !out[i].recurring &&
+				 c->eo->get(c->e, out[i].id, &v, &gerr) == CUEQ_OK;
+		const struct eng_exec *x = &v.exec;
+		int state = now_known ? x->state : out[i].state;
+		bool res = now_known && x->result != NULL, err = now_known && x->error != NULL;
+		msgpack_pack_map(c->pk, 7 + res + err);
 		proto_kv_bool(c->pk, "ok", true);
 		if (out[i].recurring)
 			proto_kv_bool(c->pk, "recurring", true);
 		else
 			proto_kv_id(c->pk, "execution_id", out[i].id);
 		proto_kv_id(c->pk, "cue_id", out[i].cue_id);
-		proto_kv_cstr(c->pk, "state", proto_state_name(out[i].state));
+		proto_kv_cstr(c->pk, "state", proto_state_name(state));
 		proto_kv_int(c->pk, "run_at", out[i].run_at);
 		proto_kv_int(c->pk, "created_at", out[i].created_at);
 		proto_kv_bool(c->pk, "duplicate", out[i].duplicate);
+		if (res)
+			proto_kv_text_n(c->pk, "result", x->result, x->result_len);
+		if (err)
+			proto_kv_text_n(c->pk, "error", x->error, x->error_len);
+		c->eo->view_free(c->e, &v);
 	}
 	proto_kv_cstr(c->pk, "durability", durability(c));
 done:
@@ -958,6 +973,57 @@ static int op_get(struct opctx *c)
 	return rc;
 }
 
+/* ---- wait ---- */
+
+static bool has_outcome(int state)
+{
+	return state == CUEQ_SUCCEEDED || state == CUEQ_DEAD || state == CUEQ_CANCELLED;
+}
+
+int ops_wait(struct opctx *c, const struct claim_args *a, bool final)
+{
+	struct eng_view v = {0};
+	char s[PROTO_ID_LEN + 1];
+
+	if (!final && c->eo->unfinished(c->e, a->outcome_of))
+		return OP_PARKED;
+	int rc = c->eo->get(c->e, a->outcome_of, &v, &c->err);
+	if (rc == CUEQ_OK) {
+		proto_reply_begin(c->pk, c->rid, c->rid_len, c->rid_bin, 2);
+		proto_key(c->pk, "execution");
+		pack_exec(c->pk, &v, false);
+		proto_kv_bool(c->pk, "finished", has_outcome(v.exec.state));
+	} else if (rc == CUEQ_ERR_NOT_FOUND) {
+		struct eng_cue q = {0};
+		proto_error err2;
+		if (c->eo->cue_get(c->e, a->outcome_of, &q, &err2) == CUEQ_OK) {
+			proto_id_fmt(a->outcome_of, s);
+			rc = proto_fail(&c->err, CUEQ_ERR_BAD_REQUEST,
+					"%s is a recurring cue, which has no outcome of its own: wait for one of its executions (cueq cues QUEUE lists them)",
+					s);
+		}
+		free(q.payload);
+	}
+	c->eo->view_free(c->e, &v);
+	return rc;
+}
+
+static int op_wait(struct opctx *c)
+{
+	struct claim_args *a = &c->park;
+	uint64_t id, wait = 0;
+	int rc;
+
+	if ((rc = id_field(c, c->req, "execution_id", &id)) != CUEQ_OK ||
+	    (rc = proto_uint(c->req, "wait_ms", false, 0, PROTO_MAX_WAIT_MS, &wait, &c->err)) !=
+		    CUEQ_OK)
+		return rc;
+	memset(a, 0, sizeof(*a));
+	a->outcome_of = id;
+	a->wait_ms = (int64_t)wait;
+	return ops_wait(c, a, wait == 0);
+}
+
 static int op_cues(struct opctx *c)
 {
 	const char *q;
@@ -1155,6 +1221,7 @@ static const struct op op_table[] = {
 	{"nack", OP_WRITE, op_nack, ROLE_WORKER | ROLE_ADMIN},
 	{"extend", OP_WRITE, op_extend, ROLE_WORKER | ROLE_ADMIN},
 	{"get", 0, op_get, ROLE_ANY},
+	{"wait", 0, op_wait, ROLE_ANY},
 	{"list", 0, op_list, ROLE_ANY},
 	{"stats", 0, op_stats, ROLE_ANY},
 	{"step_set", OP_WRITE, op_step_set, ROLE_WORKER | ROLE_ADMIN},
@@ -1178,5 +1245,5 @@ const struct op *ops_find(const char *name, size_t len)
 
 const char *ops_names(void)
 {
-	return "ping, push, claim, ack, nack, extend, step_set, step_get, steps, get, list, stats, cues, cancel, retry, purge, pause, resume";
+	return "ping, push, claim, ack, nack, extend, step_set, step_get, steps, get, wait, list, stats, cues, cancel, retry, purge, pause, resume";
 }

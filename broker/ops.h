@@ -25,7 +25,8 @@ struct principal;
 			 * its next claim, which forgets the outcome.) */
 #define OP_PARKED (-1) /* claim found nothing and waits: no reply yet */
 
-/* A claim, as parked by the loop until something is ready or the wait ends. */
+/* A claim, as parked by the loop until something is ready or the wait ends;
+ * or a wait, parked until its execution has an outcome (outcome_of). */
 struct claim_args {
 	char queue[PROTO_MAX_QUEUE + 1];
 	size_t qlen;
@@ -35,6 +36,7 @@ struct claim_args {
 	char worker[PROTO_MAX_WORKER + 1];
 	size_t wlen;
 	bool detach; /* the leases outlive the connection (no release) */
+	uint64_t outcome_of; /* not 0: a wait for this execution's outcome, not a claim */
 };
 
 struct opctx {
@@ -83,6 +85,9 @@ const char *ops_names(void);
 /* Runs a (parked) claim again.  With final set it always replies, with an
  * empty list when nothing is ready; otherwise it returns OP_PARKED then. */
 int ops_claim(struct opctx *c, const struct claim_args *a, bool final);
+/* Runs a (parked) wait again: replies with the execution once it has an
+ * outcome, or as it is now when final; otherwise returns OP_PARKED. */
+int ops_wait(struct opctx *c, const struct claim_args *a, bool final);
 /* Answers the repeat of a claim from its memo (c->memo of the first): the
  * leases it gave that are still live, packed as the first answer was. */
 int ops_claim_again(struct opctx *c, const void *memo, size_t len);

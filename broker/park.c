@@ -140,9 +140,11 @@ void park_serve(struct parks *ps, const struct engine_ops *eo, struct engine *e,
 	while (*pp) {
 		struct park *p = *pp;
 		bool final = all_final || p->gone || now >= p->deadline;
+		bool wait = p->a.outcome_of != 0;
 		if (p->gone)
 			p->a.max = 0; /* nobody would get the jobs */
-		if (!final && !eo->has_ready(e, p->a.queue, p->a.qlen)) {
+		if (!final && (wait ? eo->unfinished(e, p->a.outcome_of)
+				    : !eo->has_ready(e, p->a.queue, p->a.qlen))) {
 			pp = &p->next;
 			continue;
 		}
@@ -159,7 +161,7 @@ void park_serve(struct parks *ps, const struct engine_ops *eo, struct engine *e,
 			.rid_bin = p->rid_bin,
 			.synced = synced,
 		};
-		int rc = ops_claim(&c, &p->a, final);
+		int rc = wait ? ops_wait(&c, &p->a, final) : ops_claim(&c, &p->a, final);
 		if (rc == OP_PARKED) {
 			free(c.memo);
 			nng_msg_free(m);

@@ -1,14 +1,19 @@
 /*
- * park.h - claims parked until a job is ready or their wait ends (long
- * polls), as Redis's blocked.c holds clients blocked on a key.
+ * park.h - requests parked until they can be answered (long polls), as
+ * Redis's blocked.c holds clients blocked on a key: claims until a job is
+ * ready or their wait ends, and waits until their execution has an
+ * outcome (succeeded, dead, cancelled) or their wait ends.
  *
- * A parked claim holds its server context and what the claim needs (its
+ * A parked request holds its server context and what it needs (its
  * arguments and request ID), not its frame, and no thread.  Each turn the
- * core serves those whose queue has work, whose wait ended, or whose
- * connection closed (those get an empty answer and lease nothing: nobody
- * would receive the jobs).  Parked claims are bounded, per connection and
- * in all (--max-parked-per-connection, --max-parked), so one client cannot
- * take every server context: a claim past a bound is answered at once.
+ * core serves those whose queue has work (or whose execution finished),
+ * whose wait ended, or whose connection closed (those get an empty
+ * answer and lease nothing: nobody would receive the jobs).  Parked
+ * requests are bounded, per connection and in all
+ * (--max-parked-per-connection, --max-parked), so one client cannot take
+ * every server context: a request past a bound is answered at once.  A
+ * wait's answer leaves after the turn's sync, like every answer that
+ * reports a write: nobody learns an outcome that a crash could undo.
  * Core thread only.
  */
 #ifndef CUEQ_PARK_H
