@@ -26,6 +26,10 @@ enum {
 	CLI_EXIT_CONFLICT = 4,	  /* stale lease, conflict, idempotency mismatch */
 	CLI_EXIT_NOT_FOUND = 5,	  /* no such execution */
 	CLI_EXIT_UNREACHABLE = 6, /* broker unreachable */
+	/* wait, push --wait: the outcome (0 when it succeeded) */
+	CLI_EXIT_DEAD = 7,	  /* the execution is dead */
+	CLI_EXIT_CANCELLED = 8,	  /* the execution was cancelled */
+	CLI_EXIT_NO_OUTCOME = 9,  /* the wait ended before the outcome */
 };
 
 #define CLI_DEFAULT_URL "tcp://127.0.0.1:7700"
@@ -222,6 +226,7 @@ int cmd_ack(struct cli *cli, int argc, char **argv);
 int cmd_nack(struct cli *cli, int argc, char **argv);
 int cmd_extend(struct cli *cli, int argc, char **argv);
 int cmd_get(struct cli *cli, int argc, char **argv);
+int cmd_wait(struct cli *cli, int argc, char **argv);
 int cmd_list(struct cli *cli, int argc, char **argv);
 int cmd_stats(struct cli *cli, int argc, char **argv);
 int cmd_step(struct cli *cli, int argc, char **argv);

@@ -1,5 +1,5 @@
 /*
- * cmd_produce.c - `cueq ping` and `cueq push`.
+ * cmd_produce.c - `cueq ping`, `cueq push` and `cueq wait`.
  *
  * push takes its payload from the argument, or from standard input with "-"
  * or when the argument is left out and standard input is not a terminal
@@ -7,6 +7,9 @@
  * not hang).  --key makes the push idempotent (a repeat within the key's
  * lifetime answers the first push's execution ID and says so on standard
  * error); without it the SDK still keys the push for its own retries.
+ * --wait D then waits for the execution's outcome, as `cueq wait` does
+ * (with --key, a repeat waits for the first push's execution: a producer
+ * that retries after a timeout attaches to the job it already started).
  * --unique refuses the push while an unfinished execution holds the key,
  * and the error names that execution.  --every or --cron makes a recurring
  * cue instead of an execution: the push prints the cue's ID.  --backoff
@@ -54,7 +57,7 @@ int cmd_ping(struct cli *cli, int argc, char **argv)
 
 enum {
 	P_PRIORITY, P_MAX_ATTEMPTS, P_LEASE, P_DELAY, P_AT, P_KEY, P_KEY_TTL, P_UNIQUE, P_EVERY,
-	P_CRON, P_TZ, P_CATCH_UP, P_OVERLAP, P_BACKOFF, P_NO_JITTER, P_MAX_EXPIRIES,
+	P_CRON, P_TZ, P_CATCH_UP, P_OVERLAP, P_BACKOFF, P_NO_JITTER, P_MAX_EXPIRIES, P_WAIT,
 };
 
 #define MAX_EVERY_MS 315360000000LL /* 10 years */
@@ -81,6 +84,46 @@ static void print_push(const struct cli *cli, const char *queue, const cueq_push
 	jw_bool(&w, "duplicate", r->duplicate);
 	jw_str(&w, "durability", r->synced ? "synced" : "written");
 	jw_end(&w);
+}
+
+/* Waits up to timeout_ms (-1: for ever) for id's outcome, prints it and
+ * returns its exit status: 0 succeeded, 7 dead, 8 cancelled, 9 none yet. */
+static int wait_outcome(struct cli *cli, const char *id, int64_t timeout_ms, bool duplicate)
+{
+	cueq_execution *e = NULL;
+	int err = cueq_wait(cli->client, id, timeout_ms, &e), code;
+	char why[512];
+
+	if (err != CUEQ_OK && err != CUEQ_ERR_TIMEOUT)
+		return cli_fail(cli, err, "wait for %s failed", id);
+	snprintf(why, sizeof(why), "%s", cueq_last_error());
+	code = err == CUEQ_ERR_TIMEOUT	     ? CLI_EXIT_NO_OUTCOME
+	       : e->state == CUEQ_DEAD	     ? CLI_EXIT_DEAD
+	       : e->state == CUEQ_CANCELLED ? CLI_EXIT_CANCELLED
+					     : CLI_EXIT_OK;
+	if (cli->json) {
+		struct jw w;
+		jw_begin(&w, stdout);
+		cli_execution_json(&w, e);
+		jw_bool(&w, "finished", err == CUEQ_OK);
+		jw_bool(&w, "duplicate", duplicate);
+		jw_end(&w);
+	} else {
+		printf("%s %s\n", e->execution_id, cli_state_str(e->state));
+		if (e->result != NULL)
+			printf("result: %s\n", e->result);
+		if (e->error != NULL)
+			printf("error: %s\n", e->error);
+		if (e->reason != NULL)
+			printf("reason: %s\n", e->reason);
+		if (duplicate)
+			fprintf(stderr, "cueq: duplicate: waited for the execution of the earlier "
+					"push with this key\n");
+		if (err == CUEQ_ERR_TIMEOUT)
+			fprintf(stderr, "cueq: %s\n", why);
+	}
+	cueq_execution_free(e);
+	return code;
 }
 
 /* A backoff duration: 0 asks for none (CUEQ_ZERO_MS), else up to a day. */
@@ -234,6 +277,7 @@ int cmd_push(struct cli *cli, int argc, char **argv)
 		[P_BACKOFF] = { .name = "backoff", .kind = OPT_VALUE },
 		[P_NO_JITTER] = { .name = "no-jitter", .kind = OPT_FLAG },
 		[P_MAX_EXPIRIES] = { .name = "max-expiries", .kind = OPT_VALUE },
+		[P_WAIT] = { .name = "wait", .kind = OPT_VALUE },
 	};
 	cueq_push_opts po = { 0 };
 	cueq_push_result res = { 0 };
@@ -279,6 +323,12 @@ int cmd_push(struct cli *cli, int argc, char **argv)
 	}
 	if (keys_opts(cli, o, &po) != 0 || recurring_opts(cli, o, &po) != 0)
 		return CLI_EXIT_ERROR;
+	int64_t wait_ms = 0;
+	if (cli_duration_opt(cli, &o[P_WAIT], 0, CLI_NO_MAX, &wait_ms) != 0)
+		return CLI_EXIT_ERROR;
+	if (o[P_WAIT].seen && (po.every_ms || po.cron))
+		return cli_usage_error(cli, "a recurring cue has no outcome of its own to --wait for: "
+				       "wait for one of its executions with `cueq wait ID`");
 	if (npos == 2 && strcmp(argv[2], "-") != 0) {
 		payload = argv[2];
 		len = strlen(payload);
@@ -298,9 +348,29 @@ int cmd_push(struct cli *cli, int argc, char **argv)
 			rc = push_conflict(cli, queue, po.unique, res.holder);
 		else if (err != CUEQ_OK)
 			rc = cli_fail(cli, err, "push to queue '%s' failed", queue);
+		else if (o[P_WAIT].seen)
+			rc = wait_outcome(cli, res.execution_id, wait_ms, res.duplicate);
 		else
 			print_push(cli, queue, &res);
 	}
 	free(owned);
 	return rc;
+}
+
+int cmd_wait(struct cli *cli, int argc, char **argv)
+{
+	struct cli_opt o[] = { { .name = "timeout", .kind = OPT_VALUE } };
+	int64_t timeout_ms = -1;
+	int npos, dd, rc;
+
+	rc = cli_parse(cli, argc, argv, o, 1, &npos, &dd);
+	if (rc != 0)
+		return rc == CLI_PARSE_HELP ? CLI_EXIT_OK : rc;
+	if (npos != 1)
+		return cli_usage_error(cli, "wait needs exactly one execution ID");
+	if (cli_duration_opt(cli, &o[0], 0, CLI_NO_MAX, &timeout_ms) != 0)
+		return CLI_EXIT_ERROR;
+	if ((rc = cli_connect(cli)) != 0)
+		return rc;
+	return wait_outcome(cli, argv[1], timeout_ms, false);
 }

@@ -61,6 +61,9 @@ static const struct cli_command commands[] = {
 	  "  --overlap allow|skip\n"
 	  "                    a fire while the previous one is unfinished: run it too\n"
 	  "                    (default) or skip it\n"
+	  "  --wait D          then wait up to D for the outcome and print it, as\n"
+	  "                    `cueq wait` does, with its exit status; with --key, a\n"
+	  "                    repeat waits for the first push's execution\n"
 	  "--json prints execution_id, cue_id, queue, state, run_at, recurring,\n"
 	  "duplicate and durability (execution_id is null for a recurring cue).\n" },
 	{ "claim", cmd_claim, "claim QUEUE [--lease D] [--wait D]",
@@ -98,6 +101,15 @@ static const struct cli_command commands[] = {
 	  "or cancelled under reason).  For a recurring cue: its schedule, state,\n"
 	  "options, the next fire times and its last executions.  Exit status 5 when\n"
 	  "there is no such ID.\n" },
+	{ "wait", cmd_wait, "wait ID [--timeout D]", "wait for an execution's outcome",
+	  "Waits until the execution succeeded, is dead or was cancelled, and prints\n"
+	  "its ID and state, then its result, error and reason when it has them.\n"
+	  "The broker answers the moment the outcome is on disk; the wait holds no\n"
+	  "thread there.  Exit status: 0 succeeded, 7 dead, 8 cancelled, 9 the\n"
+	  "timeout passed first (it prints the state then), 5 no such execution.\n"
+	  "--json prints the fields of `cueq list --json` with finished (false when\n"
+	  "the timeout passed first) and duplicate.\n"
+	  "  --timeout D  wait at most D (default: as long as it takes)\n" },
 	{ "list", cmd_list, "list QUEUE|--all [--state S] [--limit N] [--after ID]",
 	  "list executions of a queue, or of all",
 	  "One line per execution, oldest first, with its last error.\n"
@@ -185,7 +197,8 @@ static const char global_help[] =
 	"  -h, --help      help; `cueq CMD --help` for one command\n"
 	"Durations: 250ms, 30s, 5m, 2h, 1d, or 0.  Exit status: 0 ok, 1 error,\n"
 	"3 nothing to claim, 4 conflict or stale lease, 5 not found,\n"
-	"6 broker unreachable.\n";
+	"6 broker unreachable; wait and push --wait: 7 dead, 8 cancelled,\n"
+	"9 no outcome in time.\n";
 
 static void print_usage(FILE *f)
 {

@@ -35,6 +35,7 @@ const char *cueq_strerror(int err)
 	case CUEQ_ERR_PROTOCOL: return "the broker's answer made no sense";
 	case CUEQ_ERR_CLOSED: return "the client or worker is closing";
 	case CUEQ_ERR_LEASE_LOST: return "the lease was lost";
+	case CUEQ_ERR_TIMEOUT: return "no outcome within the timeout";
 	default: return "unknown error";
 	}
 }

@@ -238,6 +238,77 @@ int cueq_get(cueq_client *c, const char *id, cueq_execution **out)
 			"%s is a recurring cue, not an execution: read it with cueq_get_cue", id);
 }
 
+/* One wait request of up to wait_ms: *finished says whether the
+ * execution in *out has its outcome. */
+static int wait_once(cueq_client *c, const char *id, int64_t wait_ms, cueq_execution **out,
+		     bool *finished)
+{
+	struct sdk_request rq;
+	struct sdk_reply rp;
+	const msgpack_object *m;
+	proto_error e = { 0 };
+	int rc;
+
+	if ((rc = sdk_request_begin(c, &rq, "wait", 1 + (wait_ms > 0))) != CUEQ_OK)
+		return rc;
+	proto_kv_cstr(sdk_pk(&rq), "execution_id", id);
+	if (wait_ms > 0)
+		proto_kv_uint(sdk_pk(&rq), "wait_ms", (uint64_t)wait_ms);
+	if ((rc = sdk_call(c, &rq, wait_ms, 0, &rp)) != CUEQ_OK)
+		return rc;
+	cueq_execution *x = calloc(1, sizeof(*x));
+	if (x == NULL) {
+		rc = sdk_fail(CUEQ_ERR_NOMEM, "out of memory");
+	} else if ((m = proto_get(rp.root, "execution")) == NULL ||
+		   proto_bool(rp.root, "finished", true, finished, &e) != CUEQ_OK ||
+		   read_execution(m, false, x, &e) != CUEQ_OK) {
+		if (e.code == CUEQ_OK)
+			proto_fail(&e, CUEQ_ERR_BAD_REQUEST, "it has no 'execution'");
+		rc = reply_flaw("wait", &e);
+	} else {
+		*out = x;
+		x = NULL;
+	}
+	cueq_execution_free(x);
+	sdk_reply_free(&rp);
+	return rc;
+}
+
+int cueq_wait(cueq_client *c, const char *id, int64_t timeout_ms, cueq_execution **out)
+{
+	int rc;
+
+	if (c == NULL || out == NULL)
+		return sdk_fail(CUEQ_ERR_INVALID, "cueq_wait needs a client and somewhere to put the execution");
+	*out = NULL;
+	if (timeout_ms < -1)
+		return sdk_fail(CUEQ_ERR_INVALID, "a timeout of %lld ms: give 0 or more, or -1 to wait for as long as it takes",
+				(long long)timeout_ms);
+	if ((rc = sdk_check_id("execution ID", id)) != CUEQ_OK)
+		return rc;
+	int64_t end = timeout_ms < 0 ? INT64_MAX : proto_mono_ms() + timeout_ms;
+	for (;;) {
+		int64_t left = end == INT64_MAX ? PROTO_MAX_WAIT_MS : end - proto_mono_ms();
+		bool finished = false;
+		cueq_execution *x = NULL;
+		if (left < 0)
+			left = 0;
+		if ((rc = wait_once(c, id, left > PROTO_MAX_WAIT_MS ? PROTO_MAX_WAIT_MS : left, &x,
+				    &finished)) != CUEQ_OK)
+			return rc;
+		if (finished) {
+			*out = x;
+			return CUEQ_OK;
+		}
+		if (proto_mono_ms() >= end) {
+			*out = x;
+			return sdk_fail(CUEQ_ERR_TIMEOUT, "execution %s had no outcome within %lld ms (it is %s)",
+					id, (long long)timeout_ms, cueq_state_name(x->state));
+		}
+		cueq_execution_free(x); /* a long wait: ask again */
+	}
+}
+
 int cueq_get_cue(cueq_client *c, const char *id, cueq_cue **out)
 {
 	cueq_execution *x = NULL;

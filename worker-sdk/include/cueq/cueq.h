@@ -117,7 +117,8 @@ typedef struct cueq_push_opts {
 	int64_t run_at_ms;     /* or at this Unix time in ms (0: now) */
 	/* Idempotency key (1-256 bytes, per queue): the same key and the same
 	 * request within the key's window returns the first push's answer
-	 * (duplicate true) and creates nothing; the same key with a different
+	 * (duplicate true, with the execution's state now: cueq_wait gives
+	 * its outcome) and creates nothing; the same key with a different
 	 * request is CUEQ_ERR_IDEMPOTENCY_MISMATCH.  NULL: the SDK makes a key
 	 * for this call, so its own retries never push twice. */
 	const char *key;
@@ -177,7 +178,7 @@ typedef struct cueq_push_result {
 	int err; /* CUEQ_OK, or why this job was refused */
 	char execution_id[CUEQ_ID_SIZE];
 	char cue_id[CUEQ_ID_SIZE];
-	int state;	   /* CUEQ_SCHEDULED or CUEQ_READY */
+	int state;	   /* CUEQ_SCHEDULED or CUEQ_READY; a duplicate's state now */
 	int64_t run_at_ms; /* when it becomes ready */
 	bool synced;	   /* true: on disk and fsynced; false: written, not yet synced */
 	bool duplicate;	   /* answered from an earlier push with the same key */
@@ -355,6 +356,15 @@ typedef struct cueq_execution {
  * is a recurring cue's (read those with cueq_get_cue or cueq_get_any). */
 CUEQ_API int cueq_get(cueq_client *c, const char *id, cueq_execution **out);
 CUEQ_API void cueq_execution_free(cueq_execution *e);
+
+/* Waits for execution id to have an outcome (succeeded, dead or
+ * cancelled), at most timeout_ms (-1: for as long as it takes), holding
+ * no thread of the broker: it answers the moment the outcome is durable.
+ * CUEQ_OK with *out once it has one; CUEQ_ERR_TIMEOUT when the time
+ * passed first, with *out as the execution is then; either way *out has
+ * no payload, steps or history (free with cueq_execution_free).
+ * CUEQ_ERR_NOT_FOUND when there is no such execution. */
+CUEQ_API int cueq_wait(cueq_client *c, const char *id, int64_t timeout_ms, cueq_execution **out);
 
 /* Lists executions of queue, oldest first; state -1 means every state.
  * after: an execution ID to continue after (NULL to start).  *out is an

@@ -44,6 +44,7 @@ typedef enum cueq_err {
 	CUEQ_ERR_PROTOCOL = 24,	   /* the broker's answer made no sense */
 	CUEQ_ERR_CLOSED = 25,	   /* the client or worker is closing */
 	CUEQ_ERR_LEASE_LOST = 26,  /* the handler's lease was lost */
+	CUEQ_ERR_TIMEOUT = 27,	   /* wait: no outcome within the timeout */
 } cueq_err;
 
 /* States of an execution; cueq_state_name() gives the wire/CLI name. */
