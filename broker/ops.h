@@ -23,7 +23,7 @@ struct principal;
 			 * finished execution's record.  (Not nack: the record
 			 * of an execution nacked to run again is rewritten by
 			 * its next claim, which forgets the outcome.) */
-#define OP_PARKED (-1) /* claim found nothing and waits: no reply yet */
+#define OP_PARKED (-1) /* a claim found nothing, or a wait no outcome: it waits, no reply yet */
 
 /* A claim, as parked by the loop until something is ready or the wait ends;
  * or a wait, parked until its execution has an outcome (outcome_of). */
