@@ -351,6 +351,8 @@ static void fire(struct engine *e, struct cue *c, struct cue_rec *r, int64_t slo
 	j->id = id;
 	j->cue_id = c->id;
 	j->queue = q->idx;
+	j->group = &q->dflt; /* a fire's group: the queue's default */
+	j->group->n_jobs++;
 	j->priority = (int16_t)r->priority;
 	j->max_attempts = (uint16_t)r->max_attempts;
 	j->max_expiries = (uint16_t)r->max_expiries;

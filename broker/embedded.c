@@ -140,7 +140,7 @@ struct queue *emb_queue(struct engine *e, const char *name, size_t len, bool cre
 	memcpy(q->name, name, len);
 	q->len = (uint8_t)len;
 	q->idx = idx;
-	heap_init(&q->ready, job_ready_before);
+	emb_groups_init(q);
 	e->queues[idx] = q;
 	e->n_live++;
 	emb_counts_dirty(e, q); /* checked at the end of the turn: it may stay empty */
@@ -164,7 +164,7 @@ static bool queue_empty(const struct queue *q)
 	for (int s = 0; s < 6; s++)
 		if (q->count[s] != 0)
 			return false;
-	return q->ready.n == 0 && q->n_cues == 0 && !q->paused;
+	return q->count[CUEQ_READY] == 0 && q->n_cues == 0 && !q->paused && !emb_queue_has_limits(q);
 }
 
 /* Forgets empty queue q: memory and its stored counters go, so queues that
@@ -197,7 +197,7 @@ static void queue_forget(struct engine *e, struct queue *q)
 	e->free_idx[e->n_free++] = q->idx;
 	e->queues[q->idx] = NULL;
 	e->n_live--;
-	heap_fini(&q->ready);
+	emb_groups_fini(e, q);
 	free(q);
 }
 
@@ -206,22 +206,31 @@ static void queue_forget(struct engine *e, struct queue *q)
 void emb_set_state(struct engine *e, struct job *j, int state)
 {
 	struct queue *q = e->queues[j->queue];
+	struct group *g = j->group;
+	int was = j->state;
 	if (j->heap_pos != HEAP_NONE) {
 		if (j->state == CUEQ_READY)
-			heap_remove(&q->ready, j);
+			heap_remove(&g->ready, j);
 		else
 			heap_remove(&e->timers, j);
 	}
 	if (j->state <= CUEQ_LEASED && q->count[j->state] > 0)
 		q->count[j->state]--;
+	if (was == CUEQ_LEASED && g->leased > 0)
+		g->leased--;
 	j->state = (uint8_t)state;
 	q->count[state]++;
 	if (state >= CUEQ_SUCCEEDED)
 		emb_counts_dirty(e, q);
-	if (state == CUEQ_READY)
-		emb_oom(heap_push(&q->ready, j) == 0 ? j : NULL);
-	else if (state == CUEQ_SCHEDULED || state == CUEQ_LEASED)
+	if (state == CUEQ_READY) {
+		emb_oom(heap_push(&g->ready, j) == 0 ? j : NULL);
+	} else if (state == CUEQ_SCHEDULED || state == CUEQ_LEASED) {
 		emb_oom(heap_push(&e->timers, j) == 0 ? j : NULL);
+		if (state == CUEQ_LEASED)
+			g->leased++;
+	}
+	if (was == CUEQ_READY || was == CUEQ_LEASED || state == CUEQ_READY || state == CUEQ_LEASED)
+		emb_group_review(q, g);
 }
 
 /* ---- records ---- */
@@ -234,6 +243,8 @@ void emb_rec_from_job(struct engine *e, const struct job *j, struct exec_rec *re
 		.cue_id = j->cue_id,
 		.queue = q->name,
 		.queue_len = q->len,
+		.group = j->group->name,
+		.group_len = j->group->len,
 		.priority = j->priority,
 		.max_attempts = j->max_attempts,
 		.lease_ms = j->lease_ms,
@@ -478,6 +489,8 @@ static int recover(struct engine *e)
 		j->id = id;
 		j->cue_id = r.cue_id ? r.cue_id : id;
 		j->queue = q->idx;
+		j->group = emb_group(e, q, r.group, r.group_len);
+		j->group->n_jobs++;
 		j->priority = (int16_t)r.priority;
 		j->max_attempts = (uint16_t)r.max_attempts;
 		j->lease_ms = r.lease_ms;
@@ -555,6 +568,10 @@ static int emb_open(const struct eng_config *cfg, struct engine **out, char *err
 		snprintf(err, errlen, "cannot read the recurring cues (see the log above)");
 		goto fail;
 	}
+	if (emb_limits_load(e) != 0) {
+		snprintf(err, errlen, "cannot read the queues' limits (see the log above)");
+		goto fail;
+	}
 	/* the first commit forgets the queues that start empty (counters
 	 * stored by an older broker): only those, so a start writes nothing
 	 * else (the queues made while loading are not new) */
@@ -581,7 +598,7 @@ static void emb_close(struct engine *e)
 	for (uint32_t i = 0; i < e->nq; i++) {
 		if (e->queues[i] == NULL)
 			continue;
-		heap_fini(&e->queues[i]->ready);
+		emb_groups_fini(e, e->queues[i]);
 		free(e->queues[i]);
 	}
 	free(e->queues);
@@ -589,6 +606,7 @@ static void emb_close(struct engine *e)
 	free(e->free_idx);
 	free(e->qslot);
 	heap_fini(&e->timers);
+	free(e->throttled);
 	jobs_free(e->jobs);
 	msgpack_sbuffer_destroy(&e->sbuf);
 	free(e);
@@ -710,6 +728,8 @@ const struct engine_ops embedded_engine = {
 	.is_live = emb_is_live,
 	.unfinished = emb_unfinished,
 	.queue_of = emb_queue_of,
+	.limit = emb_limit,
+	.groups = emb_groups_list,
 	.cue_get = emb_cue_get,
 	.cues = emb_cues_list,
 	.next_due = emb_next_due,

@@ -28,12 +28,57 @@
 _Static_assert((int)OUT_ACK == (int)ENG_ACK && (int)OUT_NACK == (int)ENG_NACK,
 	       "stored outcome kinds");
 
+/* A token bucket of a rate limit: up to rate claims at once, refilled at
+ * rate per per_ms.  Throttled (in e->throttled) while it has no token. */
+struct bucket {
+	double tokens;
+	int64_t at;	   /* Unix ms of the last refill */
+	int64_t wake;	   /* throttled: when it has a token again */
+	uint32_t heap_pos; /* in e->throttled, HEAP_NONE if not throttled */
+	struct queue *q;
+	struct group *g; /* NULL: the queue's own bucket */
+};
+
+/* A concurrency group of a queue (push --group): its READY jobs in
+ * priority order, how many of its jobs are leased, its limit.  A group
+ * that can give a job (ready, under its concurrency limit, not throttled)
+ * is on its queue's ring, which claims take round-robin (groups.c).  A
+ * group lives while it has unfinished jobs; the queue's default group
+ * (jobs pushed without one) always, with no limit of its own. */
+struct group {
+	char name[PROTO_MAX_GROUP + 1];
+	uint8_t len;
+	bool in_ring;
+	struct heap ready;
+	uint32_t n_jobs; /* unfinished jobs in it */
+	uint32_t leased;
+	struct eng_limit lim; /* its own, or the queue's per-group default */
+	struct bucket bucket;
+	struct group *next, *prev; /* on the ring */
+	struct group *hnext;	   /* in the queue's group table */
+};
+
+/* A group's own limit, kept by its queue while set (sorted by name). */
+struct glimit {
+	char name[PROTO_MAX_GROUP + 1];
+	uint8_t len;
+	struct eng_limit lim;
+};
+
 struct queue {
 	char name[PROTO_MAX_QUEUE + 1];
 	uint8_t len;
 	bool counts_dirty; /* finished counts changed this turn */
 	uint32_t idx;	   /* place in the queue table */
-	struct heap ready;   /* READY jobs: priority, then push order */
+	struct group dflt;   /* the jobs pushed without a group */
+	struct group **gtab; /* the other groups, chained by name hash */
+	uint32_t gtab_cap, n_groups;
+	struct group *ring;	/* the group the next claim takes from; NULL none */
+	struct eng_limit lim;	/* the queue's own: concurrency counts every lease */
+	struct eng_limit per_group; /* of each group without its own */
+	struct bucket bucket;
+	struct glimit *glims; /* groups' own limits, sorted by name */
+	uint32_t n_glims, cap_glims;
 	uint64_t count[6];   /* by cueq_state; finished ones = retained */
 	bool paused;	     /* claims get nothing (stored with the counts) */
 	uint32_t n_cues;     /* recurring cues that will fire (in memory) */
@@ -68,6 +113,8 @@ struct engine {
 	int64_t cues_retry_at; /* a cue's record could not be read: not before */
 	struct jobs *jobs;
 	struct heap timers; /* SCHEDULED by run_at, LEASED by deadline */
+	struct bucket **throttled; /* buckets without a token, by wake */
+	uint32_t n_throttled, cap_throttled;
 	struct queue **queues;
 	uint32_t nq, capq;
 	uint32_t *dirty; /* queues whose counters changed this turn */
@@ -274,6 +321,32 @@ int emb_cue_get(struct engine *e, uint64_t id, struct eng_cue *out, proto_error 
 int emb_cue_queue(struct engine *e, uint64_t id, char *out, size_t *len);
 int emb_cues_list(struct engine *e, const char *queue, size_t qlen, size_t max,
 		  struct eng_cue **out, size_t *n, proto_error *err);
+
+/* groups.c */
+void emb_groups_init(struct queue *q);
+void emb_groups_fini(struct engine *e, struct queue *q);
+/* Whether q keeps limits (a queue with limits is not forgotten when empty). */
+bool emb_queue_has_limits(const struct queue *q);
+/* The group of that name (len 0: the default one), made when missing; the
+ * caller counts a job into it (n_jobs). */
+struct group *emb_group(struct engine *e, struct queue *q, const char *name, size_t len);
+/* A job of g finished or went: g goes once it has none. */
+void emb_group_unref(struct engine *e, struct queue *q, struct group *g);
+/* Puts g on q's ring or takes it off, as it can give a job or not. */
+void emb_group_review(struct queue *q, struct group *g);
+/* Whether q's own limits let a claim through now. */
+bool emb_queue_open(struct engine *e, struct queue *q, int64_t now);
+/* A claim took a job of g: the rate buckets of g and q lose a token. */
+void emb_group_took(struct engine *e, struct queue *q, struct group *g, int64_t now);
+/* Buckets whose wake came: refilled, their groups on the ring again. */
+void emb_throttle_tick(struct engine *e, int64_t now);
+int64_t emb_throttle_next(const struct engine *e);
+int emb_limit(struct engine *e, struct eng_limit_set *s, proto_error *err);
+int emb_groups_list(struct engine *e, const char *queue, size_t qlen, size_t max,
+		    struct eng_group_stats **out, size_t *n, struct eng_queue_limits *lims,
+		    proto_error *err);
+/* Reads the stored limits at open. */
+int emb_limits_load(struct engine *e);
 
 /* inspect.c */
 int emb_get(struct engine *e, uint64_t id, struct eng_view *out, proto_error *err);

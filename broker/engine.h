@@ -99,6 +99,8 @@ struct eng_backoff {
 struct eng_push {
 	const char *queue;
 	size_t queue_len;
+	const char *group; /* concurrency group or NULL (queue-wide limits only) */
+	size_t group_len;
 	const char *payload;
 	size_t payload_len;
 	int32_t priority;
@@ -233,6 +235,39 @@ struct eng_stats {
 	uint64_t deliveries, expiries, failures, releases;
 };
 
+/* A limit of a queue or of a group (cueq limit): 0 is none. */
+struct eng_limit {
+	uint32_t concurrency; /* leased at once */
+	uint32_t rate;	      /* claims per per_ms */
+	int64_t per_ms;
+};
+enum eng_limit_scope {
+	ENG_LIMIT_QUEUE = 0,	  /* the queue's own, over all its groups */
+	ENG_LIMIT_EACH_GROUP = 1, /* each group without a limit of its own */
+	ENG_LIMIT_GROUP = 2,	  /* one group */
+};
+struct eng_limit_set {
+	const char *queue;
+	size_t queue_len;
+	int scope; /* eng_limit_scope */
+	const char *group;
+	size_t group_len;
+	bool set_concurrency, set_rate; /* the others stay as they are */
+	uint32_t concurrency, rate;
+	int64_t per_ms;
+	struct eng_limit now; /* out: the limit as it is now */
+};
+/* One group of a queue, as stats shows it. */
+struct eng_group_stats {
+	char group[PROTO_MAX_GROUP + 1];
+	uint64_t ready, leased, jobs; /* jobs: unfinished, any state */
+	struct eng_limit lim;	      /* its own or the default */
+	bool own;
+};
+struct eng_queue_limits {
+	struct eng_limit queue, per_group;
+};
+
 /* A recurring cue as get and cues show it. */
 #define ENG_CUE_NEXT 5 /* next fires shown */
 #define ENG_CUE_LAST 10 /* last executions kept and shown */
@@ -264,7 +299,7 @@ enum eng_kind { ENG_KIND_EXECUTION = 1, ENG_KIND_CUE = 2 };
 
 /* Bump when a member of struct engine_ops is added, removed or moved, or
  * changes what it promises; cueqd refuses a table of another version. */
-#define ENGINE_OPS_VERSION 5
+#define ENGINE_OPS_VERSION 6
 
 struct engine_ops {
 	uint32_t version; /* ENGINE_OPS_VERSION */
@@ -357,6 +392,16 @@ struct engine_ops {
 	 * caller frees.  Core thread; may block on storage reads. */
 	int (*stats)(struct engine *e, const char *queue, size_t qlen, uint64_t from, size_t limit,
 		     struct eng_stats **out, size_t *n, uint64_t *next, proto_error *err);
+	/* Sets a limit (s->now gets it as it is then), stored in this turn's
+	 * write; NOT_FOUND never (a limit may come before the queue's first
+	 * job).  Core thread. */
+	int (*limit)(struct engine *e, struct eng_limit_set *s, proto_error *err);
+	/* The groups of queue with unfinished jobs (up to max, by name; *out
+	 * malloc'd, caller frees; *n their number, up to max) and the
+	 * queue's limits.  Core thread; does not block. */
+	int (*groups)(struct engine *e, const char *queue, size_t qlen, size_t max,
+		      struct eng_group_stats **out, size_t *n, struct eng_queue_limits *lims,
+		      proto_error *err);
 
 	/* Time passes: due executions become ready, leases whose deadline is
 	 * <= now end, finished executions past retention and expired

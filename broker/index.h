@@ -2,9 +2,9 @@
  * index.h - the broker's memory indexes of unfinished executions.
  *
  * A job is the in-memory face of one unfinished execution: just what
- * scheduling needs (104 bytes; the payload and history stay on disk).
+ * scheduling needs (112 bytes; the payload and history stay on disk).
  * Jobs come from a pool, are found by ID in an open-addressing table, and
- * sit in at most one heap: their queue's ready heap (priority, then push
+ * sit in at most one heap: their group's ready heap (priority, then push
  * order) or the global timer heap (run_at while scheduled, the lease
  * deadline while leased).  Everything here is owned by the core thread.
  */
@@ -21,6 +21,8 @@
 
 #define HEAP_NONE UINT32_MAX
 
+struct group;
+
 struct job {
 	uint64_t id;
 	uint64_t cue_id;     /* the recurring cue it is a fire of, else id */
@@ -29,6 +31,7 @@ struct job {
 	int64_t run_at;	     /* when it became or becomes ready */
 	int64_t deadline;    /* lease deadline while leased */
 	char *error;	     /* last nack's error text (malloc'd), or NULL */
+	struct group *group; /* its concurrency group (its queue's default: none) */
 	uint32_t error_len;
 	uint32_t heap_pos;   /* place in its heap, HEAP_NONE if in none */
 	uint32_t queue;	     /* index in the queue table */

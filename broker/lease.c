@@ -33,7 +33,7 @@ static const char *state_name(int s)
 bool emb_has_ready(struct engine *e, const char *queue, size_t qlen)
 {
 	struct queue *q = emb_queue(e, queue, qlen, false);
-	return q != NULL && q->ready.n > 0 && !q->paused;
+	return q != NULL && emb_queue_open(e, q, emb_now(e));
 }
 
 /* What a claimer learns of j's live lease (the payload aside). */
@@ -60,9 +60,11 @@ int emb_claim(struct engine *e, const char *queue, size_t qlen, size_t max, uint
 	size_t bytes = 0;
 
 	*n = 0;
-	if (q == NULL || q->ready.n == 0 || q->paused)
+	if (q == NULL)
 		return CUEQ_OK;
-	while (*n < max && (j = heap_top(&q->ready)) != NULL) {
+	/* the group at the ring's cursor gives its top job; each claim moves
+	 * the cursor on (groups.c) */
+	while (*n < max && emb_queue_open(e, q, now) && (j = heap_top(&q->ring->ready)) != NULL) {
 		struct eng_claimed *c = &out[*n];
 		struct exec_rec rec;
 		uint8_t k[8];
@@ -91,7 +93,9 @@ int emb_claim(struct engine *e, const char *queue, size_t qlen, size_t max, uint
 		j->token = emb_next_token(e);
 		c->lease_ms = lease_ms ? lease_ms : j->lease_ms;
 		j->deadline = now + c->lease_ms;
+		struct group *g = j->group;
 		emb_set_state(e, j, CUEQ_LEASED);
+		emb_group_took(e, q, g, now);
 		emb_history(e, j, EV_CLAIMED, j->attempt, j->token, wlen ? worker : NULL, wlen, now);
 		emb_rec_from_job(e, j, &rec);
 		emb_put_rec(e, &rec);
@@ -462,6 +466,7 @@ int64_t emb_tick(struct engine *e, int64_t now)
 			break; /* nothing changed: the next turn tries again */
 		emb_lease_ended(e, j, false, now);
 	}
+	emb_throttle_tick(e, now);
 	emb_cues_fire(e, now);
 	emb_sweep(e, now);
 	return emb_next_due(e);
@@ -473,5 +478,8 @@ int64_t emb_next_due(struct engine *e)
 	int64_t next = j ? job_due(j) : INT64_MAX, cue = emb_cues_next(e);
 	if (cue < next)
 		next = cue;
+	int64_t thr = emb_throttle_next(e);
+	if (thr < next)
+		next = thr;
 	return next < e->next_sweep ? next : e->next_sweep;
 }

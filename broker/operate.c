@@ -181,6 +181,8 @@ static void revive(struct engine *e, const struct exec_rec *r, const char *key, 
 	j->id = r->id;
 	j->cue_id = r->cue_id ? r->cue_id : r->id;
 	j->queue = q->idx;
+	j->group = emb_group(e, q, r->group, r->group_len);
+	j->group->n_jobs++;
 	j->priority = (int16_t)r->priority;
 	j->max_attempts = (uint16_t)r->max_attempts;
 	j->max_expiries = (uint16_t)r->max_expiries;

@@ -171,6 +171,10 @@ static void job_fingerprint(struct eng_push *p, uint64_t delay, uint64_t run_at)
 			fp_add(&f, p->tz ? p->tz : "", p->tz ? p->tz_len : 0);
 		}
 	}
+	if (p->group) { /* only when set: keys stored before groups still match */
+		fp_add(&f, "g", 1);
+		fp_add(&f, p->group, p->group_len);
+	}
 	p->req_hash = f.fnv;
 	crypto_hash_sha256_final(&f.sha, p->req_digest);
 
@@ -187,6 +191,8 @@ static void job_fingerprint(struct eng_push *p, uint64_t delay, uint64_t run_at)
 	h[ENG_F_WHEN] = proto_hash(PROTO_HASH_INIT, when, sizeof(when));
 	h[ENG_F_UNIQUE] = proto_hash(proto_hash(PROTO_HASH_INIT, &has_unique, 1), p->unique,
 				     p->unique ? p->unique_len : 0);
+	if (p->group) /* the same part as the unique key, named so */
+		h[ENG_F_UNIQUE] = proto_hash(h[ENG_F_UNIQUE], p->group, p->group_len);
 	h[ENG_F_POLICY] = proto_hash(PROTO_HASH_INIT, policy, sizeof(policy));
 	h[ENG_F_SCHEDULE] = proto_hash(proto_hash(proto_hash(PROTO_HASH_INIT, sched, sizeof(sched)),
 						  p->cron, p->cron ? p->cron_len + 1 : 0),
@@ -325,7 +331,8 @@ static int push_job(struct opctx *c, const msgpack_object *m, struct eng_push *p
 
 	if (m->type != MSGPACK_OBJECT_MAP)
 		return proto_fail(&c->err, CUEQ_ERR_BAD_REQUEST, "must be a map");
-	if ((rc = queue_field(c, m, true, &p->queue, &p->queue_len)) != CUEQ_OK)
+	if ((rc = queue_field(c, m, true, &p->queue, &p->queue_len)) != CUEQ_OK ||
+	    (rc = name_field(c, m, "group", false, &p->group, &p->group_len)) != CUEQ_OK)
 		return rc;
 	p->payload = "";
 	if ((rc = proto_bytes(m, "payload", false, max_payload, &p->payload, &p->payload_len,
@@ -361,6 +368,9 @@ static int push_job(struct opctx *c, const msgpack_object *m, struct eng_push *p
 	p->key_ttl_ms = (int64_t)u;
 	if ((rc = push_policy(c, m, p)) != CUEQ_OK)
 		return rc;
+	if ((p->every_ms || p->cron) && p->group)
+		return proto_fail(&c->err, CUEQ_ERR_BAD_REQUEST,
+				  "a recurring cue takes no group: its fires run in the queue's default group (limit the queue itself with cueq limit QUEUE)");
 	if ((p->every_ms || p->cron) && !delay && !run_at)
 		p->run_at = 0; /* the schedule's own first fire */
 	if (p->key != NULL) /* only a key compares requests */
@@ -1171,6 +1181,89 @@ static int op_list(struct opctx *c)
 	return rc;
 }
 
+static void pack_limit(msgpack_packer *pk, const struct eng_limit *l, size_t extra)
+{
+	msgpack_pack_map(pk, 3 + extra);
+	proto_kv_uint(pk, "concurrency", l->concurrency);
+	proto_kv_uint(pk, "rate", l->rate);
+	proto_kv_uint(pk, "per_ms", (uint64_t)l->per_ms);
+}
+
+#define STATS_GROUPS 1000
+
+/* A queue's limits and groups, for stats of that queue (two keys). */
+static void pack_groups(struct opctx *c, const char *q, size_t qlen)
+{
+	struct eng_group_stats *g = NULL;
+	struct eng_queue_limits lims;
+	size_t n = 0;
+	if (c->eo->groups(c->e, q, qlen, STATS_GROUPS, &g, &n, &lims, &c->err) != CUEQ_OK)
+		n = 0, lims = (struct eng_queue_limits){0};
+	proto_key(c->pk, "limits");
+	pack_limit(c->pk, &lims.queue, 1);
+	proto_key(c->pk, "per_group");
+	pack_limit(c->pk, &lims.per_group, 0);
+	proto_key(c->pk, "groups");
+	msgpack_pack_array(c->pk, n);
+	for (size_t i = 0; i < n; i++) {
+		msgpack_pack_map(c->pk, 6);
+		proto_kv_cstr(c->pk, "group", g[i].group);
+		proto_kv_uint(c->pk, "ready", g[i].ready);
+		proto_kv_uint(c->pk, "leased", g[i].leased);
+		proto_kv_uint(c->pk, "unfinished", g[i].jobs);
+		proto_kv_bool(c->pk, "own_limit", g[i].own);
+		proto_key(c->pk, "limit");
+		pack_limit(c->pk, &g[i].lim, 0);
+	}
+	free(g);
+}
+
+/* ---- limit ---- */
+
+static int op_limit(struct opctx *c)
+{
+	struct eng_limit_set s = {0};
+	uint64_t conc = UINT64_MAX, rate = UINT64_MAX, per = 0;
+	bool each = false;
+	int rc;
+
+	if ((rc = queue_field(c, c->req, true, &s.queue, &s.queue_len)) != CUEQ_OK ||
+	    (rc = name_field(c, c->req, "group", false, &s.group, &s.group_len)) != CUEQ_OK ||
+	    (rc = proto_bool(c->req, "each_group", false, &each, &c->err)) != CUEQ_OK ||
+	    (rc = proto_uint(c->req, "concurrency", false, 0, PROTO_MAX_CONCURRENCY, &conc, &c->err)) !=
+		    CUEQ_OK ||
+	    (rc = proto_uint(c->req, "rate", false, 0, PROTO_MAX_RATE, &rate, &c->err)) != CUEQ_OK ||
+	    (rc = proto_uint(c->req, "per_ms", false, 1, 86400000, &per, &c->err)) != CUEQ_OK)
+		return rc;
+	if (each && s.group != NULL)
+		return proto_fail(&c->err, CUEQ_ERR_BAD_REQUEST,
+				  "give 'group' (one group) or 'each_group' (every group without its own limit), not both");
+	if (conc == UINT64_MAX && rate == UINT64_MAX)
+		return proto_fail(&c->err, CUEQ_ERR_BAD_REQUEST,
+				  "give 'concurrency' or 'rate' (with 'per_ms'), or both; 0 removes that limit");
+	if (rate != UINT64_MAX && rate > 0 && per == 0)
+		return proto_fail(&c->err, CUEQ_ERR_BAD_REQUEST,
+				  "a rate needs 'per_ms': the period of that many claims, e.g. rate 10, per_ms 1000");
+	s.scope = s.group ? ENG_LIMIT_GROUP : each ? ENG_LIMIT_EACH_GROUP : ENG_LIMIT_QUEUE;
+	s.set_concurrency = conc != UINT64_MAX;
+	s.concurrency = s.set_concurrency ? (uint32_t)conc : 0;
+	s.set_rate = rate != UINT64_MAX;
+	s.rate = s.set_rate ? (uint32_t)rate : 0;
+	s.per_ms = (int64_t)per;
+	if ((rc = c->eo->limit(c->e, &s, &c->err)) != CUEQ_OK)
+		return rc;
+	proto_reply_begin(c->pk, c->rid, c->rid_len, c->rid_bin, 2);
+	proto_key(c->pk, "limit");
+	pack_limit(c->pk, &s.now, 2);
+	proto_kv_str(c->pk, "queue", s.queue, s.queue_len);
+	if (s.group)
+		proto_kv_str(c->pk, "group", s.group, s.group_len);
+	else
+		proto_kv_bool(c->pk, "each_group", each);
+	proto_kv_cstr(c->pk, "durability", durability(c));
+	return CUEQ_OK;
+}
+
 static int op_stats(struct opctx *c)
 {
 	static const char *const names[] = {"scheduled", "ready", "leased", "succeeded", "dead",
@@ -1194,8 +1287,10 @@ static int op_stats(struct opctx *c)
 	for (size_t i = 0; i < n; i++) {
 		if (!auth_queue_ok(c->who, s[i].queue, strlen(s[i].queue)))
 			continue;
-		msgpack_pack_map(c->pk, 13);
+		msgpack_pack_map(c->pk, 13 + (q != NULL ? 2 : 0));
 		proto_kv_cstr(c->pk, "queue", s[i].queue);
+		if (q != NULL)
+			pack_groups(c, q, qlen);
 		for (int k = 0; k < 6; k++)
 			proto_kv_uint(c->pk, names[k], s[i].count[k]);
 		proto_kv_bool(c->pk, "paused", s[i].paused);
@@ -1233,6 +1328,7 @@ static const struct op op_table[] = {
 	{"purge", OP_WRITE, op_purge, ROLE_ADMIN},
 	{"pause", OP_WRITE, op_pause, ROLE_ADMIN},
 	{"resume", OP_WRITE, op_resume, ROLE_ADMIN},
+	{"limit", OP_WRITE, op_limit, ROLE_ADMIN},
 };
 
 const struct op *ops_find(const char *name, size_t len)
@@ -1245,5 +1341,5 @@ const struct op *ops_find(const char *name, size_t len)
 
 const char *ops_names(void)
 {
-	return "ping, push, claim, ack, nack, extend, step_set, step_get, steps, get, wait, list, stats, cues, cancel, retry, purge, pause, resume";
+	return "ping, push, claim, ack, nack, extend, step_set, step_get, steps, get, wait, list, stats, cues, cancel, retry, purge, pause, resume, limit";
 }

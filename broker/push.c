@@ -35,7 +35,7 @@ static size_t scoped(uint8_t *out, const char *prefix, const char *queue, size_t
 }
 
 static const char *const FIELD_NAMES[ENG_REQ_FIELDS] = {
-	"payload", "priority", "max_attempts", "lease_ms", "delay_ms/run_at", "unique",
+	"payload", "priority", "max_attempts", "lease_ms", "delay_ms/run_at", "unique or group",
 	"retry policy (max_expiries, backoff)", "schedule",
 };
 
@@ -326,6 +326,8 @@ int emb_push(struct engine *e, const struct eng_push *jobs, size_t n, struct eng
 		j->id = emb_next_id(e);
 		j->cue_id = j->id;
 		j->queue = q->idx;
+		j->group = emb_group(e, q, p->group, p->group_len);
+		j->group->n_jobs++;
 		j->priority = (int16_t)p->priority;
 		j->max_attempts = (uint16_t)p->max_attempts;
 		j->max_expiries = (uint16_t)p->max_expiries;

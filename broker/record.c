@@ -29,6 +29,7 @@ void record_pack(msgpack_packer *pk, const struct exec_rec *r)
 	n += r->max_expiries != 0;
 	n += r->backoff_ms != 0 || r->backoff_max_ms != 0 || r->backoff_factor != 0 ? 3 : 0;
 	n += r->why != NULL;
+	n += r->group_len > 0;
 
 	msgpack_pack_map(pk, n);
 	proto_kv_uint(pk, "v", RECORD_VERSION);
@@ -73,6 +74,8 @@ void record_pack(msgpack_packer *pk, const struct exec_rec *r)
 	}
 	if (r->why != NULL)
 		proto_kv_str(pk, "why", r->why, r->why_len);
+	if (r->group_len > 0)
+		proto_kv_str(pk, "g", r->group, r->group_len);
 }
 
 /* A stored string, read as written: records of older brokers may hold text
@@ -107,7 +110,7 @@ static int i64(const msgpack_object *m, const char *k, int64_t *out)
  * records), looking each key up here, expected position first. */
 enum { F_V, F_ID, F_CUE, F_Q, F_PR, F_MA, F_LM, F_AT, F_EX, F_FA, F_HS, F_ST, F_CA, F_RA,
        F_DL, F_FI, F_TK, F_RES, F_ERR, F_FL, F_OK, F_OS, F_OT, F_OH, F_OR, F_ME, F_BB, F_BX,
-       F_BF, F_WHY, F_COUNT };
+       F_BF, F_WHY, F_G, F_COUNT };
 enum { K_U, K_I, K_S };
 static const struct {
 	char name[4];
@@ -129,6 +132,7 @@ static const struct {
 	[F_OR] = {"or", 2, K_I, 0},		 [F_ME] = {"me", 2, K_U, UINT16_MAX},
 	[F_BB] = {"bb", 2, K_U, UINT32_MAX},	 [F_BX] = {"bx", 2, K_U, UINT32_MAX},
 	[F_BF] = {"bf", 2, K_U, UINT32_MAX},	 [F_WHY] = {"why", 3, K_S, SIZE_MAX},
+	[F_G] = {"g", 1, K_S, PROTO_MAX_GROUP},
 };
 
 static int field_of(const msgpack_object *k, int guess)
@@ -212,6 +216,7 @@ static int from_object(const msgpack_object *o, struct exec_rec *r)
 	r->id = val[F_ID].u;
 	r->cue_id = val[F_CUE].u;
 	r->queue = val[F_Q].s.p, r->queue_len = val[F_Q].s.n;
+	r->group = val[F_G].s.p, r->group_len = val[F_G].s.n;
 	r->priority = (int32_t)val[F_PR].i;
 	r->max_attempts = (uint32_t)val[F_MA].u;
 	r->lease_ms = (uint32_t)val[F_LM].u;

@@ -33,6 +33,8 @@ struct exec_rec {
 	uint64_t id, cue_id;
 	const char *queue;
 	size_t queue_len;
+	const char *group; /* concurrency group; group_len 0: none */
+	size_t group_len;
 	int32_t priority;
 	uint32_t max_attempts, lease_ms;
 	uint32_t attempt, expiries, failures;

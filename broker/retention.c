@@ -35,6 +35,7 @@ void emb_retire(struct engine *e, struct job *j, int state, int64_t now)
 	val[q->len + 1] = (uint8_t)state;
 	store_put(e->st, CF_EXPIRY, exp, 16, val, (size_t)q->len + 2);
 	emb_set_state(e, j, state);
+	emb_group_unref(e, q, j->group);
 	jobs_remove(e->jobs, j);
 	jobs_release(e->jobs, j);
 }

@@ -33,6 +33,9 @@
 #define PROTO_MAX_SCOPED_RID (5 + 1 + PROTO_MAX_RID + PROTO_MAX_RID)
 #define PROTO_MAX_QUEUE 128
 #define PROTO_MAX_WORKER 128
+#define PROTO_MAX_GROUP 128
+#define PROTO_MAX_CONCURRENCY 100000 /* a limit's leases at once */
+#define PROTO_MAX_RATE 1000000	    /* a limit's claims per period */
 #define PROTO_MAX_WAIT_MS 300000
 #define PROTO_MIN_LEASE_MS 100
 #define PROTO_MAX_LEASE_MS 86400000

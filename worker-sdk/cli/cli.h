@@ -227,6 +227,10 @@ int cmd_nack(struct cli *cli, int argc, char **argv);
 int cmd_extend(struct cli *cli, int argc, char **argv);
 int cmd_get(struct cli *cli, int argc, char **argv);
 int cmd_wait(struct cli *cli, int argc, char **argv);
+int cmd_limit(struct cli *cli, int argc, char **argv);
+/* "concurrency 2, rate 10/1s" or "none", into out. */
+void cli_limit_text(const cueq_limit *l, char *out, size_t size);
+void cli_limit_json(struct jw *w, const char *key, const cueq_limit *l);
 int cmd_list(struct cli *cli, int argc, char **argv);
 int cmd_stats(struct cli *cli, int argc, char **argv);
 int cmd_step(struct cli *cli, int argc, char **argv);

@@ -174,7 +174,82 @@ int cmd_list(struct cli *cli, int argc, char **argv)
 				  o[L_AFTER].seen ? o[L_AFTER].value : NULL, list_row, &out);
 }
 
-static void stats_row(const struct cli *cli, const cueq_queue_stats *s, int width)
+void cli_limit_text(const cueq_limit *l, char *out, size_t size)
+{
+	static const struct {
+		int64_t ms;
+		const char *unit;
+	} units[] = { { 86400000, "d" }, { 3600000, "h" }, { 60000, "m" }, { 1000, "s" }, { 1, "ms" } };
+	size_t n = 0;
+	out[0] = '\0';
+	if (l->concurrency)
+		n += (size_t)snprintf(out, size, "concurrency %u", l->concurrency);
+	if (l->rate && n < size) {
+		size_t u = 0;
+		while (l->per_ms % units[u].ms != 0)
+			u++;
+		n += (size_t)snprintf(out + n, size - n, "%srate %u/%lld%s", n ? ", " : "", l->rate,
+				      (long long)(l->per_ms / units[u].ms), units[u].unit);
+	}
+	if (n == 0)
+		snprintf(out, size, "none");
+}
+
+void cli_limit_json(struct jw *w, const char *key, const cueq_limit *l)
+{
+	jw_object_begin(w, key);
+	jw_uint(w, "concurrency", l->concurrency);
+	jw_uint(w, "rate", l->rate);
+	jw_int(w, "per_ms", l->per_ms);
+	jw_object_end(w);
+}
+
+/* The limits and groups of one queue: JSON fields of its stats object, or
+ * lines under its row. */
+static void stats_groups(const struct cli *cli, struct jw *w, const cueq_limit lims[2],
+			 const cueq_group_stats *g, size_t n)
+{
+	char a[96], b[96];
+	if (cli->json) {
+		cli_limit_json(w, "limits", &lims[0]);
+		cli_limit_json(w, "per_group", &lims[1]);
+		jw_array_begin(w, "groups");
+		for (size_t i = 0; i < n; i++) {
+			jw_object_begin(w, NULL);
+			jw_str(w, "group", g[i].group);
+			jw_uint(w, "ready", g[i].ready);
+			jw_uint(w, "leased", g[i].leased);
+			jw_uint(w, "unfinished", g[i].unfinished);
+			jw_bool(w, "own_limit", g[i].own_limit);
+			cli_limit_json(w, "limit", &g[i].limit);
+			jw_object_end(w);
+		}
+		jw_array_end(w);
+		return;
+	}
+	cli_limit_text(&lims[0], a, sizeof(a));
+	cli_limit_text(&lims[1], b, sizeof(b));
+	if (n == 0 && strcmp(a, "none") == 0 && strcmp(b, "none") == 0)
+		return;
+	printf("\nlimits: the queue %s; each group %s\n", a, b);
+	if (n == 0)
+		return;
+	int width = 5;
+	for (size_t i = 0; i < n; i++)
+		if ((int)strlen(g[i].group) > width)
+			width = (int)strlen(g[i].group);
+	printf("%-*s  %9s  %9s  %10s  %s\n", width, "GROUP", "READY", "LEASED", "UNFINISHED", "LIMIT");
+	for (size_t i = 0; i < n; i++) {
+		cli_limit_text(&g[i].limit, a, sizeof(a));
+		printf("%-*s  %9llu  %9llu  %10llu  %s%s\n", width, g[i].group,
+		       (unsigned long long)g[i].ready, (unsigned long long)g[i].leased,
+		       (unsigned long long)g[i].unfinished, a,
+		       g[i].own_limit ? " (its own)" : "");
+	}
+}
+
+static void stats_row(const struct cli *cli, const cueq_queue_stats *s, int width,
+		      const cueq_limit *lims, const cueq_group_stats *g, size_t ng)
 {
 	if (cli->json) {
 		struct jw w;
@@ -192,6 +267,8 @@ static void stats_row(const struct cli *cli, const cueq_queue_stats *s, int widt
 		jw_uint(&w, "expiries", s->expiries);
 		jw_uint(&w, "failures", s->failures);
 		jw_uint(&w, "releases", s->releases);
+		if (lims != NULL)
+			stats_groups(cli, &w, lims, g, ng);
 		jw_end(&w);
 		return;
 	}
@@ -203,12 +280,16 @@ static void stats_row(const struct cli *cli, const cueq_queue_stats *s, int widt
 	       (unsigned long long)s->cancelled, (unsigned long long)s->cues,
 	       (unsigned long long)s->deliveries, (unsigned long long)s->expiries,
 	       (unsigned long long)s->failures);
+	if (lims != NULL)
+		stats_groups(cli, NULL, lims, g, ng);
 }
 
 int cmd_stats(struct cli *cli, int argc, char **argv)
 {
 	cueq_queue_stats *st = NULL, empty = { 0 };
-	size_t n = 0;
+	cueq_group_stats *groups = NULL;
+	cueq_limit lims[2] = { { 0 } };
+	size_t n = 0, ng = 0;
 	int npos, dd, rc, err, width = 5;
 	const char *queue;
 
@@ -224,6 +305,10 @@ int cmd_stats(struct cli *cli, int argc, char **argv)
 	err = cueq_stats(cli->client, queue, &st, &n);
 	if (err != CUEQ_OK)
 		return cli_fail(cli, err, "stats failed");
+	if (queue != NULL && (err = cueq_groups(cli->client, queue, lims, &groups, &ng)) != CUEQ_OK) {
+		cueq_stats_free(st, n);
+		return cli_fail(cli, err, "stats of the groups of '%s' failed", queue);
+	}
 	if (n == 0 && queue != NULL && strlen(queue) < sizeof(empty.queue)) {
 		/* A queue exists from its first push: none yet means all zero. */
 		memcpy(empty.queue, queue, strlen(queue) + 1);
@@ -238,9 +323,10 @@ int cmd_stats(struct cli *cli, int argc, char **argv)
 		       "QUEUE", "PAUSED", "SCHEDULED", "READY", "LEASED", "SUCCEEDED", "DEAD",
 		       "CANCELLED", "CUES", "DELIVERIES", "EXPIRIES", "FAILURES");
 	for (size_t i = 0; i < n; i++)
-		stats_row(cli, &st[i], width);
+		stats_row(cli, &st[i], width, queue ? lims : NULL, groups, ng);
 	if (empty.queue[0] != '\0')
-		stats_row(cli, &empty, width);
+		stats_row(cli, &empty, width, lims, groups, ng);
 	cueq_stats_free(st, n);
+	cueq_groups_free(groups, ng);
 	return CLI_EXIT_OK;
 }

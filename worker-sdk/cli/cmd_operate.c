@@ -13,6 +13,8 @@
  */
 #include "cli.h"
 
+#include <ctype.h>
+#include <stdio.h>
 #include <string.h>
 
 /* Exactly one QUEUE, or a usage error. */
@@ -314,5 +316,88 @@ int cmd_cues(struct cli *cli, int argc, char **argv)
 		       (unsigned long long)c->fires, last, cli_cue_schedule(c, sched, sizeof(sched)));
 	}
 	cueq_cues_free(list, n);
+	return CLI_EXIT_OK;
+}
+
+/* --rate N/PERIOD: "10/s", "100/5m", "0" (none). */
+static int rate_opt(const struct cli *cli, const char *v, int64_t *rate, int64_t *per_ms)
+{
+	char num[32], per[32];
+	const char *slash = strchr(v, '/');
+	int64_t n;
+
+	if (strcmp(v, "0") == 0) {
+		*rate = 0, *per_ms = 0;
+		return 0;
+	}
+	if (slash == NULL || (size_t)(slash - v) >= sizeof(num) || strlen(slash + 1) + 2 > sizeof(per))
+		return cli_usage_error(cli, "--rate takes N/PERIOD, e.g. 10/s or 600/1m (0 removes it), "
+				       "not '%s'", v);
+	memcpy(num, v, (size_t)(slash - v));
+	num[slash - v] = '\0';
+	/* a bare unit is one of it: "s" is "1s" */
+	snprintf(per, sizeof(per), "%s%s", isdigit((unsigned char)slash[1]) ? "" : "1", slash + 1);
+	if (!cli_parse_int(num, 1, 1000000, &n))
+		return cli_usage_error(cli, "bad count '%s' in --rate: use 1 to 1000000 claims per "
+				       "period", num);
+	if (cueq_parse_duration(per, per_ms) != CUEQ_OK || *per_ms < 1 || *per_ms > 86400000)
+		return cli_usage_error(cli, "bad period '%s' in --rate: use a duration from 1ms to 1d, "
+				       "e.g. s, 1m, 500ms", slash + 1);
+	*rate = n;
+	return 0;
+}
+
+int cmd_limit(struct cli *cli, int argc, char **argv)
+{
+	struct cli_opt o[] = {
+		{ .name = "group", .kind = OPT_VALUE },
+		{ .name = "concurrency", .kind = OPT_VALUE },
+		{ .name = "rate", .kind = OPT_VALUE },
+	};
+	cueq_limit_spec spec = { .concurrency = CUEQ_LIMIT_KEEP, .rate = CUEQ_LIMIT_KEEP };
+	cueq_limit now;
+	char text[96];
+	int npos, dd, rc, err;
+
+	rc = cli_parse(cli, argc, argv, o, 3, &npos, &dd);
+	if (rc != 0)
+		return rc == CLI_PARSE_HELP ? CLI_EXIT_OK : rc;
+	if (one_queue(cli, npos) != 0)
+		return CLI_EXIT_ERROR;
+	if (!o[1].seen && !o[2].seen)
+		return cli_usage_error(cli, "limit needs --concurrency N or --rate N/PERIOD (or both; 0 "
+				       "removes one)");
+	if (o[0].seen && strcmp(o[0].value, "*") == 0)
+		spec.each_group = true;
+	else if (o[0].seen)
+		spec.group = o[0].value;
+	if (o[1].seen && cli_int_opt(cli, &o[1], 0, 100000, &spec.concurrency) != 0)
+		return CLI_EXIT_ERROR;
+	if (o[2].seen && rate_opt(cli, o[2].value, &spec.rate, &spec.per_ms) != 0)
+		return CLI_EXIT_ERROR;
+	if ((rc = cli_connect(cli)) != 0)
+		return rc;
+	err = cueq_set_limit(cli->client, argv[1], &spec, &now);
+	if (err != CUEQ_OK)
+		return cli_fail(cli, err, "limit of queue '%s' failed", argv[1]);
+	if (cli->json) {
+		struct jw w;
+		jw_begin(&w, stdout);
+		jw_str(&w, "queue", argv[1]);
+		jw_str(&w, "group", spec.group);
+		jw_bool(&w, "each_group", spec.each_group);
+		jw_uint(&w, "concurrency", now.concurrency);
+		jw_uint(&w, "rate", now.rate);
+		jw_int(&w, "per_ms", now.per_ms);
+		jw_end(&w);
+	} else {
+		cli_limit_text(&now, text, sizeof(text));
+		if (spec.group != NULL)
+			printf("queue %s, group %s: %s\n", argv[1], spec.group, text);
+		else if (spec.each_group)
+			printf("queue %s, each group without its own limit: %s\n", argv[1], text);
+		else
+			printf("queue %s: %s\n", argv[1], text);
+	}
 	return CLI_EXIT_OK;
 }

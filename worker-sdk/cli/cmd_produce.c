@@ -58,6 +58,7 @@ int cmd_ping(struct cli *cli, int argc, char **argv)
 enum {
 	P_PRIORITY, P_MAX_ATTEMPTS, P_LEASE, P_DELAY, P_AT, P_KEY, P_KEY_TTL, P_UNIQUE, P_EVERY,
 	P_CRON, P_TZ, P_CATCH_UP, P_OVERLAP, P_BACKOFF, P_NO_JITTER, P_MAX_EXPIRIES, P_WAIT,
+	P_GROUP,
 };
 
 #define MAX_EVERY_MS 315360000000LL /* 10 years */
@@ -278,6 +279,7 @@ int cmd_push(struct cli *cli, int argc, char **argv)
 		[P_NO_JITTER] = { .name = "no-jitter", .kind = OPT_FLAG },
 		[P_MAX_EXPIRIES] = { .name = "max-expiries", .kind = OPT_VALUE },
 		[P_WAIT] = { .name = "wait", .kind = OPT_VALUE },
+		[P_GROUP] = { .name = "group", .kind = OPT_VALUE },
 	};
 	cueq_push_opts po = { 0 };
 	cueq_push_result res = { 0 };
@@ -323,6 +325,12 @@ int cmd_push(struct cli *cli, int argc, char **argv)
 	}
 	if (keys_opts(cli, o, &po) != 0 || recurring_opts(cli, o, &po) != 0)
 		return CLI_EXIT_ERROR;
+	if (o[P_GROUP].seen) {
+		size_t n = strlen(o[P_GROUP].value);
+		if (n == 0 || n > 128)
+			return cli_usage_error(cli, "--group needs 1 to 128 characters of A-Z a-z 0-9 . _ : -");
+		po.group = o[P_GROUP].value;
+	}
 	int64_t wait_ms = 0;
 	if (cli_duration_opt(cli, &o[P_WAIT], 0, CLI_NO_MAX, &wait_ms) != 0)
 		return CLI_EXIT_ERROR;

@@ -61,6 +61,9 @@ static const struct cli_command commands[] = {
 	  "  --overlap allow|skip\n"
 	  "                    a fire while the previous one is unfinished: run it too\n"
 	  "                    (default) or skip it\n"
+	  "  --group K         concurrency group (a tenant, a site; 1-128 of\n"
+	  "                    A-Z a-z 0-9 . _ : -): claims take the queue's groups in\n"
+	  "                    turn, and `cueq limit` can cap each\n"
 	  "  --wait D          then wait up to D for the outcome and print it, as\n"
 	  "                    `cueq wait` does, with its exit status; with --key, a\n"
 	  "                    repeat waits for the first push's execution\n"
@@ -121,7 +124,20 @@ static const struct cli_command commands[] = {
 	  "Per queue: whether it is paused, the executions in each state, its active\n"
 	  "recurring cues, and since the queue was created: deliveries (claims),\n"
 	  "expiries (leases that ran out), failures (nacks) and releases (leases\n"
-	  "ended by a worker's disconnect).\n" },
+	  "ended by a worker's disconnect).  With QUEUE, also its limits and, per\n"
+	  "group with unfinished executions, ready, leased and its limit (--json:\n"
+	  "limits, per_group and groups).\n" },
+	{ "limit", cmd_limit, "limit QUEUE [--group K|'*'] --concurrency N | --rate N/PERIOD",
+	  "cap the leases or claims of a queue or of its groups",
+	  "Without --group the limit is the queue's own: --concurrency counts every\n"
+	  "lease of the queue.  --group K limits that group; --group '*' sets the\n"
+	  "default of each group without its own.  Executions over a limit stay\n"
+	  "ready and are claimed when a lease ends or the rate allows.  Limits are\n"
+	  "stored: they survive restarts.  0 removes a limit.\n"
+	  "  --concurrency N  at most N leased at once (0..100000)\n"
+	  "  --rate N/PERIOD  at most N claims per PERIOD, e.g. 10/s, 600/1m (a token\n"
+	  "                   bucket: up to N at once, then N per PERIOD)\n"
+	  "--json prints queue, group, each_group, concurrency, rate and per_ms.\n" },
 	{ "dead", cmd_dead, "dead QUEUE|--all [--limit N]", "list dead executions and why they died",
 	  "One line per dead execution, oldest first: its ID, attempt, failures,\n"
 	  "expiries, the reason it died and its last error.  `cueq retry ID` runs\n"

@@ -37,7 +37,8 @@ static size_t count_fields(const cueq_job_spec *j)
 	return 1 + (j->payload_len > 0) + (o->priority != 0) + (o->max_attempts != 0) +
 	       (o->max_expiries != 0) +
 	       (o->lease_ms != 0) + (o->delay_ms > 0) + (o->run_at_ms > 0) + (o->key != NULL) +
-	       (o->key_ttl_ms > 0) + (o->unique != NULL) + (o->backoff_ms != 0) +
+	       (o->key_ttl_ms > 0) + (o->unique != NULL) + (o->group != NULL) +
+	       (o->backoff_ms != 0) +
 	       (o->backoff_factor != 0) + (o->backoff_max_ms != 0) + o->no_jitter +
 	       (o->every_ms > 0) + (o->cron != NULL) + (o->tz != NULL) +
 	       (o->catch_up != CUEQ_CATCH_UP_ONE) + (o->overlap != CUEQ_OVERLAP_ALLOW);
@@ -85,6 +86,8 @@ static void pack_job(msgpack_packer *pk, const cueq_job_spec *j)
 		proto_kv_uint(pk, "key_ttl_ms", (uint64_t)o->key_ttl_ms);
 	if (o->unique != NULL)
 		proto_kv_cstr(pk, "unique", o->unique);
+	if (o->group != NULL)
+		proto_kv_cstr(pk, "group", o->group);
 	if (o->backoff_ms != 0)
 		pack_ms_or_zero(pk, "backoff_ms", o->backoff_ms);
 	if (o->backoff_factor != 0)

@@ -127,6 +127,11 @@ typedef struct cueq_push_opts {
 	 * while an unfinished execution holds it (see holder).  Not on a
 	 * recurring cue (use overlap CUEQ_OVERLAP_SKIP). */
 	const char *unique;
+	/* Concurrency group (1-128 bytes of [A-Za-z0-9._:-], per queue): a
+	 * tenant, a site, a customer.  Claims take a queue's groups in turn,
+	 * and each group can have its own limits (cueq_set_limit).  NULL: the
+	 * queue's default group.  Not on a recurring cue. */
+	const char *group;
 
 	/* Retries.  A nack without its own delay waits min(backoff_max_ms,
 	 * backoff_ms x backoff_factor^(failures-1)), drawn uniformly from zero
@@ -389,6 +394,49 @@ typedef struct cueq_queue_stats {
  * is not listed.  Release *out with cueq_stats_free. */
 CUEQ_API int cueq_stats(cueq_client *c, const char *queue, cueq_queue_stats **out, size_t *n);
 CUEQ_API void cueq_stats_free(cueq_queue_stats *stats, size_t n);
+
+/* ---- flow control ----------------------------------------------------- */
+
+#define CUEQ_GROUP_SIZE 129
+#define CUEQ_LIMIT_KEEP (-1) /* cueq_limit_spec: leave this part as it is */
+
+typedef struct cueq_limit {
+	uint32_t concurrency; /* executions leased at once; 0: no limit */
+	uint32_t rate;	      /* claims per per_ms (a token bucket); 0: no limit */
+	int64_t per_ms;
+} cueq_limit;
+
+/* Which limit to set, and to what.  group NULL and each_group false: the
+ * queue's own (its concurrency counts every lease of the queue); group:
+ * that group's own; each_group: the default of every group without its
+ * own (not the default group of jobs pushed without one). */
+typedef struct cueq_limit_spec {
+	const char *group;
+	bool each_group;
+	int64_t concurrency; /* 0..100000, 0 removes it; CUEQ_LIMIT_KEEP */
+	int64_t rate;	     /* 0..1000000 claims per per_ms, 0 removes it; CUEQ_LIMIT_KEEP */
+	int64_t per_ms;	     /* with a rate: 1 ms..1 day */
+} cueq_limit_spec;
+
+/* Sets a limit of queue, stored by the broker (it survives restarts);
+ * *now (may be NULL) gets the limit as it is then.  An execution over a
+ * limit stays ready and is claimed when a lease ends or a token comes. */
+CUEQ_API int cueq_set_limit(cueq_client *c, const char *queue, const cueq_limit_spec *spec,
+			    cueq_limit *now);
+
+typedef struct cueq_group_stats {
+	char group[CUEQ_GROUP_SIZE];
+	uint64_t ready, leased, unfinished; /* unfinished: in any state */
+	bool own_limit; /* limit is the group's own, else the queue's default */
+	cueq_limit limit;
+} cueq_group_stats;
+
+/* The groups of queue that have unfinished executions (at most 1000, by
+ * name; free with cueq_groups_free) and the queue's limits (may be NULL):
+ * limits[0] the queue's own, limits[1] the default of each group. */
+CUEQ_API int cueq_groups(cueq_client *c, const char *queue, cueq_limit limits[2],
+			 cueq_group_stats **out, size_t *n);
+CUEQ_API void cueq_groups_free(cueq_group_stats *groups, size_t n);
 
 /* ---- recurring cues ---------------------------------------------------- */
 
