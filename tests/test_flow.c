@@ -466,6 +466,36 @@ static void test_cli_limit_and_stats(void **state)
 	th_proc_free(&p);
 }
 
+/* The pusher keeps its own copy of each job's group. */
+static void test_pusher_groups(void **state)
+{
+	th_broker *b = *state;
+	cueq_client *c = th_sdk_connect(b);
+	cueq_pusher *p = NULL;
+	cueq_group_stats *g = NULL;
+	size_t n = 0;
+	char name[16];
+
+	assert_int_equal(cueq_pusher_new(c, NULL, &p), CUEQ_OK);
+	for (int i = 0; i < 50; i++) {
+		cueq_push_opts o = { .group = name };
+		snprintf(name, sizeof(name), "p%d", i % 5);
+		assert_int_equal(cueq_pusher_add(p, "pushed", "x", 1, &o, NULL), CUEQ_OK);
+		memset(name, 'z', sizeof(name) - 1); /* the caller's buffer changes at once */
+	}
+	assert_int_equal(cueq_pusher_flush(p), CUEQ_OK);
+	cueq_pusher_free(p);
+	assert_int_equal(cueq_groups(c, "pushed", NULL, &g, &n), CUEQ_OK);
+	assert_int_equal(n, 5);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "p%u", (unsigned)i % 10);
+		assert_string_equal(g[i].group, name);
+		assert_int_equal(g[i].ready, 10);
+	}
+	cueq_groups_free(g, n);
+	cueq_close(c);
+}
+
 /* A raw request the SDK would not send: group and each_group at once. */
 static void test_raw_refusals(void **state)
 {
@@ -509,6 +539,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cli_limit_and_stats, th_fixture_start,
 						th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_raw_refusals, th_fixture_start, th_fixture_stop),
+		cmocka_unit_test_setup_teardown(test_pusher_groups, th_fixture_start, th_fixture_stop),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

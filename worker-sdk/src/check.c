@@ -235,8 +235,16 @@ int sdk_check_job(const char *queue, const void *payload, size_t len, const cueq
 					(long long)SDK_MAX_KEY_TTL_MS);
 		if ((rc = check_retries(o)) != CUEQ_OK || (rc = check_recurring(o)) != CUEQ_OK)
 			return rc;
+		if (o->group != NULL && !proto_queue_ok(o->group, strlen(o->group)))
+			return sdk_fail(CUEQ_ERR_INVALID,
+					"group name '%.64s' is invalid: use 1-128 characters of A-Z a-z 0-9 . _ : -",
+					o->group);
+		if (o->group != NULL && (o->every_ms > 0 || o->cron != NULL))
+			return sdk_fail(CUEQ_ERR_INVALID,
+					"a recurring cue takes no group: its fires run in the queue's default group");
 		keys = (o->key ? strlen(o->key) : 0) + (o->unique ? strlen(o->unique) : 0) +
-		       (o->cron ? strlen(o->cron) : 0) + (o->tz ? strlen(o->tz) : 0);
+		       (o->cron ? strlen(o->cron) : 0) + (o->tz ? strlen(o->tz) : 0) +
+		       (o->group ? strlen(o->group) : 0);
 	}
 	if (wire_bytes != NULL)
 		*wire_bytes = len + strlen(queue) + keys + SDK_JOB_OVERHEAD;

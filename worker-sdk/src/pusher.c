@@ -231,7 +231,7 @@ int cueq_pusher_new(cueq_client *c, const cueq_pusher_opts *opts, cueq_pusher **
 int cueq_pusher_add(cueq_pusher *p, const char *queue, const void *payload, size_t len,
 		    const cueq_push_opts *opts, void *tag)
 {
-	size_t bytes = 0, qn, kn = 0, un = 0, cn = 0, tn = 0;
+	size_t bytes = 0, qn, kn = 0, un = 0, cn = 0, tn = 0, gn = 0;
 	char *copy, *at;
 	int rc;
 
@@ -248,8 +248,11 @@ int cueq_pusher_add(cueq_pusher *p, const char *queue, const void *payload, size
 		cn = strlen(opts->cron) + 1;
 	if (opts != NULL && opts->tz != NULL)
 		tn = strlen(opts->tz) + 1;
-	/* One block: queue, payload, NUL, key, unique, cron, tz (see batch_free). */
-	if ((copy = malloc(qn + len + 1 + kn + un + cn + tn)) == NULL)
+	if (opts != NULL && opts->group != NULL)
+		gn = strlen(opts->group) + 1;
+	/* One block: queue, payload, NUL, key, unique, cron, tz, group (see
+	 * batch_free). */
+	if ((copy = malloc(qn + len + 1 + kn + un + cn + tn + gn)) == NULL)
 		return sdk_fail(CUEQ_ERR_NOMEM, "out of memory copying a job");
 	memcpy(copy, queue, qn);
 	if (len > 0)
@@ -264,6 +267,8 @@ int cueq_pusher_add(cueq_pusher *p, const char *queue, const void *payload, size
 		memcpy(at + kn + un, opts->cron, cn);
 	if (tn > 0)
 		memcpy(at + kn + un + cn, opts->tz, tn);
+	if (gn > 0)
+		memcpy(at + kn + un + cn + tn, opts->group, gn);
 
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
@@ -296,6 +301,7 @@ int cueq_pusher_add(cueq_pusher *p, const char *queue, const void *payload, size
 		s->opts.unique = un > 0 ? at + kn : NULL;
 		s->opts.cron = cn > 0 ? at + kn + un : NULL;
 		s->opts.tz = tn > 0 ? at + kn + un + cn : NULL;
+		s->opts.group = gn > 0 ? at + kn + un + cn + tn : NULL;
 	}
 	b->tags[b->n] = tag;
 	if (b->n++ == 0) {
