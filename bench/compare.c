@@ -35,6 +35,8 @@ static void usage(FILE *f)
 	      "         [--host 127.0.0.1] [--pid PID | --pid-file FILE] [--pss-tree]\n"
 	      "         [--jobs N] [--producers 4] [--workers 4] [--cap 1000] [--payload 100]\n"
 	      "         [--max-secs 120] [--lease-ms 30000] [--queue cmp] [--since NS]\n"
+	      "         [--groups N] [--group-limit C]   (cueq: jobs over N groups, each\n"
+	      "         group limited to C leases at once)\n"
 	      "         [--round R] [--label NAME]\n"
 	      "       cueq-compare --report RAW.csv --out DIR   (tables, summary, plot data)\n"
 	      "       cueq-compare --csv-header | --free-port\n"
@@ -250,6 +252,14 @@ int main(int argc, char **argv)
 		} else if (strcmp(a, "--max-secs") == 0) {
 			if (num(a, next, 1, 86400, &cfg.max_secs) != 0)
 				return 2;
+		} else if (strcmp(a, "--groups") == 0) {
+			if (num(a, next, 0, 1e6, &v) != 0)
+				return 2;
+			cfg.groups = (unsigned)v;
+		} else if (strcmp(a, "--group-limit") == 0) {
+			if (num(a, next, 0, 100000, &v) != 0)
+				return 2;
+			cfg.group_limit = (unsigned)v;
 		} else if (strcmp(a, "--lease-ms") == 0) {
 			if (num(a, next, 1000, 86400000, &v) != 0)
 				return 2;

@@ -19,6 +19,7 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -54,7 +55,18 @@ struct cmp_cfg {
 	int64_t since_ns;   /* WL_FIRST_CLAIM: CLOCK_REALTIME of the restart */
 	int connect_timeout_ms; /* cueq: the SDK's connect timeout (0: its default) */
 	const char *pid_file;	/* the server's pid is this file's first line (PostgreSQL) */
+	unsigned groups;	/* cueq: job i pushed in group "g<i % groups>" (0: none) */
+	unsigned group_limit;	/* cueq: each group's concurrency limit (0: none) */
 };
+
+/* The group of job seq when cfg->groups > 0, into out (16 bytes). */
+static inline const char *cmp_group(const struct cmp_cfg *cfg, size_t seq, char *out)
+{
+	if (cfg->groups == 0)
+		return NULL;
+	snprintf(out, 16, "g%u", (unsigned)(seq % cfg->groups));
+	return out;
+}
 
 /* A claimed job as a peer hands it back; payload is valid until the next
  * call on the same connection (or the ack). */
@@ -166,6 +178,10 @@ bool cmp_all_done(struct cmp_run *r);
 int cmp_op_run(const struct peer *p, const struct cmp_cfg *cfg, struct cmp_result *res);
 /* compare_sdk.c: cueq's SDK defaults through the same workloads. */
 int cmp_sdk_run(const struct cmp_cfg *cfg, struct cmp_result *res);
+/* cueq: sets cfg->group_limit as each group's concurrency limit of the
+ * queue (nothing when 0): 0, or -1 said. */
+struct cueq_client;
+int cmp_cueq_group_limit(struct cueq_client *c, const struct cmp_cfg *cfg);
 
 /* compare_proc.c: the server's CPU and memory, from /proc. */
 /* utime + stime (+ reaped children) of pid and its live descendants. */

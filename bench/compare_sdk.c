@@ -127,9 +127,12 @@ static int add_one(struct cmp_run *r, cueq_pusher *p, unsigned char *buf, size_t
 {
 	uint64_t t0 = now_ns();
 
+	char g[16];
+	cueq_push_opts o = { .group = cmp_group(r->cfg, seq, g) };
+
 	g_t_add[seq] = t0;
 	payload_fill(&r->tally, buf, seq, t0);
-	if (cueq_pusher_add(p, r->cfg->queue, buf, r->tally.payload, NULL,
+	if (cueq_pusher_add(p, r->cfg->queue, buf, r->tally.payload, o.group ? &o : NULL,
 			    (void *)(uintptr_t)(seq + 1)) != CUEQ_OK) {
 		cmp_run_err(r, "cueq: pusher add: %s", cueq_last_error());
 		return -1;
@@ -220,6 +223,8 @@ int cmp_sdk_run(const struct cmp_cfg *cfg, struct cmp_result *res)
 			goto out;
 		}
 	}
+	if (cmp_cueq_group_limit(t[0].client, cfg) != 0)
+		goto out;
 	if (cfg->workload == WL_DRAIN) {
 		/* The backlog, with one request per push_many, then drained. */
 		struct cmp_result fill;

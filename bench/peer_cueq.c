@@ -14,6 +14,8 @@
 
 struct cq {
 	cueq_client *c;
+	const struct cmp_cfg *cfg;
+	size_t pushed; /* cq_push: the group of the next */
 	const char *queue;
 	int64_t lease_ms;
 };
@@ -37,6 +39,7 @@ static void *cq_open(const struct cmp_cfg *cfg)
 	if (q == NULL)
 		return NULL;
 	q->queue = cfg->queue;
+	q->cfg = cfg;
 	q->lease_ms = cfg->lease_ms;
 	if (cueq_connect(cfg->url, &o, &q->c) != CUEQ_OK) {
 		cmp_err("cueq: connect to %s: %s", cfg->url, cueq_last_error());
@@ -49,7 +52,20 @@ static void *cq_open(const struct cmp_cfg *cfg)
 
 static int cq_setup(void *conn)
 {
-	(void)conn; /* queues exist once pushed to */
+	struct cq *q = conn; /* queues exist once pushed to; a limit may come first */
+	return cmp_cueq_group_limit(q->c, q->cfg);
+}
+
+int cmp_cueq_group_limit(cueq_client *c, const struct cmp_cfg *cfg)
+{
+	cueq_limit_spec s = { .each_group = true, .concurrency = cfg->group_limit,
+			      .rate = CUEQ_LIMIT_KEEP };
+	if (cfg->group_limit == 0)
+		return 0;
+	if (cueq_set_limit(c, cfg->queue, &s, NULL) != CUEQ_OK) {
+		cmp_err("cueq: limit: %s", cueq_last_error());
+		return -1;
+	}
 	return 0;
 }
 
@@ -67,7 +83,9 @@ static int cq_ping(void *conn)
 static int cq_push(void *conn, const void *payload, size_t len)
 {
 	struct cq *q = conn;
-	int rc = cueq_push(q->c, q->queue, payload, len, NULL, NULL);
+	char g[16];
+	cueq_push_opts o = { .group = cmp_group(q->cfg, q->pushed++, g) };
+	int rc = cueq_push(q->c, q->queue, payload, len, &o, NULL);
 
 	if (rc != CUEQ_OK) {
 		cmp_err("cueq: push: %s", cueq_last_error());
@@ -121,9 +139,10 @@ static int cq_fill(void *conn, const struct tally *t, size_t first, size_t end)
 	unsigned char *bufs = malloc(t->payload * (n ? n : 1));
 	cueq_job_spec *specs = calloc(n ? n : 1, sizeof(*specs));
 	cueq_push_result *res = calloc(n ? n : 1, sizeof(*res));
+	char(*groups)[16] = q->cfg->groups ? calloc(n ? n : 1, sizeof(*groups)) : NULL;
 	int rc = -1;
 
-	if (bufs == NULL || specs == NULL || res == NULL) {
+	if (bufs == NULL || specs == NULL || res == NULL || (q->cfg->groups && groups == NULL)) {
 		cmp_err("cueq: out of memory");
 		goto out;
 	}
@@ -132,6 +151,8 @@ static int cq_fill(void *conn, const struct tally *t, size_t first, size_t end)
 		specs[i].queue = q->queue;
 		specs[i].payload = bufs + i * t->payload;
 		specs[i].payload_len = t->payload;
+		if (groups != NULL)
+			specs[i].opts.group = cmp_group(q->cfg, first + i, groups[i]);
 	}
 	while (done < n) {
 		size_t k = n - done < CUEQ_MAX_BATCH ? n - done : CUEQ_MAX_BATCH;
@@ -153,6 +174,7 @@ out:
 	free(bufs);
 	free(specs);
 	free(res);
+	free(groups);
 	return rc;
 }
 
