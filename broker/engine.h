@@ -187,6 +187,8 @@ struct eng_exec {
 	uint64_t id, cue_id;
 	const char *queue;
 	size_t queue_len;
+	const char *group; /* NULL: none */
+	size_t group_len;
 	int state; /* cueq_state */
 	int32_t priority;
 	uint32_t attempt;  /* deliveries so far */

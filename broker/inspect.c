@@ -39,6 +39,8 @@ static void view_of(struct engine *e, const struct exec_rec *rec, struct eng_vie
 		.cue_id = rec->cue_id,
 		.queue = dup(rec->queue, rec->queue_len),
 		.queue_len = rec->queue_len,
+		.group = rec->group_len ? dup(rec->group, rec->group_len) : NULL,
+		.group_len = rec->group_len,
 		.state = j != NULL ? j->state : rec->state,
 		.priority = rec->priority,
 		.attempt = rec->attempt,
@@ -217,6 +219,7 @@ void emb_view_free(struct engine *e, struct eng_view *v)
 {
 	(void)e;
 	free((char *)v->exec.queue);
+	free((char *)v->exec.group);
 	free((char *)v->exec.result);
 	free((char *)v->exec.error);
 	free((char *)v->exec.reason);

@@ -852,7 +852,7 @@ static void pack_exec(msgpack_packer *pk, const struct eng_view *v, bool detail)
 {
 	const struct eng_exec *r = &v->exec;
 	bool leased = r->state == CUEQ_LEASED && r->token != 0;
-	size_t n = 13 + 2 * leased + (r->finished_at != 0) + (r->result != NULL) +
+	size_t n = 13 + 2 * leased + (r->finished_at != 0) + (r->result != NULL) + (r->group != NULL) +
 		   (r->error != NULL) + (r->reason != NULL) + 3 * detail +
 		   (detail && v->unique != NULL) + (detail && v->hist_dropped > 0);
 
@@ -860,6 +860,8 @@ static void pack_exec(msgpack_packer *pk, const struct eng_view *v, bool detail)
 	proto_kv_id(pk, "execution_id", r->id);
 	proto_kv_id(pk, "cue_id", r->cue_id);
 	proto_kv_str(pk, "queue", r->queue, r->queue_len);
+	if (r->group != NULL)
+		proto_kv_str(pk, "group", r->group, r->group_len);
 	proto_kv_cstr(pk, "state", proto_state_name(r->state) ? proto_state_name(r->state) : "unknown");
 	proto_kv_int(pk, "priority", r->priority);
 	proto_kv_uint(pk, "attempt", r->attempt);

@@ -159,6 +159,9 @@ static void test_group_limit_under_8_workers(void **state)
 			cueq_execution *e = NULL;
 			assert_int_equal(cueq_get(c, ids[k][i], &e), CUEQ_OK);
 			assert_int_equal(e->state, CUEQ_SUCCEEDED);
+			snprintf(g, sizeof(g), "t%d", k);
+			assert_non_null(e->group);
+			assert_string_equal(e->group, g); /* get shows the group */
 			for (size_t h = 0; h < e->history_len; h++) {
 				if (strcmp(e->history[h].event, "claimed") == 0)
 					sp[ns++] = (struct span){ e->history[h].at_ms, +1 };

@@ -140,6 +140,7 @@ static void json_fields(struct jw *w, const cueq_execution *e)
 	jw_str(w, "result", e->result);
 	jw_str(w, "error", e->error);
 	jw_str(w, "unique", e->unique);
+	jw_str(w, "group", e->group);
 	jw_time(w, "created_at", e->created_at_ms);
 	jw_time(w, "run_at", e->run_at_ms);
 	jw_time(w, "finished_at", e->finished_at_ms);
@@ -227,6 +228,8 @@ static void print_text(const cueq_execution *e)
 		line("error", e->error);
 	if (e->unique != NULL)
 		line("unique", e->unique);
+	if (e->group != NULL)
+		line("group", e->group);
 	if (e->payload_len == 0) {
 		line("payload", "(empty)");
 	} else if (cli_utf8_valid(e->payload, e->payload_len)) {

@@ -29,6 +29,7 @@ static void execution_clear(cueq_execution *x)
 	cueq_steps_free(x->steps, x->steps_len);
 	free(x->unique);
 	free(x->reason);
+	free(x->group);
 	memset(x, 0, sizeof(*x));
 }
 
@@ -129,7 +130,8 @@ static int read_execution(const msgpack_object *m, bool detail, cueq_execution *
 	    (rc = sdk_get_text(m, "result", CUEQ_MAX_TEXT, &x->result, e)) != CUEQ_OK ||
 	    (rc = sdk_get_text(m, "error", CUEQ_MAX_TEXT, &x->error, e)) != CUEQ_OK ||
 	    (rc = sdk_get_text(m, "unique", CUEQ_MAX_KEY, &x->unique, e)) != CUEQ_OK ||
-	    (rc = sdk_get_text(m, "reason", CUEQ_MAX_TEXT, &x->reason, e)) != CUEQ_OK)
+	    (rc = sdk_get_text(m, "reason", CUEQ_MAX_TEXT, &x->reason, e)) != CUEQ_OK ||
+	    (rc = sdk_get_text(m, "group", CUEQ_GROUP_SIZE - 1, &x->group, e)) != CUEQ_OK)
 		return rc;
 	memcpy(x->queue, q, qn);
 	x->queue[qn] = '\0';

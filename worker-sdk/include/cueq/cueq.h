@@ -354,6 +354,7 @@ typedef struct cueq_execution {
 	char *unique; /* its unique key, NULL if none */
 	uint32_t max_expiries; /* lease expiries before it is dead */
 	char *reason;	       /* why it is dead or cancelled, NULL if it is not */
+	char *group;	       /* its concurrency group, NULL if none */
 } cueq_execution;
 
 /* Reads one execution with its steps and history; free with
