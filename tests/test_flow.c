@@ -469,6 +469,89 @@ static void test_cli_limit_and_stats(void **state)
 	th_proc_free(&p);
 }
 
+/* A limit is a write like any other: killed before its write, after it, at
+ * its sync, or with its write failing, the broker never answers it ok, and
+ * after a restart the limit is wholly there or wholly not (killed before
+ * the write or failed: not); the retry then sets it, and it stays. */
+static int limit_request(th_raw *r, th_reply *rep)
+{
+	th_req q;
+	if (th_req_begin_rid(&q, "limit", 2, "the-limit") != 0)
+		return -1;
+	proto_kv_cstr(th_pk(&q), "queue", "faulty");
+	proto_kv_uint(th_pk(&q), "concurrency", 1);
+	return th_req_call(r, &q, rep);
+}
+
+/* The queue's own concurrency limit as the broker has it now. */
+static uint32_t stored_limit(th_broker *b)
+{
+	cueq_client *c = th_sdk_connect(b);
+	cueq_limit lims[2] = { { 0 } };
+	cueq_group_stats *g = NULL;
+	size_t n = 0;
+	int rc = cueq_groups(c, "faulty", lims, &g, &n);
+	if (rc != CUEQ_OK)
+		fail_msg("stats of faulty: %s (%s)", cueq_strerror(rc), cueq_last_error());
+	cueq_groups_free(g, n);
+	cueq_close(c);
+	return lims[0].concurrency;
+}
+
+static void test_limit_under_storage_faults(void **state)
+{
+	th_broker *b = *state;
+	static const char *const faults[] = { "CUEQ_FAULT=write:1:exit", "CUEQ_FAULT=write:1:fail",
+					      "CUEQ_FAULT=write:1:exit-after", "CUEQ_FAULT=sync:1:exit" };
+	for (size_t f = 0; f < sizeof(faults) / sizeof(faults[0]); f++) {
+		cueq_client *c = th_sdk_connect(b);
+		set_limit(c, "faulty", NULL, false, 0, CUEQ_LIMIT_KEEP, 0);
+		set_limit(c, "faulty", NULL, false, CUEQ_LIMIT_KEEP, 5, 1000); /* kept throughout */
+		cueq_close(c);
+		assert_int_equal(stored_limit(b), 0);
+		int status = 0;
+		assert_int_equal(th_broker_stop(b, 10000, &status), 0);
+		b->env[0] = faults[f];
+		b->n_env = 1;
+		assert_int_equal(th_broker_restart(b), 0);
+		th_raw r;
+		th_reply rep;
+		assert_int_equal(th_raw_open(&r, b->url, 3000), 0);
+		int rc = limit_request(&r, &rep);
+		if (rc == 0 && rep.ok)
+			fail_msg("%s: the limit was answered ok", faults[f]);
+		th_reply_free(&rep);
+		th_raw_close(&r);
+		b->n_env = 0;
+		th_broker_kill9(b);
+		assert_int_equal(th_broker_restart(b), 0);
+		uint32_t got = stored_limit(b);
+		if (f <= 1 && got != 0)
+			fail_msg("%s: the limit is there after the restart", faults[f]);
+		if (got != 0 && got != 1)
+			fail_msg("%s: the limit is %u after the restart", faults[f], got);
+		/* the client's retry, same request ID */
+		assert_int_equal(th_raw_open(&r, b->url, 5000), 0);
+		assert_int_equal(limit_request(&r, &rep), 0);
+		assert_true(rep.ok);
+		th_reply_free(&rep);
+		th_raw_close(&r);
+		assert_int_equal(stored_limit(b), 1);
+		assert_int_equal(th_broker_stop(b, 10000, &status), 0);
+		assert_int_equal(th_broker_restart(b), 0);
+		assert_int_equal(stored_limit(b), 1);
+		c = th_sdk_connect(b);
+		cueq_limit lims[2];
+		cueq_group_stats *g = NULL;
+		size_t n = 0;
+		assert_int_equal(cueq_groups(c, "faulty", lims, &g, &n), CUEQ_OK);
+		assert_int_equal(lims[0].rate, 5); /* the other part of the limit stayed */
+		cueq_close(c);
+		fprintf(stderr, "flow: limit with %s: %s after the crash\n", faults[f],
+			got == 1 ? "there" : "not there");
+	}
+}
+
 /* The pusher keeps its own copy of each job's group. */
 static void test_pusher_groups(void **state)
 {
@@ -543,6 +626,8 @@ int main(void)
 						th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_raw_refusals, th_fixture_start, th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_pusher_groups, th_fixture_start, th_fixture_stop),
+		cmocka_unit_test_setup_teardown(test_limit_under_storage_faults, th_fixture_start,
+						th_fixture_stop),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
