@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "loop.h"
 #include "proto.h"
 
@@ -18,6 +19,7 @@ static const char usage[] =
 	"             [--max-parked N] [--max-parked-per-connection N] [--max-queues N]\n"
 	"             [--max-payload BYTES] [--max-frame BYTES]\n"
 	"             [--auth FILE] [--insecure] [--tls-cert FILE --tls-key FILE]\n"
+	"             [--log-level debug|info|warn|error]\n"
 	"\n"
 	"The cueq broker: an at-least-once job queue with worker claim/lease.\n"
 	"\n"
@@ -65,6 +67,8 @@ static const char usage[] =
 	"                       TOKEN 16-256 characters; '#' starts a comment.  A\n"
 	"                       request without a listed token is UNAUTHORIZED (a ping\n"
 	"                       without a token is answered).  SIGHUP reads FILE again\n"
+	"  --log-level LEVEL    log lines (logfmt on stderr: ts=... level=... msg=\"...\")\n"
+	"                       of LEVEL and above: debug, info (default), warn, error\n"
 	"  --insecure           listen beyond loopback without --auth (refused without\n"
 	"                       it: any client there could push, claim and ack)\n"
 	"  --help               this text\n"
@@ -217,6 +221,9 @@ int config_parse(struct config *c, int argc, char **argv)
 			if (*v == '\0')
 				return bad("%s needs a file", flag);
 			c->auth_file = v;
+		} else if (strcmp(flag, "--log-level") == 0) {
+			if (log_set_level(v) != 0)
+				return bad("--log-level '%s' is not debug, info, warn or error", v);
 		} else if (strcmp(flag, "--tls-cert") == 0 || strcmp(flag, "--tls-key") == 0) {
 			if (*v == '\0')
 				return bad("%s needs a file", flag);

@@ -560,9 +560,79 @@ static void test_cli_work_talks(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* cueqd's log: logfmt lines (ts, level, msg quoted), filtered by
+ * --log-level; a bad level is refused. */
+static bool logfmt_line(const char *l, size_t n, char *level, size_t lsize)
+{
+	const char *lv, *msg;
+	if (n < 40 || strncmp(l, "ts=", 3) != 0 || (lv = strstr(l, " level=")) == NULL ||
+	    (msg = strstr(l, " msg=\"")) == NULL || msg < lv || l[n - 1] != '"')
+		return false;
+	size_t k = (size_t)(msg - lv - 7);
+	if (k + 1 > lsize)
+		return false;
+	memcpy(level, lv + 7, k);
+	level[k] = '\0';
+	for (const char *p = msg + 6; p < l + n - 1; p++) { /* quotes inside are escaped */
+		if (*p == '\\')
+			p++;
+		else if (*p == '"')
+			return false;
+	}
+	return true;
+}
+
+static size_t log_levels(const th_broker *b, size_t *info, size_t *other)
+{
+	FILE *f = fopen(b->log, "r");
+	char line[2048], level[16];
+	size_t lines = 0;
+	*info = *other = 0;
+	if (f == NULL)
+		fail_msg("cannot read %s", b->log);
+	while (fgets(line, sizeof(line), f) != NULL) {
+		size_t n = strcspn(line, "\n");
+		if (!logfmt_line(line, n, level, sizeof(level)))
+			fail_msg("not a logfmt line: %.*s", (int)n, line);
+		if (strcmp(level, "info") == 0)
+			(*info)++;
+		else if (strcmp(level, "warn") != 0 && strcmp(level, "error") != 0 &&
+			 strcmp(level, "debug") != 0)
+			fail_msg("unknown level '%s'", level);
+		else
+			(*other)++;
+		lines++;
+	}
+	fclose(f);
+	return lines;
+}
+
+static void test_broker_log_levels(void **state)
+{
+	th_broker *b = *state, quiet = { 0 };
+	size_t info, other;
+	int status;
+	th_proc p;
+
+	assert_true(log_levels(b, &info, &other) >= 2);
+	assert_true(info >= 2); /* recovered, listening... */
+	assert_int_equal(th_broker_start(&quiet, (const char *const[]){ "--log-level", "warn", NULL }),
+			 0);
+	assert_int_equal(th_broker_stop(&quiet, 10000, &status), 0);
+	log_levels(&quiet, &info, &other);
+	assert_int_equal(info, 0);
+	th_broker_cleanup(&quiet);
+	char *const argv[] = { (char *)th_cueqd_path, "--log-level", "loud", NULL };
+	assert_int_equal(th_run(&p, NULL, 10000, argv, NULL), 0);
+	assert_int_equal(p.exit_code, 1);
+	assert_non_null(strstr(p.err, "--log-level 'loud' is not debug, info, warn or error"));
+	th_proc_free(&p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_broker_log_levels, th_fixture_start, th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_cli_basic_flow, th_fixture_start, th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_cli_exit_codes, th_fixture_start, th_fixture_stop),
 		cmocka_unit_test_setup_teardown(test_cli_durations, th_fixture_start, th_fixture_stop),
