@@ -185,7 +185,7 @@ static bool wait_done(struct demo *d, cueq_worker **w, uint64_t deadline)
 
 static int parse_args(int argc, char **argv, struct demo *d)
 {
-	for (int i = 1; i < argc; i++) {
+	for (int i = 1; i < argc; i += 2) { /* every flag takes a value */
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		long n = v != NULL ? strtol(v, NULL, 10) : 0;
 
@@ -208,7 +208,6 @@ static int parse_args(int argc, char **argv, struct demo *d)
 					"workers, 4 handler threads each, 120 s, a new queue demo-...\n");
 			return -1;
 		}
-		i++;
 	}
 	return 0;
 }

@@ -225,3 +225,25 @@ const char *auth_prefixes_text(const struct principal *p, char *out, size_t size
 		n += (size_t)snprintf(out + n, size - n, "%s'%s'", i ? ", " : "", p->prefixes[i]);
 	return out;
 }
+
+size_t auth_scope_rid(const struct proto_envelope *env, uint32_t pipe, const struct principal *who,
+		      uint8_t *out)
+{
+	size_t n = 0;
+	if (who != NULL) {
+		out[n++] = 0xa0;
+		memcpy(out + n, who->scope, sizeof(who->scope));
+		n += sizeof(who->scope);
+	}
+	if (env->cid != NULL) {
+		out[n++] = (uint8_t)env->cid_len;
+		memcpy(out + n, env->cid, env->cid_len);
+		n += env->cid_len;
+	} else {
+		out[n++] = 0x80 | 4;
+		memcpy(out + n, &pipe, 4);
+		n += 4;
+	}
+	memcpy(out + n, env->rid, env->rid_len);
+	return n + env->rid_len;
+}

@@ -57,4 +57,15 @@ bool auth_queue_ok(const struct principal *p, const char *queue, size_t qlen);
 /* p's prefixes as "'a.', 'b.'" for an error message, in out. */
 const char *auth_prefixes_text(const struct principal *p, char *out, size_t size);
 
+struct proto_envelope;
+/* The request ID of env in its client's scope, into out
+ * (PROTO_MAX_SCOPED_RID bytes at most): the principal who first (with
+ * --auth; NULL: none), then the client ID env sent or else the connection
+ * pipe, then the ID.  So two clients that number their requests alike
+ * never share an answer, nor two principals that send the same client ID.
+ * The leading bytes tell the forms apart: a client ID's length is 1-64, a
+ * connection 0x84, a principal 0xa0. */
+size_t auth_scope_rid(const struct proto_envelope *env, uint32_t pipe, const struct principal *who,
+		      uint8_t *out);
+
 #endif /* CUEQ_AUTH_H */

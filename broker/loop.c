@@ -162,34 +162,6 @@ static nng_msg *error_msg(const void *rid, size_t rid_len, bool rid_bin, int cod
 
 /* ---- requests ---- */
 
-/* The request ID in its client's scope (PROTO_MAX_SCOPED_RID bytes at
- * most): with --auth the principal first, then the client ID it sent or
- * else its connection, then the ID.  So two clients that number their
- * requests alike never share an answer, nor two principals that send the
- * same client ID.  The leading bytes tell the forms apart: a client ID's
- * length is 1-64, a connection 0x84, a principal 0xa0. */
-static size_t scope_rid(const struct proto_envelope *env, uint32_t pipe,
-			const struct principal *who, uint8_t *out)
-{
-	size_t n = 0;
-	if (who != NULL) {
-		out[n++] = 0xa0;
-		memcpy(out + n, who->scope, sizeof(who->scope));
-		n += sizeof(who->scope);
-	}
-	if (env->cid != NULL) {
-		out[n++] = (uint8_t)env->cid_len;
-		memcpy(out + n, env->cid, env->cid_len);
-		n += env->cid_len;
-	} else {
-		out[n++] = 0x80 | 4;
-		memcpy(out + n, &pipe, 4);
-		n += 4;
-	}
-	memcpy(out + n, env->rid, env->rid_len);
-	return n + env->rid_len;
-}
-
 /* With --auth, who sent r: 0 with *who set (NULL for a ping without a
  * token, which any client may send), or UNAUTHORIZED with a sentence. */
 static int authenticate(struct loop *l, const msgpack_object *root, const struct op *op,
@@ -330,7 +302,7 @@ static void handle(struct loop *l, struct request *r)
 		goto out;
 	}
 	uint8_t scoped[PROTO_MAX_SCOPED_RID];
-	size_t scoped_len = scope_rid(&env, r->pipe, who, scoped);
+	size_t scoped_len = auth_scope_rid(&env, r->pipe, who, scoped);
 	if (op != NULL && (op->flags & OP_PRODUCE) && l->produced >= PRODUCE_PER_TURN) {
 		/* this turn took its share of new work: the next one takes this
 		 * first, after the claims and acks that arrive meanwhile */

@@ -468,29 +468,6 @@ static void run_parked(struct session *s, bool final)
 
 /* ---- a frame ---- */
 
-/* The request ID in its client's scope, as loop.c scopes it: the
- * principal, the client ID or else the connection (1), the ID. */
-static size_t scope(const struct proto_envelope *env, const struct principal *who, uint8_t *out)
-{
-	size_t n = 0;
-	if (who != NULL) {
-		out[n++] = 0xa0;
-		memcpy(out + n, who->scope, sizeof(who->scope));
-		n += sizeof(who->scope);
-	}
-	if (env->cid != NULL) {
-		out[n++] = (uint8_t)env->cid_len;
-		memcpy(out + n, env->cid, env->cid_len);
-		n += env->cid_len;
-	} else {
-		static const uint8_t conn[5] = {0x84, 1, 0, 0, 0};
-		memcpy(out + n, conn, sizeof(conn));
-		n += sizeof(conn);
-	}
-	memcpy(out + n, env->rid, env->rid_len);
-	return n + env->rid_len;
-}
-
 static void run_op(struct session *s, const struct op *op, const msgpack_object *root,
 		   const struct proto_envelope *env, const struct principal *who,
 		   const uint8_t *buf, size_t len)
@@ -508,7 +485,7 @@ static void run_op(struct session *s, const struct op *op, const msgpack_object 
 		.rid_bin = env->rid_bin,
 		.body_hash = proto_hash(PROTO_HASH_INIT, buf, len),
 		.scoped_rid = scoped,
-		.scoped_len = scope(env, who, scoped),
+		.scoped_len = auth_scope_rid(env, 1, who, scoped), /* connection 1, as loop.c scopes */
 		.by_client = env->cid != NULL,
 		.who = who,
 	};

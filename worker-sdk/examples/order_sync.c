@@ -192,7 +192,7 @@ static int parse_args(int argc, char **argv, struct app *app)
 	app->dir = getenv("ORDER_SYNC_DIR");
 	app->queue = "orders";
 	app->concurrency = 1;
-	for (int i = 1; i < argc; i++) {
+	for (int i = 1; i < argc; i += 2) { /* every flag takes a value */
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (v == NULL)
 			return usage("every flag needs a value");
@@ -214,7 +214,6 @@ static int parse_args(int argc, char **argv, struct app *app)
 		} else {
 			return usage("unknown flag");
 		}
-		i++;
 	}
 	if (app->dir == NULL || *app->dir == '\0')
 		return usage("give --dir DIR or set ORDER_SYNC_DIR: where the fake APIs keep data");
