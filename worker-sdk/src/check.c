@@ -26,6 +26,15 @@ int sdk_check_queue(const char *queue)
 	return CUEQ_OK;
 }
 
+int sdk_check_group(const char *group)
+{
+	if (group != NULL && !proto_queue_ok(group, strlen(group)))
+		return sdk_fail(CUEQ_ERR_INVALID,
+				"group name '%.64s' is invalid: use 1-128 characters of A-Z a-z 0-9 . _ : -",
+				group);
+	return CUEQ_OK;
+}
+
 static bool alnum_id(const char *s, size_t n)
 {
 	if (n == 0 || n >= CUEQ_ID_SIZE)
@@ -235,10 +244,8 @@ int sdk_check_job(const char *queue, const void *payload, size_t len, const cueq
 					(long long)SDK_MAX_KEY_TTL_MS);
 		if ((rc = check_retries(o)) != CUEQ_OK || (rc = check_recurring(o)) != CUEQ_OK)
 			return rc;
-		if (o->group != NULL && !proto_queue_ok(o->group, strlen(o->group)))
-			return sdk_fail(CUEQ_ERR_INVALID,
-					"group name '%.64s' is invalid: use 1-128 characters of A-Z a-z 0-9 . _ : -",
-					o->group);
+		if ((rc = sdk_check_group(o->group)) != CUEQ_OK)
+			return rc;
 		if (o->group != NULL && (o->every_ms > 0 || o->cron != NULL))
 			return sdk_fail(CUEQ_ERR_INVALID,
 					"a recurring cue takes no group: its fires run in the queue's default group");

@@ -7,9 +7,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool name_ok(const char *s)
+static int read_limit(const msgpack_object *m, cueq_limit *l, proto_error *e)
 {
-	return s != NULL && proto_queue_ok(s, strlen(s));
+	uint64_t v[3] = { 0 };
+	if (m == NULL || m->type != MSGPACK_OBJECT_MAP)
+		return proto_fail(e, CUEQ_ERR_BAD_REQUEST, "a limit is not a map");
+	if (proto_uint(m, "concurrency", true, 0, UINT32_MAX, &v[0], e) != CUEQ_OK ||
+	    proto_uint(m, "rate", true, 0, UINT32_MAX, &v[1], e) != CUEQ_OK ||
+	    proto_uint(m, "per_ms", true, 0, INT64_MAX, &v[2], e) != CUEQ_OK)
+		return e->code;
+	*l = (cueq_limit){ (uint32_t)v[0], (uint32_t)v[1], (int64_t)v[2] };
+	return CUEQ_OK;
 }
 
 int cueq_set_limit(cueq_client *c, const char *queue, const cueq_limit_spec *spec, cueq_limit *now)
@@ -17,17 +25,13 @@ int cueq_set_limit(cueq_client *c, const char *queue, const cueq_limit_spec *spe
 	struct sdk_request rq;
 	struct sdk_reply rp;
 	proto_error e = { 0 };
-	const msgpack_object *m;
-	uint64_t v[3] = { 0 };
+	cueq_limit got;
 	int rc;
 
 	if (c == NULL || spec == NULL)
 		return sdk_fail(CUEQ_ERR_INVALID, "cueq_set_limit needs a client and a limit");
-	if ((rc = sdk_check_queue(queue)) != CUEQ_OK)
+	if ((rc = sdk_check_queue(queue)) != CUEQ_OK || (rc = sdk_check_group(spec->group)) != CUEQ_OK)
 		return rc;
-	if (spec->group != NULL && !name_ok(spec->group))
-		return sdk_fail(CUEQ_ERR_INVALID, "group name '%.64s' is invalid: use 1-128 characters of A-Z a-z 0-9 . _ : -",
-				spec->group);
 	if (spec->group != NULL && spec->each_group)
 		return sdk_fail(CUEQ_ERR_INVALID, "give a group or each_group, not both");
 	if (spec->concurrency == CUEQ_LIMIT_KEEP && spec->rate == CUEQ_LIMIT_KEEP)
@@ -59,31 +63,12 @@ int cueq_set_limit(cueq_client *c, const char *queue, const cueq_limit_spec *spe
 		proto_kv_uint(pk, "per_ms", (uint64_t)spec->per_ms);
 	if ((rc = sdk_call(c, &rq, 0, 0, &rp)) != CUEQ_OK)
 		return rc;
-	if ((m = proto_get(rp.root, "limit")) == NULL ||
-	    proto_uint(m, "concurrency", true, 0, UINT32_MAX, &v[0], &e) != CUEQ_OK ||
-	    proto_uint(m, "rate", true, 0, UINT32_MAX, &v[1], &e) != CUEQ_OK ||
-	    proto_uint(m, "per_ms", true, 0, INT64_MAX, &v[2], &e) != CUEQ_OK) {
-		if (e.code == CUEQ_OK)
-			proto_fail(&e, CUEQ_ERR_BAD_REQUEST, "it has no 'limit'");
+	if (read_limit(proto_get(rp.root, "limit"), &got, &e) != CUEQ_OK)
 		rc = sdk_bad_reply("limit", &e);
-	} else if (now != NULL) {
-		*now = (cueq_limit){ (uint32_t)v[0], (uint32_t)v[1], (int64_t)v[2] };
-	}
+	else if (now != NULL)
+		*now = got;
 	sdk_reply_free(&rp);
 	return rc;
-}
-
-static int read_limit(const msgpack_object *m, cueq_limit *l, proto_error *e)
-{
-	uint64_t v[3] = { 0 };
-	if (m == NULL || m->type != MSGPACK_OBJECT_MAP)
-		return proto_fail(e, CUEQ_ERR_BAD_REQUEST, "a limit is not a map");
-	if (proto_uint(m, "concurrency", true, 0, UINT32_MAX, &v[0], e) != CUEQ_OK ||
-	    proto_uint(m, "rate", true, 0, UINT32_MAX, &v[1], e) != CUEQ_OK ||
-	    proto_uint(m, "per_ms", true, 0, INT64_MAX, &v[2], e) != CUEQ_OK)
-		return e->code;
-	*l = (cueq_limit){ (uint32_t)v[0], (uint32_t)v[1], (int64_t)v[2] };
-	return CUEQ_OK;
 }
 
 int cueq_groups(cueq_client *c, const char *queue, cueq_limit limits[2], cueq_group_stats **out,

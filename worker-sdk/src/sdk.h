@@ -59,6 +59,8 @@ void sdk_random(void *buf, size_t n);
 /* ---- argument checks (check.c) ------------------------------------------ */
 
 int sdk_check_queue(const char *queue);
+/* A group name, or NULL (none): CUEQ_OK or CUEQ_ERR_INVALID said. */
+int sdk_check_group(const char *group);
 /* what: "execution ID" or "lease token"; must be 1-32 bytes of [0-9a-zA-Z]. */
 int sdk_check_id(const char *what, const char *s);
 /* A result or error text: NULL is fine, else at most CUEQ_MAX_TEXT bytes. */
