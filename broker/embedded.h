@@ -335,7 +335,7 @@ void emb_group_unref(struct engine *e, struct queue *q, struct group *g);
 /* Puts g on q's ring or takes it off, as it can give a job or not. */
 void emb_group_review(struct queue *q, struct group *g);
 /* Whether q's own limits let a claim through now. */
-bool emb_queue_open(struct engine *e, struct queue *q, int64_t now);
+bool emb_queue_open(const struct queue *q);
 /* A claim took a job of g: the rate buckets of g and q lose a token. */
 void emb_group_took(struct engine *e, struct queue *q, struct group *g, int64_t now);
 /* Buckets whose wake came: refilled, their groups on the ring again. */

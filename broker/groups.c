@@ -194,10 +194,8 @@ void emb_group_review(struct queue *q, struct group *g)
 		ring_remove(q, g);
 }
 
-bool emb_queue_open(struct engine *e, struct queue *q, int64_t now)
+bool emb_queue_open(const struct queue *q)
 {
-	(void)e;
-	(void)now;
 	if (q->paused || q->ring == NULL)
 		return false;
 	if (q->lim.concurrency != 0 && q->count[CUEQ_LEASED] >= q->lim.concurrency)
@@ -379,6 +377,16 @@ static bool no_limit(const struct eng_limit *l)
 	return l->concurrency == 0 && l->rate == 0;
 }
 
+/* Live group g takes the limit it now lives under. */
+static void follow_limit(struct engine *e, struct queue *q, struct group *g, int64_t now)
+{
+	struct eng_limit was = g->lim;
+	g->lim = group_limit(q, g);
+	if (was.rate != g->lim.rate || was.per_ms != g->lim.per_ms)
+		bucket_reset(e, &g->bucket, &g->lim, now);
+	emb_group_review(q, g);
+}
+
 /* Sets the limit of scope (and group) in q to lim, in memory, and makes
  * the live groups it concerns follow it (no limit: a group's own goes). */
 static void apply(struct engine *e, struct queue *q, int scope, const char *group, size_t glen,
@@ -415,18 +423,16 @@ static void apply(struct engine *e, struct queue *q, int scope, const char *grou
 	} else {
 		q->per_group = *lim;
 	}
-	/* the live groups it concerns take it now */
-	struct group *one = scope == ENG_LIMIT_GROUP ? group_find(q, group, glen) : NULL;
+	/* the live groups it concerns take it now: that one, or all */
+	if (scope == ENG_LIMIT_GROUP) {
+		struct group *g = group_find(q, group, glen);
+		if (g != NULL && g != &q->dflt)
+			follow_limit(e, q, g, now);
+		return;
+	}
 	for (uint32_t i = 0; i < q->gtab_cap; i++)
-		for (struct group *g = q->gtab[i]; g; g = g->hnext) {
-			if (scope == ENG_LIMIT_GROUP && g != one)
-				continue;
-			struct eng_limit was = g->lim;
-			g->lim = group_limit(q, g);
-			if (was.rate != g->lim.rate || was.per_ms != g->lim.per_ms)
-				bucket_reset(e, &g->bucket, &g->lim, now);
-			emb_group_review(q, g);
-		}
+		for (struct group *g = q->gtab[i]; g; g = g->hnext)
+			follow_limit(e, q, g, now);
 }
 
 static const struct eng_limit *limit_of(const struct queue *q, int scope, const char *group,

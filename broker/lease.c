@@ -33,7 +33,7 @@ static const char *state_name(int s)
 bool emb_has_ready(struct engine *e, const char *queue, size_t qlen)
 {
 	struct queue *q = emb_queue(e, queue, qlen, false);
-	return q != NULL && emb_queue_open(e, q, emb_now(e));
+	return q != NULL && emb_queue_open(q);
 }
 
 /* What a claimer learns of j's live lease (the payload aside). */
@@ -64,7 +64,7 @@ int emb_claim(struct engine *e, const char *queue, size_t qlen, size_t max, uint
 		return CUEQ_OK;
 	/* the group at the ring's cursor gives its top job; each claim moves
 	 * the cursor on (groups.c) */
-	while (*n < max && emb_queue_open(e, q, now) && (j = heap_top(&q->ring->ready)) != NULL) {
+	while (*n < max && emb_queue_open(q) && (j = heap_top(&q->ring->ready)) != NULL) {
 		struct eng_claimed *c = &out[*n];
 		struct exec_rec rec;
 		uint8_t k[8];
