@@ -1,12 +1,12 @@
 /*
  * cli.h - what the files of the cueq command-line client share.
  *
- * The client links only the public SDK (cueq/cueq.h).  main.c owns the
- * command table and the connection; each command handler parses its own
- * flags with cli_parse() (args.c), calls the SDK, and prints either text for
- * people or one JSON object per line (json.c, output.c).  Handlers return
- * the process exit code, so the mapping from SDK errors to exit codes
- * (cli_fail) lives in one place.
+ * The client links only the public SDK (cueq/cueq.h), and jansson for its
+ * JSON.  main.c owns the command table and the connection; each command
+ * handler parses its own flags with cli_parse() (args.c), calls the SDK,
+ * and prints either text for people or one JSON object per line (json.c,
+ * output.c).  Handlers return the process exit code, so the mapping from
+ * SDK errors to exit codes (cli_fail) lives in one place.
  */
 #ifndef CUEQ_CLI_H
 #define CUEQ_CLI_H
@@ -129,17 +129,25 @@ int cli_int_opt(const struct cli *cli, const struct cli_opt *o, int64_t min, int
 
 #define JW_MAX_DEPTH 8
 
-/* Writes one JSON object per line.  Values take a key, NULL inside arrays. */
+struct json_t; /* jansson's; only json.c looks inside */
+
+/* Writes one JSON object (or array) per line, built with jansson.  Values
+ * take a key, NULL inside arrays; keys come out in the order given. */
 struct jw {
 	FILE *f;
-	int depth;
-	bool first[JW_MAX_DEPTH];
+	struct json_t *open[JW_MAX_DEPTH]; /* open containers; [0] NULL in a list */
+	int depth;			    /* open[depth] takes the next value */
+	size_t n;			    /* a list's elements written so far */
+	bool failed;			    /* out of memory: the rest is dropped */
 };
 
-void jw_begin(struct jw *w, FILE *f); /* '{' */
-void jw_end(struct jw *w);	      /* "}\n" */
-void jw_list_begin(struct jw *w, FILE *f); /* '[': a top-level array of values */
-void jw_list_end(struct jw *w);		   /* "]\n" */
+/* An object, written whole with a newline by jw_end. */
+void jw_begin(struct jw *w, FILE *f);
+void jw_end(struct jw *w);
+/* A top-level array: '[' now, each element when it is complete, "]\n" at
+ * the end. */
+void jw_list_begin(struct jw *w, FILE *f);
+void jw_list_end(struct jw *w);
 void jw_object_begin(struct jw *w, const char *key);
 void jw_object_end(struct jw *w);
 void jw_array_begin(struct jw *w, const char *key);
@@ -158,6 +166,10 @@ void jw_time(struct jw *w, const char *key, int64_t ms);
 void jw_bytes(struct jw *w, const char *k, const void *p, size_t len);
 /* jw_bytes with "payload". */
 void jw_payload(struct jw *w, const void *p, size_t len);
+
+/* True when a JSON line or element was dropped for want of memory (its
+ * error was printed); cli_flush then fails. */
+bool jw_failed(void);
 
 /* Writes the len bytes at p in base64 (RFC 4648, with padding). */
 void cli_base64(FILE *f, const void *p, size_t len);
@@ -201,7 +213,8 @@ void cli_print_cue_brief_json(const cueq_cue *c);
 const char *cli_cue_schedule(const cueq_cue *c, char *buf, size_t size);
 /* Writes payload bytes as they are, with a newline if they lack one. */
 void cli_print_payload_raw(const void *p, size_t len);
-/* Flushes stdout; returns 0 or 1 after reporting a write error. */
+/* Flushes stdout; returns 0, or 1 after reporting a write error or when
+ * jw_failed(). */
 int cli_flush(void);
 /* A step as one line "NAME VALUE" (TIME first when with_time): the value
  * as it is when it is one line of text, else "base64:" and its base64. */

@@ -78,7 +78,7 @@ int cli_flush(void)
 {
 	if (fflush(stdout) != 0 || ferror(stdout))
 		return cli_error("cannot write the output: %s", strerror(errno));
-	return 0;
+	return jw_failed() ? CLI_EXIT_ERROR : 0;
 }
 
 /* True when the value is text on one line (no control characters). */
