@@ -10,13 +10,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
 
 #define MAX_RULES 8
 
-enum action { A_FAIL, A_EXIT, A_EXIT_AFTER };
+enum action { A_FAIL, A_EXIT, A_EXIT_AFTER, A_SLOW };
+/* How much longer a "slow" write or sync takes. */
+#define FAULT_SLOW_MS 2000
 
 struct rule {
 	enum fault_point point;
@@ -74,10 +77,13 @@ static int parse_rule(const char *s, size_t n, struct rule *r)
 		r->action = A_EXIT;
 	else if (fl[2] == 10 && memcmp(f[2], "exit-after", 10) == 0)
 		r->action = A_EXIT_AFTER;
+	else if (fl[2] == 4 && memcmp(f[2], "slow", 4) == 0)
+		r->action = A_SLOW;
 	else
 		return -1;
 	r->count = 1;
-	if (nf == 4 && (r->action != A_FAIL || parse_u64(f[3], fl[3], &r->count) != 0))
+	if (nf == 4 && ((r->action != A_FAIL && r->action != A_SLOW) ||
+			parse_u64(f[3], fl[3], &r->count) != 0))
 		return -1;
 	return 0;
 }
@@ -97,7 +103,7 @@ int fault_parse(const char *spec, struct fault **out, char *err, size_t errlen)
 		size_t n = c ? (size_t)(c - p) : strlen(p);
 		if (f->n == MAX_RULES || parse_rule(p, n, &f->rules[f->n]) != 0) {
 			snprintf(err, errlen,
-				 "CUEQ_FAULT '%s' is not a list of up to %d rules like write:3:exit, sync:1:fail or write:2:fail:0 (KIND write|sync, N from 1, ACTION fail[:COUNT]|exit|exit-after)",
+				 "CUEQ_FAULT '%s' is not a list of up to %d rules like write:3:exit, sync:1:fail or write:2:fail:0 (KIND write|sync, N from 1, ACTION fail[:COUNT]|slow[:COUNT]|exit|exit-after)",
 				 spec, MAX_RULES);
 			free(f);
 			return -1;
@@ -132,6 +138,14 @@ enum fault_verdict fault_check(struct fault *f, enum fault_point p)
 		const struct rule *r = &f->rules[i];
 		if (r->point != p || nth < r->at)
 			continue;
+		if (r->action == A_SLOW && (r->count == 0 || nth - r->at < r->count)) {
+			struct timespec ts = {.tv_sec = FAULT_SLOW_MS / 1000,
+					      .tv_nsec = FAULT_SLOW_MS % 1000 * 1000000L};
+			log_warn("storage fault injection: %s %llu stalls for %d ms (CUEQ_FAULT)",
+				 p == FAULT_WRITE ? "write" : "sync", (unsigned long long)nth, FAULT_SLOW_MS);
+			nanosleep(&ts, NULL);
+			continue;
+		}
 		if (r->action == A_FAIL && (r->count == 0 || nth - r->at < r->count)) {
 			log_error("storage fault injection: %s %llu fails (CUEQ_FAULT)",
 				  p == FAULT_WRITE ? "write" : "sync", (unsigned long long)nth);

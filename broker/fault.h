@@ -16,6 +16,8 @@
  *                      writing or syncing (a crash just before it)
  *          exit-after  it writes or syncs, then kills itself (a crash just
  *                      after it, before any reply leaves)
+ *          slow        it takes 2 s longer (a disk that stalls), for COUNT
+ *                      of them from the Nth on (default 1; 0: all)
  *
  * e.g. CUEQ_FAULT=write:3:exit or CUEQ_FAULT=sync:1:fail,write:10:fail:0.
  * Nothing in production sets it; cueqd logs a warning when it is on.
