@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "http.h"
 #include "log.h"
 #include "loop.h"
 #include "proto.h"
@@ -19,6 +20,7 @@ static const char usage[] =
 	"             [--max-parked N] [--max-parked-per-connection N] [--max-queues N]\n"
 	"             [--max-payload BYTES] [--max-frame BYTES]\n"
 	"             [--auth FILE] [--insecure] [--tls-cert FILE --tls-key FILE]\n"
+	"             [--http HOST:PORT|off] [--hook QUEUE:OPTIONS]...\n"
 	"             [--log-level debug|info|warn|error]\n"
 	"\n"
 	"The cueq broker: an at-least-once job queue with worker claim/lease.\n"
@@ -62,11 +64,20 @@ static const char usage[] =
 	"                         ROLE NAME TOKEN [QUEUE-PREFIX...]\n"
 	"                       ROLE producer (push), worker (claim, ack, nack, extend,\n"
 	"                       steps) or admin (everything, operator actions too);\n"
-	"                       all three may ping and inspect (get, list, stats, cues);\n"
+	"                       all three may ping and inspect (get, list, stats, cues,\n"
+	"                       metrics);\n"
 	"                       prefixes limit it to queues whose names start so;\n"
 	"                       TOKEN 16-256 characters; '#' starts a comment.  A\n"
 	"                       request without a listed token is UNAUTHORIZED (a ping\n"
 	"                       without a token is answered).  SIGHUP reads FILE again\n"
+	"  --http HOST:PORT     the HTTP face: JSON API under /v1, webhooks, /metrics\n"
+	"                       and the dashboard at / (default 127.0.0.1:7701; off:\n"
+	"                       none); the same --auth tokens, as Authorization: Bearer\n"
+	"  --hook QUEUE:OPTIONS webhook intake at POST /v1/hooks/QUEUE; OPTIONS are\n"
+	"                       key-header=NAME or key-field=FIELD (each delivery's ID,\n"
+	"                       so a repeat is a duplicate: 200, a new one 202), and\n"
+	"                       signature=github|stripe|hmac-sha256:HEADER with\n"
+	"                       secret-file=PATH to check the sender's HMAC-SHA256\n"
 	"  --log-level LEVEL    log lines (logfmt on stderr: ts=... level=... msg=\"...\")\n"
 	"                       of LEVEL and above: debug, info (default), warn, error\n"
 	"  --insecure           listen beyond loopback without --auth (refused without\n"
@@ -111,6 +122,9 @@ static int duration(const char *flag, const char *v, int64_t min, int64_t *out)
 	return 0;
 }
 
+/* The --hook flags: one cueqd, one command line. */
+static struct http_hook hooks[CONFIG_MAX_HOOKS];
+
 int config_parse(struct config *c, int argc, char **argv)
 {
 	*c = (struct config){
@@ -125,6 +139,7 @@ int config_parse(struct config *c, int argc, char **argv)
 		.max_queues = 100000,
 		.max_payload = CUEQ_MAX_PAYLOAD,
 		.max_frame = PROTO_MAX_FRAME,
+		.http = "127.0.0.1:7701",
 	};
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = NULL, *eq = strchr(a, '=');
@@ -231,6 +246,24 @@ int config_parse(struct config *c, int argc, char **argv)
 				c->tls_cert = v;
 			else
 				c->tls_key = v;
+		} else if (strcmp(flag, "--http") == 0) {
+			if (strcmp(v, "off") == 0)
+				c->http = NULL;
+			else if (!http_addr_ok(v))
+				return bad("--http '%s' is not HOST:PORT (e.g. 127.0.0.1:7701 or [::1]:7701) or off", v);
+			else
+				c->http = v;
+		} else if (strcmp(flag, "--hook") == 0) {
+			char err[400];
+			if (c->n_hooks == CONFIG_MAX_HOOKS)
+				return bad("too many --hook (the limit is 64): %s", v);
+			c->hooks = hooks;
+			if (http_hook_parse(v, &c->hooks[c->n_hooks], err, sizeof(err)) != 0)
+				return bad("%s", err);
+			for (size_t k = 0; k < c->n_hooks; k++)
+				if (strcmp(c->hooks[k].queue, c->hooks[c->n_hooks].queue) == 0)
+					return bad("--hook %s is given twice", c->hooks[k].queue);
+			c->n_hooks++;
 		} else if (strcmp(flag, "--retention") == 0) {
 			if (duration(flag, v, 1000, &c->retention_ms) != 0)
 				return -1;
@@ -240,6 +273,14 @@ int config_parse(struct config *c, int argc, char **argv)
 	}
 	if (c->n_listen == 0)
 		c->listen[c->n_listen++] = "tcp://127.0.0.1:7700";
+	if (c->http == NULL && c->n_hooks > 0)
+		return bad("%s", "--hook needs the HTTP face: drop --http off");
+	if (c->http != NULL && !c->insecure && c->auth_file == NULL && !http_addr_local(c->http)) {
+		fprintf(stderr,
+			"cueqd: --http %s is reachable from other machines, and this broker has no authentication: any client there could push, claim, ack and purge. Give --auth FILE with tokens, serve HTTP on loopback (127.0.0.1:PORT), or give --insecure to accept that risk\n",
+			c->http);
+		return -1;
+	}
 	bool tls = false;
 	for (size_t i = 0; i < c->n_listen; i++)
 		tls |= strncmp(c->listen[i], "tls+", 4) == 0;

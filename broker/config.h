@@ -9,6 +9,9 @@
 #include <stdint.h>
 
 #define CONFIG_MAX_LISTEN 16
+#define CONFIG_MAX_HOOKS 64
+
+struct http_hook;
 
 struct config {
 	const char *data_dir;
@@ -26,6 +29,9 @@ struct config {
 	long max_parked, max_parked_per_conn; /* claims waiting, in all and per connection */
 	long max_queues;		       /* --max-queues; 0: unbounded */
 	long max_payload, max_frame;	       /* bytes, at most the protocol's */
+	const char *http;		       /* --http HOST:PORT; NULL: off */
+	struct http_hook *hooks;	       /* --hook, n_hooks of them */
+	size_t n_hooks;
 };
 
 /* Parses argv.  Returns 0 to run, 1 when it printed help or version (exit

@@ -735,4 +735,5 @@ const struct engine_ops embedded_engine = {
 	.next_due = emb_next_due,
 	.commit = emb_commit,
 	.sync = emb_sync,
+	.metrics = emb_metrics,
 };

@@ -2,8 +2,9 @@
  * embedded.h - private parts of the embedded engine, shared by its files:
  * embedded.c (open, recovery, queues, commit), push.c (push, idempotency
  * and unique keys), lease.c (the state machine: claim, ack/nack, extend,
- * timers), steps.c (the step ledger), inspect.c (get, list, stats) and
- * retention.c (deleting finished executions and expired keys).
+ * timers), steps.c (the step ledger), inspect.c (get, list, stats, the
+ * figures of metrics) and retention.c (deleting finished executions and
+ * expired keys).
  *
  * Memory holds only unfinished executions (index.h); RocksDB holds
  * everything (store.h).  Running out of memory in the core is fatal: the
@@ -143,6 +144,7 @@ struct engine {
 	 * the syncer reads it when a sync starts); synced_id: the same as of
 	 * the last sync that succeeded. */
 	_Atomic uint64_t committed_id, synced_id;
+	struct eng_counters counted; /* since open, for metrics (inspect.c) */
 	uint64_t uk_id; /* emb_unique_load: whose key uk holds, 0 none */
 	char uk[PROTO_MAX_QUEUE + 2 + CUEQ_MAX_KEY];
 	size_t uk_len;
@@ -357,6 +359,7 @@ int emb_list(struct engine *e, const char *queue, size_t qlen, int state, uint64
 void emb_view_free(struct engine *e, struct eng_view *v);
 int emb_stats(struct engine *e, const char *queue, size_t qlen, uint64_t from, size_t limit,
 	      struct eng_stats **out, size_t *n, uint64_t *next, proto_error *err);
+void emb_metrics(struct engine *e, struct eng_metrics *out);
 
 /* retention.c: deletes what finished before now - retention; returns
  * the time of the next sweep. */

@@ -299,9 +299,38 @@ struct eng_cue {
 /* What cancel found. */
 enum eng_kind { ENG_KIND_EXECUTION = 1, ENG_KIND_CUE = 2 };
 
+/* What an engine counted since it opened, for metrics (PROTOCOL.md,
+ * "metrics"): what happened to executions, whichever request or timer
+ * made it happen. */
+struct eng_counters {
+	uint64_t claimed;   /* leases given (deliveries) */
+	uint64_t succeeded; /* executions acked */
+	uint64_t nacked;    /* nacks applied (failures), whether they end dead or not */
+	uint64_t expired;   /* leases that ran out */
+	uint64_t released;  /* leases ended because their worker's connection closed */
+	uint64_t dead;	    /* executions that became dead (nacks, expiries) */
+	uint64_t cancelled; /* executions cancelled */
+};
+/* One figure an engine's store gives of itself (sizes, keys, background
+ * work), shown as it is: the engine names it, so nothing above the seam
+ * needs to know the store. */
+struct eng_figure {
+	const char *name; /* static: [a-z0-9_], its unit last ("sst_bytes") */
+	const char *help; /* static: what it is, one line */
+	const char *part; /* static: the part of the store it is of; NULL: all of it */
+	uint64_t value;
+	bool counter; /* only grows (else it goes up and down) */
+};
+#define ENG_MAX_FIGURES 96
+struct eng_metrics {
+	struct eng_counters counted;
+	struct eng_figure fig[ENG_MAX_FIGURES];
+	size_t n_fig;
+};
+
 /* Bump when a member of struct engine_ops is added, removed or moved, or
  * changes what it promises; cueqd refuses a table of another version. */
-#define ENGINE_OPS_VERSION 6
+#define ENGINE_OPS_VERSION 7
 
 struct engine_ops {
 	uint32_t version; /* ENGINE_OPS_VERSION */
@@ -473,6 +502,11 @@ struct engine_ops {
 	 * after the syncer stopped; never two calls at once.  Blocks on
 	 * fsync. */
 	int (*sync)(struct engine *e);
+	/* What the engine counted since open and what its store says of
+	 * itself now, into *out (zero-filled by the caller), for the metrics
+	 * op.  Core thread; does not block (the figures come from the
+	 * store's memory). */
+	void (*metrics)(struct engine *e, struct eng_metrics *out);
 };
 
 /* The engines this build has: memory indexes + RocksDB (cueqengine_embedded). */

@@ -1,5 +1,7 @@
 /*
- * inspect.c - read-only views of the embedded engine: get, list, stats.
+ * inspect.c - read-only views of the embedded engine: get, list, stats,
+ * and the figures of metrics (what RocksDB says of itself, by column
+ * family: store.c reads the properties).
  *
  * Views are deep copies in engine.h's words (eng_exec, eng_event), so the
  * caller may hold them while the engine goes on and never sees a stored
@@ -346,4 +348,41 @@ int emb_stats(struct engine *e, const char *queue, size_t qlen, uint64_t from_po
 		s->releases = q->releases;
 	}
 	return CUEQ_OK;
+}
+
+void emb_metrics(struct engine *e, struct eng_metrics *out)
+{
+	static const struct {
+		int f;
+		const char *name, *help;
+	} figs[] = {
+		{SF_MEMTABLE_BYTES, "memtable_bytes",
+		 "RocksDB: bytes in memtables (not yet flushed), by column family"},
+		{SF_SST_BYTES, "sst_bytes",
+		 "RocksDB: bytes of table files (SST) still referenced, by column family"},
+		{SF_LIVE_BYTES, "live_data_bytes",
+		 "RocksDB: estimated bytes of live data, by column family"},
+		{SF_KEYS, "estimated_keys",
+		 "RocksDB: estimated number of keys, by column family"},
+		{SF_PENDING_COMPACTION_BYTES, "pending_compaction_bytes",
+		 "RocksDB: estimated bytes compactions have yet to rewrite, by column family"},
+		{SF_RUNNING_COMPACTIONS, "running_compactions", "RocksDB: compactions running now"},
+		{SF_RUNNING_FLUSHES, "running_flushes", "RocksDB: memtable flushes running now"},
+		{SF_BLOCK_CACHE_BYTES, "block_cache_bytes", "RocksDB: bytes held by the block cache"},
+		{SF_BLOCK_CACHE_CAPACITY_BYTES, "block_cache_capacity_bytes",
+		 "RocksDB: capacity of the block cache in bytes"},
+	};
+	out->counted = e->counted;
+	out->n_fig = 0;
+	for (size_t i = 0; i < sizeof(figs) / sizeof(figs[0]); i++) {
+		/* a figure of a column family comes once for each of them */
+		int n_cf = figs[i].f < SF_PER_CF ? CF_COUNT : 1;
+		for (int cf = 0; cf < n_cf && out->n_fig < ENG_MAX_FIGURES; cf++)
+			out->fig[out->n_fig++] = (struct eng_figure){
+				.name = figs[i].name,
+				.help = figs[i].help,
+				.part = n_cf > 1 ? store_cf_name(cf) : NULL,
+				.value = store_figure(e->st, cf, figs[i].f),
+			};
+	}
 }

@@ -89,6 +89,7 @@ int emb_claim(struct engine *e, const char *queue, size_t qlen, size_t max, uint
 				  (unsigned long long)j->id);
 		j->attempt++;
 		q->deliveries++;
+		e->counted.claimed++;
 		emb_counts_dirty(e, q);
 		j->token = emb_next_token(e);
 		c->lease_ms = lease_ms ? lease_ms : j->lease_ms;
@@ -233,6 +234,7 @@ static void apply_nack(struct engine *e, struct job *j, struct eng_outcome *o, i
 	struct queue *q = emb_queue_at(e, j->queue);
 	j->failures++;
 	q->failures++;
+	e->counted.nacked++;
 	emb_counts_dirty(e, q);
 	set_error(j, o->text, o->text_len);
 	emb_history(e, j, EV_NACKED, j->attempt, o->token, o->text, o->text ? o->text_len : 0, now);
@@ -432,6 +434,10 @@ void emb_lease_ended(struct engine *e, struct job *j, bool released, int64_t now
 	j->expiries++;
 	q->expiries++;
 	q->releases += released;
+	if (released)
+		e->counted.released++;
+	else
+		e->counted.expired++;
 	emb_counts_dirty(e, q);
 	j->token = 0;
 	static const char gone[] = "the worker's connection closed";

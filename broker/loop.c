@@ -19,6 +19,7 @@
 #include "auth.h"
 #include "holders.h"
 #include "log.h"
+#include "metrics.h"
 #include "ops.h"
 #include "park.h"
 #include "ridcache.h"
@@ -103,10 +104,12 @@ static void answer_as(struct loop *l, struct request *r, nng_msg *m, int code,
 		for (struct request *w = e ? e->waiters : NULL; w != NULL; w = w->next)
 			hold(l, w, memo, memo_len);
 	}
+	r->code = (uint8_t)code;
 	if (e != NULL) {
 		struct request *w = e->waiters;
 		e->waiters = NULL;
 		e->n_waiters = 0;
+		e->code = (uint8_t)code;
 		if (!keep || code == CUEQ_ERR_UNAVAILABLE || code == CUEQ_ERR_INTERNAL)
 			ridcache_remove(l->rids, e);
 		else if (memo != NULL)
@@ -116,6 +119,8 @@ static void answer_as(struct loop *l, struct request *r, nng_msg *m, int code,
 		while (w) {
 			struct request *next = w->next;
 			nng_msg *copy;
+			w->flags |= REQ_REPLAYED;
+			w->code = (uint8_t)code;
 			if (nng_msg_dup(&copy, m) == 0)
 				replies_add(l->turn, w, copy);
 			else
@@ -158,6 +163,14 @@ static nng_msg *error_msg(const void *rid, size_t rid_len, bool rid_bin, int cod
 	nng_msg *m = new_msg(&w);
 	proto_reply_error(&w.pk, rid, rid_len, rid_bin, code, msg);
 	return m;
+}
+
+/* Answers r with an error, its code told to metrics. */
+static void refuse(struct loop *l, struct request *r, const void *rid, size_t rid_len, bool rid_bin,
+		   int code, const char *msg)
+{
+	r->code = (uint8_t)code;
+	replies_add(l->turn, r, error_msg(rid, rid_len, rid_bin, code, msg));
 }
 
 /* ---- requests ---- */
@@ -213,6 +226,8 @@ static void run_op(struct loop *l, struct request *r, const struct op *op,
 		.who = who,
 	};
 	int rc = op->fn(&c);
+	r->flags |= (c.recalled ? REQ_REPLAYED : 0) | (c.rid_reused ? REQ_RID_REUSED : 0) |
+		    (rc == CUEQ_ERR_UNAUTHORIZED && who != NULL ? REQ_FORBIDDEN : 0);
 	if (rc == OP_PARKED) {
 		nng_msg_free(m);
 		if (park_add(&l->parks, r, &c.park, e, rid, rid_len, rid_bin, &c.err) == 0)
@@ -279,26 +294,31 @@ static void handle(struct loop *l, struct request *r)
 	if (len > l->max_frame) {
 		snprintf(msg, sizeof(msg), "request is %zu bytes; the limit is %zu: send smaller batches",
 			 len, l->max_frame);
-		replies_add(l->turn, r, error_msg(NULL, 0, false, CUEQ_ERR_TOO_LARGE, msg));
+		refuse(l, r, NULL, 0, false, CUEQ_ERR_TOO_LARGE, msg);
 		return;
 	}
 	if (proto_decode(buf, len, &up, &err) != CUEQ_OK) {
 		msgpack_unpacked_destroy(&up);
-		replies_add(l->turn, r, error_msg(NULL, 0, false, err.code, err.msg));
+		refuse(l, r, NULL, 0, false, err.code, err.msg);
 		return;
 	}
 	const msgpack_object *root = &up.data;
 	if (proto_envelope(root, &env, &err) != CUEQ_OK) {
-		replies_add(l->turn, r, error_msg(env.rid, env.rid_len, env.rid_bin, err.code, err.msg));
+		refuse(l, r, env.rid, env.rid_len, env.rid_bin, err.code, err.msg);
 		goto out;
 	}
 	const char *rid = env.rid, *opname = env.op;
 	size_t rid_len = env.rid_len, oplen = env.op_len;
 	bool rid_bin = env.rid_bin;
 	const struct op *op = ops_find(opname, oplen);
+	r->op = op != NULL ? (uint8_t)(ops_place(op) + 1) : 0;
 	const struct principal *who = NULL;
-	if (l->auth != NULL && authenticate(l, root, op, &who, &err) != CUEQ_OK) {
-		replies_add(l->turn, r, error_msg(rid, rid_len, rid_bin, err.code, err.msg));
+	/* a webhook push its signature proved stands without a token */
+	bool verified = (r->flags & REQ_VERIFIED) && op != NULL && strcmp(op->name, "push") == 0;
+	if (l->auth != NULL && !verified && authenticate(l, root, op, &who, &err) != CUEQ_OK) {
+		if (who != NULL) /* a known token, refused this op */
+			r->flags |= REQ_FORBIDDEN;
+		refuse(l, r, rid, rid_len, rid_bin, err.code, err.msg);
 		goto out;
 	}
 	uint8_t scoped[PROTO_MAX_SCOPED_RID];
@@ -324,7 +344,7 @@ static void handle(struct loop *l, struct request *r)
 		for (char *p = msg; *p; p++)
 			if (*p < 0x20 || *p == 0x7f)
 				*p = '?';
-		replies_add(l->turn, r, error_msg(rid, rid_len, rid_bin, CUEQ_ERR_BAD_REQUEST, msg));
+		refuse(l, r, rid, rid_len, rid_bin, CUEQ_ERR_BAD_REQUEST, msg);
 		goto out;
 	}
 	struct rid_entry *e = NULL;
@@ -333,22 +353,23 @@ static void handle(struct loop *l, struct request *r)
 		hash = r->body_hash; /* proto_hash(PROTO_HASH_INIT, buf, len), by server.c */
 		e = ridcache_find(l->rids, scoped, scoped_len);
 		if (e != NULL && e->body_hash != hash) {
-			replies_add(l->turn, r,
-				error_msg(rid, rid_len, rid_bin, CUEQ_ERR_BAD_REQUEST,
-					  "this request ID was already used for a different request; use a new ID for each request and the same one only to resend it unchanged"));
+			r->flags |= REQ_RID_REUSED;
+			refuse(l, r, rid, rid_len, rid_bin, CUEQ_ERR_BAD_REQUEST,
+			       "this request ID was already used for a different request; use a new ID for each request and the same one only to resend it unchanged");
 			goto out;
 		}
 		if (e != NULL && e->done) {
+			r->flags |= REQ_REPLAYED;
 			if (e->memo)
 				hold(l, r, e->reply, e->reply_len);
+			r->code = e->code;
 			replies_add(l->turn, r, remembered(l, e, rid, rid_len, rid_bin));
 			goto out;
 		}
 		if (e != NULL) { /* the first is still in progress */
 			if (e->n_waiters >= MAX_WAITERS) {
-				replies_add(l->turn, r,
-					error_msg(rid, rid_len, rid_bin, CUEQ_ERR_UNAVAILABLE,
-						  "this request is already waiting for its answer, sent again too often: wait for the answer before sending it again"));
+				refuse(l, r, rid, rid_len, rid_bin, CUEQ_ERR_UNAVAILABLE,
+				       "this request is already waiting for its answer, sent again too often: wait for the answer before sending it again");
 				goto out;
 			}
 			e->n_waiters++;
@@ -599,12 +620,21 @@ static void wait_for_work(struct loop *l, int64_t next_due)
 	}
 }
 
+/* What the metrics op asks of the loop (core thread, as the op runs). */
+static void metrics_now(void *arg, struct metrics_now *now)
+{
+	struct loop *l = arg;
+	now->parked = l->parks.n;
+	now->connections = l->srv != NULL ? server_connections(l->srv) : 0;
+}
+
 int loop_run(struct loop *l)
 {
 	int64_t next_due = 0; /* wall ms */
 	uint32_t *gone = NULL;
 	size_t capgone = 0;
 
+	metrics_start(metrics_now, l);
 	if (syncer_start(l->eo, l->e, l->srv, l->fsync, l->fsync_interval_ms, stop_cb, synced_cb, l,
 			 &l->syncer) != 0) {
 		log_error("cannot start the syncer thread");

@@ -30,6 +30,7 @@
 #include "config.h"
 #include "engine.h"
 #include "fdgate.h"
+#include "http.h"
 #include "log.h"
 #include "loop.h"
 #include "ops.h"
@@ -41,6 +42,7 @@ struct sigctx {
 	sigset_t set;
 	struct loop *loop;
 	struct server *srv;
+	struct http *http;
 	const char *auth_file;
 };
 
@@ -75,6 +77,7 @@ static void *signal_main(void *arg)
 		}
 		log_info("signal %d: stopping; no new requests, finishing the current batch", sig);
 		server_stop(s->srv);
+		http_quiesce(s->http);
 		loop_stop(s->loop);
 		return NULL;
 	}
@@ -158,6 +161,7 @@ int main(int argc, char **argv)
 	struct engine *e = NULL;
 	struct loop *l = NULL;
 	struct server *srv = NULL;
+	struct http *http = NULL;
 	const struct engine_ops *eo = &embedded_engine;
 	struct sigctx sc;
 	pthread_t sigthr;
@@ -229,7 +233,24 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	loop_set_server(l, srv);
-	sc.loop = l, sc.srv = srv;
+	if (cfg.http != NULL) {
+		struct http_config hc = {
+			.addr = cfg.http,
+			.max_connections = cfg.max_connections,
+			.max_body = (size_t)cfg.max_frame,
+			.idem_window_ms = cfg.idem_window_ms,
+			.auth = cfg.auth_file != NULL,
+			.hooks = cfg.hooks,
+			.n_hooks = cfg.n_hooks,
+		};
+		if (http_hooks_load(cfg.hooks, cfg.n_hooks, err, sizeof(err)) != 0 ||
+		    http_start(&hc, l, &http, err, sizeof(err)) != 0) {
+			log_error("%s", err);
+			goto out;
+		}
+		log_info("serving HTTP on http://%s (%zu webhook intakes)", cfg.http, cfg.n_hooks);
+	}
+	sc.loop = l, sc.srv = srv, sc.http = http;
 	if (pthread_create(&sigthr, NULL, signal_main, &sc) != 0) {
 		log_error("cannot start the signal thread");
 		goto out;
@@ -252,7 +273,9 @@ int main(int argc, char **argv)
 		pthread_detach(deadline);
 out:
 	server_close(srv);
-	loop_free(l);
+	loop_free(l); /* drops what is left: its HTTP connections get 503 */
+	http_stop(http);
+	http_hooks_free(cfg.hooks, cfg.n_hooks);
 	eo->close(e);
 	if (status == 0)
 		log_info("stopped cleanly");

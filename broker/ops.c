@@ -14,6 +14,7 @@
 
 #include "auth.h"
 #include "cron.h"
+#include "metrics.h"
 
 #define DEFAULT_MAX_ATTEMPTS 5
 #define DEFAULT_LEASE_MS 30000
@@ -406,6 +407,7 @@ static int push_recall(struct opctx *c, bool *answered)
 		return c->err.code;
 	if (rc == 2) { /* not remembered either: the first one's retries must still work */
 		c->replayable = true;
+		c->rid_reused = true;
 		return proto_fail(&c->err, CUEQ_ERR_BAD_REQUEST,
 				  "this request ID was already used for a different request; use a new ID for each request and the same one only to resend it unchanged");
 	}
@@ -415,6 +417,7 @@ static int push_recall(struct opctx *c, bool *answered)
 		return CUEQ_OK;
 	}
 	c->replayable = true;
+	c->recalled = true;
 	c->pk->callback(c->pk->data, reply, len); /* the very bytes answered first */
 	free(reply);
 	*answered = true;
@@ -444,6 +447,7 @@ static int op_push(struct opctx *c)
 		}
 	if ((rc = c->eo->push(c->e, in, jobs->size, out, &c->err)) != CUEQ_OK)
 		goto done;
+	metrics_pushed(out, jobs->size);
 	proto_reply_begin(c->pk, c->rid, c->rid_len, c->rid_bin, 2);
 	proto_key(c->pk, "results");
 	msgpack_pack_array(c->pk, jobs->size);
@@ -1331,6 +1335,7 @@ static const struct op op_table[] = {
 	{"pause", OP_WRITE, op_pause, ROLE_ADMIN},
 	{"resume", OP_WRITE, op_resume, ROLE_ADMIN},
 	{"limit", OP_WRITE, op_limit, ROLE_ADMIN},
+	{"metrics", 0, metrics_op, ROLE_ANY}, /* metrics.c */
 };
 
 const struct op *ops_find(const char *name, size_t len)
@@ -1343,5 +1348,15 @@ const struct op *ops_find(const char *name, size_t len)
 
 const char *ops_names(void)
 {
-	return "ping, push, claim, ack, nack, extend, step_set, step_get, steps, get, wait, list, stats, cues, cancel, retry, purge, pause, resume, limit";
+	return "ping, push, claim, ack, nack, extend, step_set, step_get, steps, get, wait, list, stats, cues, cancel, retry, purge, pause, resume, limit, metrics";
+}
+
+const struct op *ops_at(size_t i)
+{
+	return i < sizeof(op_table) / sizeof(op_table[0]) ? &op_table[i] : NULL;
+}
+
+size_t ops_place(const struct op *op)
+{
+	return (size_t)(op - op_table);
 }

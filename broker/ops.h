@@ -64,6 +64,8 @@ struct opctx {
 			       * of the reply: ops_claim_again) */
 	size_t memo_len;
 	const struct principal *who; /* the authenticated client; NULL without --auth */
+	bool recalled;	      /* the reply is the remembered first answer (push) */
+	bool rid_reused;      /* refused: the request ID was used for other bytes */
 	proto_error err;      /* set when a handler fails */
 	struct claim_args park; /* filled when a claim parks */
 };
@@ -82,6 +84,10 @@ void ops_set_max_payload(size_t bytes);
 const struct op *ops_find(const char *name, size_t len);
 /* Comma-separated names of every op, for error messages. */
 const char *ops_names(void);
+/* The op at place i of the table (0 the first), NULL past the last; and
+ * the place of op (metrics count requests by it). */
+const struct op *ops_at(size_t i);
+size_t ops_place(const struct op *op);
 /* Runs a (parked) claim again.  With final set it always replies, with an
  * empty list when nothing is ready; otherwise it returns OP_PARKED then. */
 int ops_claim(struct opctx *c, const struct claim_args *a, bool final);

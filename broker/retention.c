@@ -35,6 +35,9 @@ void emb_retire(struct engine *e, struct job *j, int state, int64_t now)
 	val[q->len + 1] = (uint8_t)state;
 	store_put(e->st, CF_EXPIRY, exp, 16, val, (size_t)q->len + 2);
 	emb_set_state(e, j, state);
+	e->counted.succeeded += state == CUEQ_SUCCEEDED;
+	e->counted.dead += state == CUEQ_DEAD;
+	e->counted.cancelled += state == CUEQ_CANCELLED;
 	emb_group_unref(e, q, j->group);
 	jobs_remove(e->jobs, j);
 	jobs_release(e->jobs, j);

@@ -31,6 +31,7 @@
 struct rid_entry {
 	uint8_t len;
 	bool done;
+	uint8_t code; /* done: the answer's code (request.code of its repeats) */
 	uint64_t body_hash; /* of the whole request: a reused ID is refused */
 	int64_t at; /* monotonic ms */
 	bool memo;   /* done: reply holds the op's memo of its answer (a claim's

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "proto.h"
 
 #define POOL_START 64
@@ -143,6 +144,10 @@ static void ctx_cb(void *arg)
 	c->req.msg = nng_aio_get_msg(c->aio);
 	c->req.pipe = nng_pipe_id(nng_msg_get_pipe(c->req.msg));
 	c->req.next = NULL;
+	c->req.flags = 0;
+	c->req.arrived_ns = metrics_clock_ns();
+	c->req.op = 0;
+	c->req.code = 0;
 	/* what binds a request ID to its request (loop.c), at about 1 ns a
 	 * byte: 5 ms for a frame of 4 MiB, which here runs beside the core */
 	size_t len = nng_msg_len(c->req.msg);
@@ -216,6 +221,14 @@ bool server_pipe_open(struct server *s, uint32_t pipe)
 	bool open = pipes_find(s, pipe) >= 0;
 	pthread_mutex_unlock(&s->mu);
 	return open;
+}
+
+size_t server_connections(struct server *s)
+{
+	pthread_mutex_lock(&s->mu);
+	size_t n = s->n_pipes;
+	pthread_mutex_unlock(&s->mu);
+	return n;
 }
 
 /* Removes id (backward-shift deletion); false when it was not there. */
@@ -443,6 +456,10 @@ fail:
 
 void server_reply(struct server *s, struct request *r, nng_msg *reply)
 {
+	if (r->face != NULL) {
+		r->face->reply(r, reply);
+		return;
+	}
 	struct sctx *c = r->ctx;
 	if (r->msg != NULL) /* a parked claim's frame is freed already */
 		nng_msg_free(r->msg);
@@ -477,6 +494,10 @@ void server_reply(struct server *s, struct request *r, nng_msg *reply)
 void server_drop(struct server *s, struct request *r)
 {
 	(void)s;
+	if (r->face != NULL) {
+		r->face->drop(r);
+		return;
+	}
 	if (r->msg != NULL)
 		nng_msg_free(r->msg);
 	r->msg = NULL;

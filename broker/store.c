@@ -509,6 +509,34 @@ size_t store_estimate_keys(struct store *s, int cf)
 	return n;
 }
 
+uint64_t store_figure(struct store *s, int cf, int f)
+{
+	static const char *const props[SF_COUNT] = {
+		[SF_MEMTABLE_BYTES] = "rocksdb.cur-size-all-mem-tables",
+		[SF_SST_BYTES] = "rocksdb.total-sst-files-size",
+		[SF_LIVE_BYTES] = "rocksdb.estimate-live-data-size",
+		[SF_KEYS] = "rocksdb.estimate-num-keys",
+		[SF_PENDING_COMPACTION_BYTES] = "rocksdb.estimate-pending-compaction-bytes",
+		[SF_RUNNING_COMPACTIONS] = "rocksdb.num-running-compactions",
+		[SF_RUNNING_FLUSHES] = "rocksdb.num-running-flushes",
+	};
+	uint64_t v = 0;
+	if (f == SF_BLOCK_CACHE_BYTES)
+		return rocksdb_cache_get_usage(s->cache);
+	if (f == SF_BLOCK_CACHE_CAPACITY_BYTES)
+		return rocksdb_cache_get_capacity(s->cache);
+	if (f < 0 || f >= SF_COUNT || props[f] == NULL)
+		return 0;
+	if (f < SF_PER_CF && cf >= 0 && cf < CF_COUNT)
+		return rocksdb_property_int_cf(s->db, s->cf[cf], props[f], &v) == 0 ? v : 0;
+	return rocksdb_property_int(s->db, props[f], &v) == 0 ? v : 0;
+}
+
+const char *store_cf_name(int cf)
+{
+	return cf >= 0 && cf < CF_COUNT ? cf_names[cf] : "unknown";
+}
+
 void store_free(void *p)
 {
 	rocksdb_free(p);

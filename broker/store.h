@@ -125,6 +125,27 @@ void store_iter_free(struct store_iter *it);
 /* RocksDB's estimate of the number of keys in cf (0 when unknown). */
 size_t store_estimate_keys(struct store *s, int cf);
 
+/* Figures RocksDB keeps of itself, for metrics: the first five of a
+ * column family, the others of the whole database. */
+enum store_figure {
+	SF_MEMTABLE_BYTES,	       /* memtables, active and immutable */
+	SF_SST_BYTES,		       /* table files, every version still referenced */
+	SF_LIVE_BYTES,		       /* estimate of the live data */
+	SF_KEYS,		       /* estimate of the keys */
+	SF_PENDING_COMPACTION_BYTES,   /* estimate of what compactions have to rewrite */
+	SF_RUNNING_COMPACTIONS,	       /* of the database from here on */
+	SF_RUNNING_FLUSHES,
+	SF_BLOCK_CACHE_BYTES,	       /* what the block cache holds */
+	SF_BLOCK_CACHE_CAPACITY_BYTES,
+	SF_COUNT
+};
+#define SF_PER_CF SF_RUNNING_COMPACTIONS
+/* Figure f of cf (ignored for the database's own); 0 when RocksDB does
+ * not know it.  Any thread; answers from RocksDB's memory. */
+uint64_t store_figure(struct store *s, int cf, int f);
+/* The name of column family cf ("exec"). */
+const char *store_cf_name(int cf);
+
 /* Big-endian helpers for keys. */
 void store_be64(uint8_t *p, uint64_t v);
 uint64_t store_get_be64(const uint8_t *p);

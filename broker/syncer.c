@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "proto.h"
 
 struct reply_out {
@@ -74,10 +75,12 @@ static void send_early(struct server *srv, struct replies *b)
 	if (b->n_early == 0)
 		return;
 	for (size_t i = 0; i < b->n; i++) {
-		if (b->v[i].early)
+		if (b->v[i].early) {
+			metrics_sent(b->v[i].r);
 			server_reply(srv, b->v[i].r, b->v[i].m);
-		else
+		} else {
 			b->v[k++] = b->v[i];
+		}
 	}
 	b->n = k;
 	b->n_early = 0;
@@ -85,11 +88,14 @@ static void send_early(struct server *srv, struct replies *b)
 
 void replies_send(struct server *srv, struct replies *b, bool drop)
 {
+	if (drop && b->n > 0)
+		metrics_dropped(b->n);
 	for (size_t i = 0; i < b->n; i++) {
 		if (drop) {
 			nng_msg_free(b->v[i].m);
 			server_drop(srv, b->v[i].r);
 		} else {
+			metrics_sent(b->v[i].r);
 			server_reply(srv, b->v[i].r, b->v[i].m);
 		}
 	}
@@ -123,10 +129,12 @@ static void interval_wait(struct syncer *s)
 		return;
 	s->written = false;
 	pthread_mutex_unlock(&s->mu);
+	int64_t t0 = metrics_clock_ns();
 	if (s->eo->sync(s->e) != 0) {
 		log_error("cannot make writes durable (interval sync); the broker stops");
 		fail(s);
 	} else {
+		metrics_synced(metrics_clock_ns() - t0, 0);
 		s->on_synced(s->arg);
 	}
 	pthread_mutex_lock(&s->mu);
@@ -151,13 +159,16 @@ static void *syncer_main(void *arg)
 		pthread_mutex_unlock(&s->mu);
 
 		bool need = false;
+		size_t n = 0;
 		for (struct replies *x = b; x; x = x->next)
-			need |= x->sync;
+			need |= x->sync, n += x->n;
 		if (need && !s->failed) {
+			int64_t t0 = metrics_clock_ns();
 			if (s->eo->sync(s->e) != 0) {
 				log_error("cannot make writes durable; their requests get no answer and the broker stops");
 				fail(s);
 			} else {
+				metrics_synced(metrics_clock_ns() - t0, n); /* one group commit */
 				s->on_synced(s->arg);
 			}
 		}
@@ -224,9 +235,12 @@ struct replies *syncer_hand(struct syncer *s, struct replies *b, bool durable, b
 		 * that wakes a core waiting to write, and the core is here */
 		s->busy = true;
 		pthread_mutex_unlock(&s->mu);
+		int64_t t0 = metrics_clock_ns();
 		if (s->eo->sync(s->e) != 0) {
 			log_error("cannot make writes durable; their requests get no answer and the broker stops");
 			fail(s);
+		} else {
+			metrics_synced(metrics_clock_ns() - t0, b->n);
 		}
 		replies_send(s->srv, b, s->failed);
 		pthread_mutex_lock(&s->mu);

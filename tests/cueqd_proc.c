@@ -36,6 +36,18 @@ static int pick_port(cueqd_proc *c)
 		return -1;
 	}
 	snprintf(c->url, sizeof(c->url), "tcp://127.0.0.1:%d", c->port);
+	c->http_port = 0;
+	if (c->http) {
+		do
+			c->http_port = proc_free_port();
+		while (c->http_port == c->port);
+		if (c->http_port <= 0) {
+			fprintf(stderr, "%s: no free loopback port: %s\n", tag(c), strerror(errno));
+			return -1;
+		}
+	}
+	snprintf(c->http_addr, sizeof(c->http_addr), "127.0.0.1:%d", c->http_port);
+	snprintf(c->http_url, sizeof(c->http_url), "http://127.0.0.1:%d", c->http_port);
 	return 0;
 }
 
@@ -61,7 +73,7 @@ static int prepare(cueqd_proc *c)
 /* Forks and execs the broker on c's dir and url. */
 static int spawn(cueqd_proc *c)
 {
-	const char *argv[6 + CUEQD_MAX_ARGS], *env[CUEQD_MAX_ARGS + 1];
+	const char *argv[8 + CUEQD_MAX_ARGS], *env[CUEQD_MAX_ARGS + 1];
 	size_t n = 0;
 	proc_opts o = { .env = (char *const *)env, .log = c->log, .nofile = c->nofile,
 			.death_signal = c->death_signal };
@@ -80,6 +92,8 @@ static int spawn(cueqd_proc *c)
 	argv[n++] = c->data;
 	argv[n++] = "--listen";
 	argv[n++] = c->url;
+	argv[n++] = "--http";
+	argv[n++] = c->http ? c->http_addr : "off";
 	for (size_t i = 0; i < c->n_extra; i++)
 		argv[n++] = c->extra[i];
 	argv[n] = NULL;

@@ -43,6 +43,7 @@ typedef struct cueqd_proc {
 	int (*ping)(const char *url, void *arg);
 	void *ping_arg;
 	bool keep_dir; /* cueqd_cleanup leaves the temp dir (for a post-mortem) */
+	bool http;     /* serve HTTP on a free loopback port (http_url); else --http off */
 
 	/* Where it runs: set by cueqd_start (or a first cueqd_launch). */
 	char dir[PATH_MAX - 64]; /* the temp dir; "" when none */
@@ -50,6 +51,9 @@ typedef struct cueqd_proc {
 	char log[PATH_MAX];	 /* dir/broker.log: its stdout and stderr */
 	char url[64];		 /* tcp://127.0.0.1:PORT */
 	int port;
+	char http_addr[64]; /* 127.0.0.1:PORT of the HTTP face, when http */
+	char http_url[80];  /* http://127.0.0.1:PORT */
+	int http_port;
 	pid_t pid; /* 0 when not running */
 } cueqd_proc;
 

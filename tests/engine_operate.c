@@ -324,6 +324,12 @@ void test_release_ends_live_leases(void **state)
 	assert_int_equal(s[0].expiries, 1);
 	assert_int_equal(s[0].deliveries, 2);
 	free(s);
+	struct eng_metrics m = {0};
+	f->eo->metrics(f->e, &m);
+	assert_int_equal(m.counted.released, 1);
+	assert_int_equal(m.counted.expired, 0);
+	assert_int_equal(m.counted.succeeded, 1);
+	assert_int_equal(m.counted.claimed, 2);
 	struct eng_claimed again = claim_one(f, "q.release", 0);
 	assert_true(again.id == b.id);
 	assert_int_equal(again.attempt, 2);

@@ -323,6 +323,17 @@ void test_expiries_apart_from_failures(void **state)
 	assert_non_null(v.exec.reason);
 	assert_non_null(strstr(v.exec.reason, "lease expired 3 times"));
 	f->eo->view_free(f->e, &v);
+	/* the engine's own counts for metrics say the same, and its store
+	 * names what it shows */
+	struct eng_metrics m = {0};
+	f->eo->metrics(f->e, &m);
+	assert_int_equal(m.counted.claimed, 3);
+	assert_int_equal(m.counted.expired, 3);
+	assert_int_equal(m.counted.dead, 1);
+	assert_int_equal(m.counted.nacked + m.counted.released + m.counted.succeeded, 0);
+	assert_true(m.n_fig > 0 && m.n_fig <= ENG_MAX_FIGURES);
+	for (size_t i = 0; i < m.n_fig; i++)
+		assert_true(m.fig[i].name != NULL && m.fig[i].name[0] && m.fig[i].help != NULL);
 }
 
 /* History is bounded: a run of extensions is one event (the newest), and

@@ -68,7 +68,7 @@ cmake --build "$tmp/cm" >>"$tmp/cm.log" 2>&1 || {
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 url=tcp://127.0.0.1:$port
-"$p/bin/cueqd" --data "$tmp/data" --listen "$url" >"$tmp/cueqd.log" 2>&1 &
+"$p/bin/cueqd" --data "$tmp/data" --listen "$url" --http off >"$tmp/cueqd.log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do
 	LD_LIBRARY_PATH=$lib "$p/bin/cueq" --url "$url" --timeout 1s ping >/dev/null 2>&1 && break

@@ -12,7 +12,8 @@ src="$(dirname "$here")"
 build="${1:-build}"
 
 packages=(build-essential cmake pkg-config libnng-dev librocksdb-dev liblz4-dev libmsgpack-dev libcmocka-dev
-	libglib2.0-dev tzdata libsodium-dev libhiredis-dev libpq-dev openssl dpkg-dev file python3)
+	libglib2.0-dev tzdata libsodium-dev libhiredis-dev libpq-dev openssl dpkg-dev file python3
+	libmicrohttpd-dev libjansson-dev curl jq prometheus chromium)
 missing=()
 for p in "${packages[@]}"; do
 	if ! dpkg -s "$p" >/dev/null 2>&1; then

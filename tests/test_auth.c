@@ -540,7 +540,7 @@ static void test_bad_files(void **state)
 		write_file(file, cases[i].text);
 		th_proc p;
 		char *const argv[] = {(char *)th_cueqd_path, "--data", dir, "--listen",
-				      "tcp://127.0.0.1:1", "--auth", file, NULL};
+				      "tcp://127.0.0.1:1", "--http", "off", "--auth", file, NULL};
 		assert_int_equal(th_run(&p, NULL, 20000, argv, NULL), 0);
 		if (p.exit_code != 1 || strstr(p.err, cases[i].says) == NULL) {
 			th_proc_dump("cueqd with a bad --auth file", &p);

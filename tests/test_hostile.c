@@ -346,7 +346,8 @@ static void test_listen_beyond_loopback_needs_insecure(void **state)
 	snprintf(data, sizeof(data), "%s/data", dir);
 	snprintf(url, sizeof(url), "tcp://0.0.0.0:%d", port);
 	snprintf(local, sizeof(local), "tcp://127.0.0.1:%d", port);
-	char *const refused[] = {(char *)th_cueqd_path, "--data", data, "--listen", url, NULL};
+	char *const refused[] = {(char *)th_cueqd_path, "--data", data, "--listen", url, "--http",
+				 "off", NULL};
 	assert_int_equal(th_run(&p, NULL, 10000, refused, NULL), 0);
 	assert_int_equal(p.exit_code, 1);
 	if (strstr(p.err, "--insecure") == NULL || strstr(p.err, "loopback") == NULL)
@@ -354,7 +355,7 @@ static void test_listen_beyond_loopback_needs_insecure(void **state)
 	th_proc_free(&p);
 
 	char *const allowed[] = {(char *)th_cueqd_path, "--data", data, "--listen", url,
-				 "--insecure", NULL};
+				 "--http", "off", "--insecure", NULL};
 	pid_t pid = proc_spawn(allowed, NULL);
 	assert_true(pid > 0);
 	th_raw r;

@@ -169,8 +169,8 @@ static void test_broker_refuses_bad_tls(void **state)
 		{x->cert, "/nonexistent/key.pem", "/nonexistent/key.pem: cannot open it"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		const char *argv[12] = {th_cueqd_path, "--data", data, "--listen", url};
-		size_t n = 5;
+		const char *argv[14] = {th_cueqd_path, "--data", data, "--listen", url, "--http", "off"};
+		size_t n = 7;
 		if (cases[i].cert)
 			argv[n++] = "--tls-cert", argv[n++] = cases[i].cert;
 		if (cases[i].key)
