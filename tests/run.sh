@@ -14,6 +14,11 @@ build="${1:-build}"
 packages=(build-essential cmake pkg-config libnng-dev librocksdb-dev liblz4-dev libmsgpack-dev libcmocka-dev
 	libglib2.0-dev tzdata libsodium-dev libhiredis-dev libpq-dev openssl dpkg-dev file python3
 	libmicrohttpd-dev libjansson-dev curl jq prometheus chromium)
+# The browser test runs on Node.js: Debian's, unless a node and npm are
+# on the PATH already (e.g. a newer Node.js installed from elsewhere).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+	packages+=(nodejs npm)
+fi
 missing=()
 for p in "${packages[@]}"; do
 	if ! dpkg -s "$p" >/dev/null 2>&1; then
@@ -32,6 +37,11 @@ if ((${#missing[@]})); then
 	fi
 	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
 	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
+fi
+
+# puppeteer-core for the browser test, as its package-lock.json pins it.
+if [[ ! -d "$here/browser/node_modules" ]]; then
+	npm ci --prefix "$here/browser" --no-audit --no-fund --loglevel=error
 fi
 
 # shellcheck disable=SC2086 # CUEQ_CMAKE_ARGS is a list of arguments
