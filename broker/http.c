@@ -277,7 +277,7 @@ static enum MHD_Result deliver(struct hreq *hr, struct call *c)
 		return http_problem(hr, 401, "UNAUTHORIZED",
 				    "the Authorization header must be 'Bearer TOKEN' (a token of the broker's --auth file)",
 				    NULL);
-	if (c->answer == A_PUSH) {
+	if (c->answer == A_PUSH || c->answer == A_BATCH) {
 		key = idem_key(hr, keybuf, sizeof(keybuf), &bad_key);
 		if (bad_key)
 			return http_problem(hr, 400, "BAD_REQUEST",

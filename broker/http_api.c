@@ -238,7 +238,7 @@ static int r_push_many(struct hreq *hr, char **seg, struct call *c)
 		return 1;
 	}
 	c->op = "push";
-	c->answer = A_PUSH; /* for its Idempotency-Key; answered as the batch it is */
+	c->answer = A_BATCH;
 	c->wrap = W_PLAIN;
 	return 0;
 }
@@ -394,7 +394,7 @@ static int r_op(struct hreq *hr, char **seg, struct call *c)
 	snprintf(hr->opname, sizeof(hr->opname), "%s", op); /* seg is on api_route's stack */
 	c->op = hr->opname;
 	if (strcmp(op, "push") == 0)
-		c->answer = A_PUSH; /* its Idempotency-Key works here too */
+		c->answer = A_BATCH; /* its Idempotency-Key works here too */
 	return 0;
 }
 
@@ -602,9 +602,6 @@ static bool bool_of(const msgpack_object *map, const char *key)
 static enum MHD_Result answer_push(struct hreq *hr, const msgpack_object *root)
 {
 	const msgpack_object *item = first_of(root, "results");
-	if (proto_get(root, "results") != NULL &&
-	    proto_get(root, "results")->via.array.size != 1) /* POST /v1/jobs: the batch */
-		return http_json(hr, 200, hj_reply(root), NULL, NULL);
 	if (item == NULL)
 		return http_problem(hr, 500, "INTERNAL", "the broker's push answer had no result", NULL);
 	if (!ok_of(item))

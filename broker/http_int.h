@@ -23,6 +23,7 @@
 enum answer_kind {
 	A_PLAIN, /* the reply's fields */
 	A_PUSH,	 /* the one job's result: 201, or 200 for a duplicate */
+	A_BATCH, /* a push of many (Idempotency-Key too): the reply's fields */
 	A_ITEM,	 /* the one item's result (ack, nack, extend) */
 	A_QUEUE, /* the one queue of stats; 404 when there is none */
 	A_HOOK,	 /* webhook: 202 with the execution, 200 for a duplicate */

@@ -197,6 +197,14 @@ req POST /v1/jobs -H 'Content-Type: application/json' \
 	-d '{"jobs":[{"queue":"many","payload":"a"},{"queue":"many","payload_base64":"//4="}]}'
 want 200 "push many"
 [[ $(jf '.results | length') == 2 && $(jf '.results[1].ok') == true ]] || fail "push many results"
+for i in 1 2; do
+	req POST /v1/jobs -H 'Content-Type: application/json' -H 'Idempotency-Key: batch-1' \
+		-d '{"jobs":[{"queue":"many","payload":"b1"},{"queue":"many","payload":"b2"}]}'
+	want 200 "push many with a key ($i)"
+	[[ $i == 1 ]] && batch=$(cat "$tmp/body")
+done
+[[ $(cat "$tmp/body") == "$batch" && $(header Idempotent-Replayed) == true ]] || fail "push many replays"
+[[ $(curl -s "$H/v1/queues/many" | jq -r .ready) == 4 ]] || fail "the replayed batch made nothing"
 req POST /v1/ops/ack -H 'Content-Type: application/json' \
 	-d '{"items":[{"execution_id":"0000000000000001","lease_token":"0000000000000001"}]}'
 want 200 "a wire op by name"
