@@ -44,15 +44,23 @@ static bool listed(const char *list, const char *name)
 	return false;
 }
 
-struct route;
 typedef int (*route_fn)(struct hreq *hr, char **seg, struct call *c);
 
+/* A path and the op it is.  Most paths are this table alone: the op, the
+ * field the path's ID or queue (its third segment) goes in, the body as a
+ * bytes field, how the fields are wrapped and how the answer is made; fn,
+ * when set, does what is more. */
 struct route {
 	const char *method;
-	const char *path; /* segments; '*' matches one */
-	route_fn fn;
+	const char *path;   /* segments; '*' matches one */
+	const char *op;	    /* NULL: fn says */
+	const char *field;  /* segment 3 goes in this field (NULL: none) */
 	const char *params; /* query parameters it takes (comma-separated) */
 	bool json;	    /* the body is a JSON object of the op's fields */
+	int wrap;	    /* enum wrap */
+	const char *raw_key; /* the body is this bytes field */
+	int answer;	     /* enum answer_kind */
+	route_fn fn;
 };
 
 /* ---- fields ---- */
@@ -167,67 +175,11 @@ static int gather(struct hreq *hr, const struct route *rt, struct call *c)
 	return 0;
 }
 
-static void set_str(struct call *c, const char *key, const char *v)
-{
-	json_object_set_new(c->fields, key, json_string(v));
-}
-
 /* ---- the routes ---- */
 
 #define JOB_PARAMS                                                                        \
 	"key,unique,group,priority,max_attempts,lease_ms,delay_ms,run_at,key_ttl_ms,every_ms,"  \
 	"cron,tz,catch_up,overlap,max_expiries,backoff_ms,backoff_factor,backoff_max_ms,jitter"
-
-static int r_ping(struct hreq *hr, char **seg, struct call *c)
-{
-	(void)hr, (void)seg;
-	c->op = "ping";
-	return 0;
-}
-
-static int r_queues(struct hreq *hr, char **seg, struct call *c)
-{
-	(void)hr, (void)seg;
-	c->op = "stats";
-	return 0;
-}
-
-static int r_queue(struct hreq *hr, char **seg, struct call *c)
-{
-	(void)hr;
-	c->op = "stats";
-	set_str(c, "queue", seg[2]);
-	c->answer = A_QUEUE;
-	return 0;
-}
-
-static int r_list(struct hreq *hr, char **seg, struct call *c)
-{
-	(void)hr;
-	c->op = "list";
-	set_str(c, "queue", seg[2]);
-	return 0;
-}
-
-static int r_cues(struct hreq *hr, char **seg, struct call *c)
-{
-	(void)hr;
-	c->op = "cues";
-	set_str(c, "queue", seg[2]);
-	return 0;
-}
-
-static int r_push(struct hreq *hr, char **seg, struct call *c)
-{
-	c->op = "push";
-	set_str(c, "queue", seg[2]);
-	c->wrap = W_JOB;
-	c->raw_key = "payload";
-	c->raw = hr->body != NULL ? hr->body : "";
-	c->raw_len = hr->len;
-	c->answer = A_PUSH;
-	return 0;
-}
 
 static int r_push_many(struct hreq *hr, char **seg, struct call *c)
 {
@@ -237,150 +189,33 @@ static int r_push_many(struct hreq *hr, char **seg, struct call *c)
 			     "the body must be {\"jobs\": [{\"queue\": ..., \"payload\": ...}, ...]}", NULL);
 		return 1;
 	}
-	c->op = "push";
-	c->answer = A_BATCH;
-	c->wrap = W_PLAIN;
 	return 0;
 }
 
-static int r_claim(struct hreq *hr, char **seg, struct call *c)
+static int r_step(struct hreq *hr, char **seg, struct call *c)
 {
 	(void)hr;
-	c->op = "claim";
-	set_str(c, "queue", seg[2]);
-	return 0;
-}
-
-static int r_get(struct hreq *hr, char **seg, struct call *c)
-{
-	(void)hr;
-	c->op = "get";
-	set_str(c, "execution_id", seg[2]);
-	return 0;
-}
-
-static int r_wait(struct hreq *hr, char **seg, struct call *c)
-{
-	(void)hr;
-	c->op = "wait";
-	set_str(c, "execution_id", seg[2]);
-	return 0;
-}
-
-static int finish(struct call *c, char **seg, const char *op)
-{
-	c->op = op;
-	set_str(c, "execution_id", seg[2]);
-	c->wrap = W_ITEM;
-	c->answer = A_ITEM;
-	return 0;
-}
-
-static int r_ack(struct hreq *hr, char **seg, struct call *c)
-{
-	(void)hr;
-	return finish(c, seg, "ack");
-}
-
-static int r_nack(struct hreq *hr, char **seg, struct call *c)
-{
-	(void)hr;
-	return finish(c, seg, "nack");
-}
-
-static int r_extend(struct hreq *hr, char **seg, struct call *c)
-{
-	(void)hr;
-	return finish(c, seg, "extend");
-}
-
-static int r_steps(struct hreq *hr, char **seg, struct call *c)
-{
-	(void)hr;
-	c->op = "steps";
-	set_str(c, "execution_id", seg[2]);
-	return 0;
-}
-
-static int r_step_get(struct hreq *hr, char **seg, struct call *c)
-{
-	(void)hr;
-	c->op = "step_get";
-	set_str(c, "execution_id", seg[2]);
-	set_str(c, "name", seg[4]);
-	return 0;
-}
-
-static int r_step_set(struct hreq *hr, char **seg, struct call *c)
-{
-	c->op = "step_set";
-	set_str(c, "execution_id", seg[2]);
-	set_str(c, "name", seg[4]);
-	c->raw_key = "value";
-	c->raw = hr->body != NULL ? hr->body : "";
-	c->raw_len = hr->len;
-	return 0;
-}
-
-static int r_retry(struct hreq *hr, char **seg, struct call *c)
-{
-	(void)hr;
-	c->op = "retry";
-	set_str(c, "execution_id", seg[2]);
+	json_object_set_new(c->fields, "name", json_string(seg[4]));
 	return 0;
 }
 
 static int r_retry_all(struct hreq *hr, char **seg, struct call *c)
 {
-	(void)hr;
-	c->op = "retry";
-	set_str(c, "queue", seg[2]);
+	(void)hr, (void)seg;
 	json_object_set_new(c->fields, "all", json_true());
-	return 0;
-}
-
-static int r_cancel(struct hreq *hr, char **seg, struct call *c)
-{
-	(void)hr;
-	c->op = "cancel";
-	set_str(c, "id", seg[2]);
-	return 0;
-}
-
-static int queue_op(struct call *c, char **seg, const char *op)
-{
-	c->op = op;
-	set_str(c, "queue", seg[2]);
 	return 0;
 }
 
 static int r_purge(struct hreq *hr, char **seg, struct call *c)
 {
+	(void)seg;
 	if (json_object_get(c->fields, "state") == NULL) {
 		http_problem(hr, 400, "BAD_REQUEST",
 			     "purge needs ?state=dead, succeeded or cancelled: which executions to delete",
 			     NULL);
 		return 1;
 	}
-	return queue_op(c, seg, "purge");
-}
-
-static int r_pause(struct hreq *hr, char **seg, struct call *c)
-{
-	(void)hr;
-	return queue_op(c, seg, "pause");
-}
-
-static int r_resume(struct hreq *hr, char **seg, struct call *c)
-{
-	(void)hr;
-	return queue_op(c, seg, "resume");
-}
-
-static int r_limit(struct hreq *hr, char **seg, struct call *c)
-{
-	(void)hr;
-	return queue_op(c, seg, "limit");
+	return 0;
 }
 
 static int r_op(struct hreq *hr, char **seg, struct call *c)
@@ -398,14 +233,6 @@ static int r_op(struct hreq *hr, char **seg, struct call *c)
 	return 0;
 }
 
-static int r_metrics(struct hreq *hr, char **seg, struct call *c)
-{
-	(void)hr, (void)seg;
-	c->op = "metrics";
-	c->answer = A_METRICS;
-	return 0;
-}
-
 static int r_hook(struct hreq *hr, char **seg, struct call *c)
 {
 	const struct http_hook *hook = hooks_find(hr->h, seg[2]);
@@ -420,49 +247,54 @@ static int r_hook(struct hreq *hr, char **seg, struct call *c)
 	int rc = hooks_check(hr, hook, key, sizeof(key));
 	if (rc != 0)
 		return rc;
-	c->op = "push";
-	set_str(c, "queue", hook->queue);
-	set_str(c, "key", key);
-	c->wrap = W_JOB;
-	c->raw_key = "payload";
-	c->raw = hr->body != NULL ? hr->body : "";
-	c->raw_len = hr->len;
-	c->answer = A_HOOK;
+	json_object_set_new(c->fields, "key", json_string(key));
 	hr->hook_queue = hook->queue;
 	c->verified = hook->signature != HOOK_SIG_NONE;
 	return 0;
 }
 
+#define Q "queue"
+#define X "execution_id"
 static const struct route routes[] = {
-	{"GET", "/v1/ping", r_ping, NULL, false},
-	{"GET", "/v1/queues", r_queues, "from,limit", false},
-	{"GET", "/v1/queues/*", r_queue, NULL, false},
-	{"GET", "/v1/queues/*/executions", r_list, "state,limit,after", false},
-	{"GET", "/v1/queues/*/cues", r_cues, NULL, false},
-	{"POST", "/v1/queues/*/jobs", r_push, JOB_PARAMS, false},
-	{"POST", "/v1/queues/*/claim", r_claim, "max,lease_ms,wait_ms,worker", true},
-	{"POST", "/v1/queues/*/retry", r_retry_all, NULL, false},
-	{"POST", "/v1/queues/*/purge", r_purge, "state", false},
-	{"POST", "/v1/queues/*/pause", r_pause, NULL, false},
-	{"POST", "/v1/queues/*/resume", r_resume, NULL, false},
-	{"POST", "/v1/queues/*/limit", r_limit, "group,each_group,concurrency,rate,per_ms", true},
-	{"POST", "/v1/jobs", r_push_many, NULL, true},
-	{"GET", "/v1/executions/*", r_get, NULL, false},
-	{"GET", "/v1/executions/*/wait", r_wait, "wait_ms", false},
-	{"POST", "/v1/executions/*/ack", r_ack, "lease_token,result", true},
-	{"POST", "/v1/executions/*/nack", r_nack, "lease_token,error,retry_in_ms,terminal", true},
-	{"POST", "/v1/executions/*/extend", r_extend, "lease_token,lease_ms", true},
-	{"GET", "/v1/executions/*/steps", r_steps, NULL, false},
-	{"GET", "/v1/executions/*/steps/*", r_step_get, NULL, false},
-	{"PUT", "/v1/executions/*/steps/*", r_step_set, "lease_token", false},
-	{"POST", "/v1/executions/*/retry", r_retry, NULL, false},
-	{"POST", "/v1/executions/*/cancel", r_cancel, NULL, false},
-	{"GET", "/v1/cues/*", r_get, NULL, false},
-	{"POST", "/v1/cues/*/cancel", r_cancel, NULL, false},
-	{"POST", "/v1/ops/*", r_op, NULL, true},
-	{"POST", "/v1/hooks/*", r_hook, NULL, false},
-	{"GET", "/metrics", r_metrics, NULL, false},
+	{"GET", "/v1/ping", "ping", NULL, NULL, false, W_PLAIN, NULL, A_PLAIN, NULL},
+	{"GET", "/v1/queues", "stats", NULL, "from,limit", false, W_PLAIN, NULL, A_PLAIN, NULL},
+	{"GET", "/v1/queues/*", "stats", Q, NULL, false, W_PLAIN, NULL, A_QUEUE, NULL},
+	{"GET", "/v1/queues/*/executions", "list", Q, "state,limit,after", false, W_PLAIN, NULL,
+	 A_PLAIN, NULL},
+	{"GET", "/v1/queues/*/cues", "cues", Q, NULL, false, W_PLAIN, NULL, A_PLAIN, NULL},
+	{"POST", "/v1/queues/*/jobs", "push", Q, JOB_PARAMS, false, W_JOB, "payload", A_PUSH, NULL},
+	{"POST", "/v1/queues/*/claim", "claim", Q, "max,lease_ms,wait_ms,worker", true, W_PLAIN, NULL,
+	 A_PLAIN, NULL},
+	{"POST", "/v1/queues/*/retry", "retry", Q, NULL, false, W_PLAIN, NULL, A_PLAIN, r_retry_all},
+	{"POST", "/v1/queues/*/purge", "purge", Q, "state", false, W_PLAIN, NULL, A_PLAIN, r_purge},
+	{"POST", "/v1/queues/*/pause", "pause", Q, NULL, false, W_PLAIN, NULL, A_PLAIN, NULL},
+	{"POST", "/v1/queues/*/resume", "resume", Q, NULL, false, W_PLAIN, NULL, A_PLAIN, NULL},
+	{"POST", "/v1/queues/*/limit", "limit", Q, "group,each_group,concurrency,rate,per_ms", true,
+	 W_PLAIN, NULL, A_PLAIN, NULL},
+	{"POST", "/v1/jobs", "push", NULL, NULL, true, W_PLAIN, NULL, A_BATCH, r_push_many},
+	{"GET", "/v1/executions/*", "get", X, NULL, false, W_PLAIN, NULL, A_PLAIN, NULL},
+	{"GET", "/v1/executions/*/wait", "wait", X, "wait_ms", false, W_PLAIN, NULL, A_PLAIN, NULL},
+	{"POST", "/v1/executions/*/ack", "ack", X, "lease_token,result", true, W_ITEM, NULL, A_ITEM,
+	 NULL},
+	{"POST", "/v1/executions/*/nack", "nack", X, "lease_token,error,retry_in_ms,terminal", true,
+	 W_ITEM, NULL, A_ITEM, NULL},
+	{"POST", "/v1/executions/*/extend", "extend", X, "lease_token,lease_ms", true, W_ITEM, NULL,
+	 A_ITEM, NULL},
+	{"GET", "/v1/executions/*/steps", "steps", X, NULL, false, W_PLAIN, NULL, A_PLAIN, NULL},
+	{"GET", "/v1/executions/*/steps/*", "step_get", X, NULL, false, W_PLAIN, NULL, A_PLAIN,
+	 r_step},
+	{"PUT", "/v1/executions/*/steps/*", "step_set", X, "lease_token", false, W_PLAIN, "value",
+	 A_PLAIN, r_step},
+	{"POST", "/v1/executions/*/retry", "retry", X, NULL, false, W_PLAIN, NULL, A_PLAIN, NULL},
+	{"POST", "/v1/executions/*/cancel", "cancel", "id", NULL, false, W_PLAIN, NULL, A_PLAIN, NULL},
+	{"GET", "/v1/cues/*", "get", X, NULL, false, W_PLAIN, NULL, A_PLAIN, NULL},
+	{"POST", "/v1/cues/*/cancel", "cancel", "id", NULL, false, W_PLAIN, NULL, A_PLAIN, NULL},
+	{"POST", "/v1/ops/*", NULL, NULL, NULL, true, W_PLAIN, NULL, A_PLAIN, r_op},
+	{"POST", "/v1/hooks/*", "push", Q, NULL, false, W_JOB, "payload", A_HOOK, r_hook},
+	{"GET", "/metrics", "metrics", NULL, NULL, false, W_PLAIN, NULL, A_METRICS, NULL},
 };
+#undef Q
+#undef X
 
 /* Splits path into at most MAX_SEGS segments (in buf). */
 static size_t split(const char *path, char *buf, size_t size, char **seg)
@@ -529,11 +361,20 @@ int api_route(struct hreq *hr, const char *method, const char *url, struct call 
 				   NULL);
 		return res == MHD_YES ? 1 : -1;
 	}
-	c->answer = A_PLAIN;
 	int rc = gather(hr, rt, c);
-	if (rc == 0)
-		rc = rt->fn(hr, seg, c);
-	return rc;
+	if (rc != 0)
+		return rc;
+	c->op = rt->op;
+	c->wrap = rt->wrap;
+	c->answer = rt->answer;
+	if (rt->field != NULL) /* a copy: seg is on this stack */
+		json_object_set_new(c->fields, rt->field, json_string(seg[2]));
+	if (rt->raw_key != NULL) {
+		c->raw_key = rt->raw_key;
+		c->raw = hr->body != NULL ? hr->body : "";
+		c->raw_len = hr->len;
+	}
+	return rt->fn != NULL ? rt->fn(hr, seg, c) : 0;
 }
 
 /* ---- answers ---- */

@@ -77,7 +77,7 @@ while read -r method path; do
 	re=$(printf '%s' "$path" | sed 's/\*/{[a-z]*}/g')
 	grep -Eq "$re" "$doc" || fail "docs/HTTP.md does not document $method $path"
 	n=$((n + 1))
-done < <(sed -n 's/^\t{"\([A-Z]*\)", "\([^"]*\)", r_.*/\1 \2/p' "$routes")
+done < <(sed -n 's/^\t{"\([A-Z]*\)", "\(\/[^"]*\)",.*/\1 \2/p' "$routes")
 ((n >= 25)) || fail "found only $n routes in $routes"
 [[ $(grep -c curl "$tmp/doc.sh") -ge 20 ]] || fail "docs/HTTP.md has too few curl examples"
 CUEQ_HTTP=$H bash -euo pipefail "$tmp/doc.sh" >"$tmp/doc.out" 2>&1 ||
