@@ -249,6 +249,9 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		log_info("serving HTTP on http://%s (%zu webhook intakes)", cfg.http, cfg.n_hooks);
+		if (cfg.auth_file != NULL && !http_addr_local(cfg.http))
+			log_warn("--http %s: tokens cross the network in clear text; put a TLS-terminating proxy in front of it beyond this machine",
+				 cfg.http);
 	}
 	sc.loop = l, sc.srv = srv, sc.http = http;
 	if (pthread_create(&sigthr, NULL, signal_main, &sc) != 0) {
