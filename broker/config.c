@@ -104,6 +104,13 @@ bool config_local_url(const char *url)
 	return false;
 }
 
+bool config_local_addr(const char *addr)
+{
+	char url[128];
+	return (size_t)snprintf(url, sizeof(url), "tcp://%s", addr) < sizeof(url) &&
+	       config_local_url(url);
+}
+
 static int bad(const char *fmt, const char *arg)
 {
 	fprintf(stderr, "cueqd: ");
@@ -275,7 +282,7 @@ int config_parse(struct config *c, int argc, char **argv)
 		c->listen[c->n_listen++] = "tcp://127.0.0.1:7700";
 	if (c->http == NULL && c->n_hooks > 0)
 		return bad("%s", "--hook needs the HTTP face: drop --http off");
-	if (c->http != NULL && !c->insecure && c->auth_file == NULL && !http_addr_local(c->http)) {
+	if (c->http != NULL && !c->insecure && c->auth_file == NULL && !config_local_addr(c->http)) {
 		fprintf(stderr,
 			"cueqd: --http %s is reachable from other machines, and this broker has no authentication: any client there could push, claim, ack and purge. Give --auth FILE with tokens, serve HTTP on loopback (127.0.0.1:PORT), or give --insecure to accept that risk\n",
 			c->http);

@@ -40,5 +40,7 @@ int config_parse(struct config *c, int argc, char **argv);
 /* Whether url can be reached from this machine only: ipc://, inproc://,
  * or tcp:// on a loopback address. */
 bool config_local_url(const char *url);
+/* The same for a HOST:PORT (--http). */
+bool config_local_addr(const char *addr);
 
 #endif /* CUEQ_CONFIG_H */

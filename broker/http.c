@@ -45,9 +45,9 @@
 static const char face_cid[] = "cueq-http-face";
 #define IDEM_KEY_MAX 255
 
-static void face_reply(struct request *r, nng_msg *reply);
+static void face_done(struct request *r, nng_msg *reply);
 static void face_drop(struct request *r);
-static const struct request_face face = {.reply = face_reply, .drop = face_drop};
+static const struct request_face face = {.reply = face_done, .drop = face_drop};
 
 /* ---- answers ---- */
 
@@ -167,15 +167,22 @@ const char *http_header(const struct hreq *hr, const char *name)
 
 /* ---- the core's answers (any thread) ---- */
 
+/* Where digest is in the set of keys in progress, or -1 (mu held). */
+static long key_at(const struct http *h, const uint8_t *digest)
+{
+	for (size_t i = 0; i < h->n_keys; i++)
+		if (memcmp(h->keys[i], digest, HTTP_KEY_DIGEST) == 0)
+			return (long)i;
+	return -1;
+}
+
 static void forget_key(struct http *h, struct hreq *hr)
 {
 	if (!hr->inflight)
 		return;
-	for (size_t i = 0; i < h->n_keys; i++)
-		if (memcmp(h->keys[i], hr->digest, HTTP_KEY_DIGEST) == 0) {
-			memcpy(h->keys[i], h->keys[--h->n_keys], HTTP_KEY_DIGEST);
-			break;
-		}
+	long i = key_at(h, hr->digest);
+	if (i >= 0)
+		memcpy(h->keys[i], h->keys[--h->n_keys], HTTP_KEY_DIGEST);
 	hr->inflight = false;
 }
 
@@ -193,11 +200,6 @@ static void face_done(struct request *r, nng_msg *reply)
 	forget_key(h, hr);
 	pthread_mutex_unlock(&h->mu);
 	MHD_resume_connection(hr->conn);
-}
-
-static void face_reply(struct request *r, nng_msg *reply)
-{
-	face_done(r, reply);
 }
 
 static void face_drop(struct request *r)
@@ -328,22 +330,20 @@ static enum MHD_Result deliver(struct hreq *hr, struct call *c)
 	hr->req.flags = c->verified ? REQ_VERIFIED : 0;
 	hr->req.next = NULL;
 	hr->req.arrived_ns = metrics_clock_ns();
-	size_t len = nng_msg_len(m);
-	hr->req.body_hash = len <= PROTO_MAX_FRAME ? proto_hash(PROTO_HASH_INIT, nng_msg_body(m), len) : 0;
+	hr->req.body_hash = request_body_hash(m);
 	hr->answer = c->answer;
 
 	pthread_mutex_lock(&h->mu);
 	if (key != NULL) {
-		for (size_t i = 0; i < h->n_keys; i++)
-			if (memcmp(h->keys[i], hr->digest, HTTP_KEY_DIGEST) == 0) {
-				pthread_mutex_unlock(&h->mu);
-				nng_msg_free(m);
-				hr->req.msg = NULL;
-				hr->idem = false; /* this answer is no replay */
-				return http_problem(hr, 409, "CONFLICT",
-						    "a request with this Idempotency-Key is still being processed; retry once it has been answered",
-						    NULL);
-			}
+		if (key_at(h, hr->digest) >= 0) {
+			pthread_mutex_unlock(&h->mu);
+			nng_msg_free(m);
+			hr->req.msg = NULL;
+			hr->idem = false; /* this answer is no replay */
+			return http_problem(hr, 409, "CONFLICT",
+					    "a request with this Idempotency-Key is still being processed; retry once it has been answered",
+					    NULL);
+		}
 		if (h->n_keys == h->cap_keys) {
 			size_t cap = h->cap_keys ? h->cap_keys * 2 : 64;
 			void *k = realloc(h->keys, cap * HTTP_KEY_DIGEST);
@@ -597,17 +597,6 @@ static int parse_addr(const char *addr, struct sockaddr_storage *ss, bool *v6)
 		return 0;
 	}
 	return -1;
-}
-
-bool http_addr_local(const char *addr)
-{
-	struct sockaddr_storage ss;
-	bool v6;
-	if (parse_addr(addr, &ss, &v6) != 0)
-		return false;
-	if (v6)
-		return IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&ss)->sin6_addr);
-	return (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) == 127;
 }
 
 bool http_addr_ok(const char *addr)

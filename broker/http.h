@@ -57,9 +57,8 @@ int http_hook_parse(const char *spec, struct http_hook *out, char *err, size_t e
 int http_hooks_load(struct http_hook *hooks, size_t n, char *err, size_t errlen);
 void http_hooks_free(struct http_hook *hooks, size_t n);
 
-/* Whether addr is HOST:PORT, and whether it is a loopback address. */
+/* Whether addr is HOST:PORT (an IP address or localhost). */
 bool http_addr_ok(const char *addr);
-bool http_addr_local(const char *addr);
 
 /* Starts serving cfg->addr, handing requests to l.  -1 with a sentence. */
 int http_start(const struct http_config *cfg, struct loop *l, struct http **out, char *err,

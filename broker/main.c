@@ -249,7 +249,7 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		log_info("serving HTTP on http://%s (%zu webhook intakes)", cfg.http, cfg.n_hooks);
-		if (cfg.auth_file != NULL && !http_addr_local(cfg.http))
+		if (cfg.auth_file != NULL && !config_local_addr(cfg.http))
 			log_warn("--http %s: tokens cross the network in clear text; put a TLS-terminating proxy in front of it beyond this machine",
 				 cfg.http);
 	}

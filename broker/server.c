@@ -115,6 +115,14 @@ static void listen_again(struct sctx *c)
 	nng_ctx_recv(c->ctx, c->aio);
 }
 
+uint64_t request_body_hash(nng_msg *m)
+{
+	/* at about 1 ns a byte: 5 ms for a frame of 4 MiB, which runs on the
+	 * receiving thread beside the core */
+	size_t len = nng_msg_len(m);
+	return len <= PROTO_MAX_FRAME ? proto_hash(PROTO_HASH_INIT, nng_msg_body(m), len) : 0;
+}
+
 static void ctx_cb(void *arg)
 {
 	struct sctx *c = arg;
@@ -148,11 +156,7 @@ static void ctx_cb(void *arg)
 	c->req.arrived_ns = metrics_clock_ns();
 	c->req.op = 0;
 	c->req.code = 0;
-	/* what binds a request ID to its request (loop.c), at about 1 ns a
-	 * byte: 5 ms for a frame of 4 MiB, which here runs beside the core */
-	size_t len = nng_msg_len(c->req.msg);
-	c->req.body_hash =
-		len <= PROTO_MAX_FRAME ? proto_hash(PROTO_HASH_INIT, nng_msg_body(c->req.msg), len) : 0;
+	c->req.body_hash = request_body_hash(c->req.msg);
 	pthread_mutex_lock(&s->mu);
 	c->state = S_WAIT;
 	s->listening--;

@@ -58,6 +58,10 @@ struct request {
 	void *ctx; /* the server's context */
 };
 
+/* request.body_hash of a frame m: what binds a request ID to its bytes
+ * (loop.c); 0 for one over PROTO_MAX_FRAME.  Any thread. */
+uint64_t request_body_hash(nng_msg *m);
+
 typedef void (*server_deliver_fn)(void *arg, struct request *r);
 typedef void (*server_pipe_fn)(void *arg, uint32_t pipe);
 
