@@ -333,6 +333,30 @@ want 201 "the slow key once answered"
 [[ $(header Idempotent-Replayed) == true ]] || fail "the slow key replays once answered"
 stop
 
+# ---- storage faults under an HTTP push: never 2xx before it is durable, and a
+# retry with the same Idempotency-Key makes exactly one execution ----
+for fault in write:1:exit write:1:fail write:1:exit-after sync:1:exit; do
+	rm -rf "$tmp/data"
+	CUEQ_FAULT=$fault start
+	code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Idempotency-Key: f-1' \
+		--data-binary 'f' "$H/v1/queues/faulty/jobs") || true
+	[[ $code != 2* ]] || fail "$fault: the push was answered $code before it was durable"
+	wait "$pid" 2>/dev/null || true
+	pid=""
+	start
+	req POST /v1/queues/faulty/jobs -H 'Idempotency-Key: f-1' --data-binary 'f'
+	want 201 "$fault: the retry"
+	case $fault in
+	write:1:exit | write:1:fail)
+		[[ -z $(header Idempotent-Replayed) ]] || fail "$fault: nothing was written, yet a replay" ;;
+	*)
+		[[ $(header Idempotent-Replayed) == true ]] || fail "$fault: written before the crash, yet no replay" ;;
+	esac
+	[[ $(curl -s "$H/v1/queues/faulty" | jq -r .ready) == 1 ]] || fail "$fault: not exactly one execution"
+	stop
+done
+rm -rf "$tmp/data"
+
 # ---- webhooks: GitHub's and Stripe's conventions, duplicates across kill -9 ----
 printf 'gh-secret\n' >"$tmp/gh.secret"
 printf 'whsec_test' >"$tmp/st.secret"
