@@ -482,12 +482,15 @@ void server_reply(struct server *s, struct request *r, nng_msg *reply)
 	if (warn)
 		s->unread_logged = now;
 	pthread_mutex_unlock(&s->mu);
+	/* once sent, the context may take its next request into r at once:
+	 * what is needed of r after the send is read before it */
+	uint32_t pipe = r->pipe;
 	c->state = S_SEND;
 	nng_aio_set_msg(c->aio, reply);
 	nng_ctx_send(c->ctx, c->aio);
 	if (close_it) {
 		nng_pipe p = NNG_PIPE_INITIALIZER;
-		p.id = r->pipe;
+		p.id = pipe;
 		nng_pipe_close(p);
 		if (warn)
 			log_warn("closed a connection with %d answers it did not read; %llu closed so far",
